@@ -1,0 +1,51 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import Docker from 'dockerode';
+import type { SshPool } from '../ssh/pool';
+
+/**
+ * An http.Agent whose sockets are streamlocal forwards to the host's Docker socket over the pooled
+ * SSH connection: one handshake per host for the life of the worker, where dockerode's own 'ssh'
+ * transport makes a new SSH connection (250-360 ms) for every API call.
+ */
+class SshDockerAgent extends http.Agent {
+  constructor(
+    private readonly pool: SshPool,
+    private readonly host: string,
+    private readonly socketPath: string,
+  ) {
+    super({ keepAlive: false });
+  }
+
+  override createConnection(_options: unknown, callback?: (err: Error | null, socket: Duplex) => void): undefined {
+    this.pool.forwardStreamLocal(this.host, this.socketPath).then(
+      (channel) => {
+        // http expects a net.Socket; an SSH channel is a plain duplex stream.
+        const socket = channel as unknown as Duplex & Record<string, unknown>;
+        for (const noop of ['setNoDelay', 'setKeepAlive', 'setTimeout', 'ref', 'unref'])
+          socket[noop] ??= () => socket;
+        callback?.(null, socket);
+      },
+      (err: Error) => callback?.(err, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}
+
+/** dockerode clients per host, each talking through that host's pooled SSH connection. */
+export class DockerEngines {
+  private readonly clients = new Map<string, Docker>();
+  constructor(private readonly pool: SshPool) {}
+
+  engine(hostName: string): Docker {
+    let docker = this.clients.get(hostName);
+    if (!docker) {
+      const host = this.pool.host(hostName);
+      const agent = new SshDockerAgent(this.pool, hostName, host.dockerSocket);
+      // dockerode's http modem: any host/port works, the agent decides where the bytes go
+      docker = new Docker({ protocol: 'http', host: hostName, port: 2375, agent } as Docker.DockerOptions);
+      this.clients.set(hostName, docker);
+    }
+    return docker;
+  }
+}
