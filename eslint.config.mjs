@@ -6,7 +6,9 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly' },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-require-imports': 'off',
@@ -20,12 +22,21 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'child_process', 'net', 'http', 'https', 'crypto', 'os', 'path'], message: 'Workflows do no I/O: put it in an activity.' },
-            { group: ['../activities/*/**', 'ssh2', 'dockerode'], message: 'Workflows call activities through proxyActivities, never directly.' },
+            {
+              group: ['node:*', 'fs', 'child_process', 'net', 'http', 'https', 'crypto', 'os', 'path'],
+              message: 'Workflows do no I/O: put it in an activity.',
+            },
+            {
+              group: ['../activities/*/**', 'ssh2', 'dockerode'],
+              message: 'Workflows call activities through proxyActivities, never directly.',
+            },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
+      ],
     },
   },
 );

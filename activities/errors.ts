@@ -34,7 +34,12 @@ export const NON_RETRYABLE: readonly FailureType[] = [
   FailureType.Conflict,
 ];
 
-export function failure(type: FailureType, message: string, details?: Record<string, unknown>, cause?: Error) {
+export function failure(
+  type: FailureType,
+  message: string,
+  details?: Record<string, unknown>,
+  cause?: Error,
+) {
   return ApplicationFailure.create({
     type,
     message,

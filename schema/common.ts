@@ -10,7 +10,10 @@ export const slug = (what: string, max = 40) =>
     .string()
     .min(2, `${what} must be at least 2 characters`)
     .max(max, `${what} must be at most ${max} characters`)
-    .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/, `${what} must be lowercase letters, digits and inner hyphens`);
+    .regex(
+      /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/,
+      `${what} must be lowercase letters, digits and inner hyphens`,
+    );
 
 /** A host name in the inventory. */
 export const hostName = slug('host name', 63);
@@ -25,7 +28,8 @@ export function describeIssues(error: z.ZodError): string {
 /** Parse or throw an Error whose message names every bad field. */
 export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
   const result = schema.safeParse(input);
-  if (!result.success) throw new InvalidInputError(`invalid ${what}: ${describeIssues(result.error)}`, result.error);
+  if (!result.success)
+    throw new InvalidInputError(`invalid ${what}: ${describeIssues(result.error)}`, result.error);
   return result.data;
 }
 

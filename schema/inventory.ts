@@ -13,7 +13,10 @@ export const HostKeyFingerprint = z
 const absolutePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path');
 
 const HostDefaults = z.strictObject({
-  user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'must be a Unix user name').default('root'),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$/, 'must be a Unix user name')
+    .default('root'),
   port: z.number().int().min(1).max(65535).default(22),
   dockerSocket: absolutePath.default('/run/docker.sock'),
 });
@@ -40,7 +43,12 @@ export const Inventory = z
   .superRefine((inv, ctx) => {
     const seen = new Set<string>();
     inv.hosts.forEach((h, i) => {
-      if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name ${h.name}` });
+      if (seen.has(h.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', i, 'name'],
+          message: `duplicate host name ${h.name}`,
+        });
       seen.add(h.name);
     });
   });

@@ -17,7 +17,10 @@ class SshDockerAgent extends http.Agent {
     super({ keepAlive: false });
   }
 
-  override createConnection(_options: unknown, callback?: (err: Error | null, socket: Duplex) => void): undefined {
+  override createConnection(
+    _options: unknown,
+    callback?: (err: Error | null, socket: Duplex) => void,
+  ): undefined {
     this.pool.forwardStreamLocal(this.host, this.socketPath).then(
       (channel) => {
         // http expects a net.Socket; an SSH channel is a plain duplex stream.

@@ -163,7 +163,11 @@ export class SshPool {
             ),
           );
         } else if (err.level === 'client-authentication') {
-          reject(failure(FailureType.AuthFailed, `${where} refused our key for user ${host.user}`, { host: host.name }));
+          reject(
+            failure(FailureType.AuthFailed, `${where} refused our key for user ${host.user}`, {
+              host: host.name,
+            }),
+          );
         } else {
           reject(
             failure(FailureType.HostUnreachable, `cannot reach ${where}: ${err.message}`, {
@@ -177,7 +181,12 @@ export class SshPool {
       const sock = net.connect({ host: host.address, port: host.port, noDelay: true });
       sock.setKeepAlive(true, this.opts.keepaliveIntervalMs);
       const timer = setTimeout(
-        () => fail(Object.assign(new Error(`no SSH handshake within ${this.opts.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        () =>
+          fail(
+            Object.assign(new Error(`no SSH handshake within ${this.opts.connectTimeoutMs} ms`), {
+              code: 'ETIMEDOUT',
+            }),
+          ),
         this.opts.connectTimeoutMs,
       );
       sock.once('error', fail);
@@ -279,7 +288,12 @@ function unreachable(host: string, err: unknown) {
   return failure(FailureType.HostUnreachable, `lost the SSH connection to ${host}: ${message}`, { host });
 }
 
-function runChannel(host: string, client: Client, argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
+function runChannel(
+  host: string,
+  client: Client,
+  argv: readonly string[],
+  o: ExecOptions,
+): Promise<ExecResult> {
   const check = o.check ?? true;
   const command = remoteCommandLine(argv);
   return new Promise<ExecResult>((resolve, reject) => {
@@ -387,7 +401,7 @@ function runChannel(host: string, client: Client, argv: readonly string[], o: Ex
       if (o.stdin === undefined) stream.end();
       else if (typeof o.stdin === 'string' || Buffer.isBuffer(o.stdin)) stream.end(o.stdin);
       else {
-        o.stdin.on('error', (e) => stream.destroy(e));
+        o.stdin.on('error', (e) => (stream as unknown as Duplex).destroy(e));
         o.stdin.pipe(stream as unknown as Duplex);
       }
     });

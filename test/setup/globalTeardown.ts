@@ -1,0 +1,11 @@
+import type { DevServer } from '../../workers/devServer';
+import { testbed } from '../testbed';
+
+/** Stop what globalSetup started: the dev server, and the fleet unless it was already up (or QM_KEEP_TESTBED=1). */
+export default async function globalTeardown() {
+  const state = (globalThis as Record<string, unknown>).__qmTest as
+    { server: DevServer; startedBed: boolean } | undefined;
+  if (!state) return;
+  await state.server.stop();
+  if (state.startedBed && process.env.QM_KEEP_TESTBED !== '1') testbed.down();
+}

@@ -1,0 +1,24 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Fleet } from '../../activities/fleet';
+import { checkFleet } from '../../workflows';
+import { openTestFleet } from '../support/fleet';
+import { testEnv, withWorker } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let fleet: Fleet;
+beforeAll(async () => {
+  env = await testEnv();
+  fleet = openTestFleet();
+});
+afterAll(async () => {
+  await fleet?.close();
+  await env?.teardown();
+});
+
+test('a workflow runs on the dev server and checks every host over SSH, Docker and MariaDB', async () => {
+  const result = await withWorker(env, fleet, (taskQueue) =>
+    env.client.workflow.execute(checkFleet, { taskQueue, workflowId: `smoke-${Date.now()}`, args: [{}] }),
+  );
+  expect(result.failed).toEqual([]);
+  expect(result.healthy).toEqual(fleet.hosts.map((h) => h.name).sort());
+});

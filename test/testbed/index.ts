@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+/**
+ * The test bed from TypeScript: a thin wrapper over testbed.sh (the one place that knows how the
+ * fleet is built), for the jest setup and for tests that break a host on purpose.
+ */
+export const TESTBED_DIR = process.env.QM_TESTBED_DIR ?? '/tmp/qm-testbed';
+export const INVENTORY = path.join(TESTBED_DIR, 'inventory.json');
+export const CLIENT_KEY = path.join(TESTBED_DIR, 'keys', 'id_ed25519');
+const SCRIPT = path.join(__dirname, 'testbed.sh');
+
+function run(...args: string[]): string {
+  return execFileSync('bash', [SCRIPT, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, QM_TESTBED_DIR: TESTBED_DIR },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 5 * 60_000,
+  });
+}
+
+/** host2 -> 2 */
+function index(host: string): string {
+  const m = /^host(\d+)$/.exec(host);
+  if (!m) throw new Error(`not a test bed host: ${host}`);
+  return m[1]!;
+}
+
+export type Daemon = 'sshd' | 'docker' | 'mariadb';
+
+export const testbed = {
+  up: () => run('up'),
+  down: () => run('down'),
+  isUp(): boolean {
+    try {
+      run('is-up');
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  /** Take the host off the network (its switch port goes down); `heal` puts it back. */
+  cut: (host: string) => run('cut', index(host)),
+  heal: (host: string) => run('heal', index(host)),
+  stop: (host: string, daemon: Daemon) => run('stop', index(host), daemon),
+  start: (host: string, daemon: Daemon) => run('start', index(host), daemon),
+  /** What a patch reboot looks like from outside: sshd and the Docker engine stop and start again. */
+  reboot: (host: string) => run('reboot', index(host)),
+  /** Run a command inside a host's namespaces, bypassing SSH (for checking outcomes). */
+  exec: (host: string, argv: string[]) => run('exec', index(host), ...argv),
+};

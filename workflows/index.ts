@@ -1,0 +1,2 @@
+// Every workflow type the worker runs, one business process per file.
+export { checkFleet } from './checkFleet';
