@@ -20,7 +20,7 @@ export default async function globalSetup() {
   const tServer = Date.now();
 
   const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
+    workflowsPath: require.resolve('../workflows'),
     logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} },
   });
   const bundlePath = path.join(TESTBED_DIR, 'workflow-bundle.js');
