@@ -10,9 +10,23 @@ export function quoteArg(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Words a shell reads specially in command position even when they hold only plain characters: its
+ * reserved words (POSIX and bash's), and `NAME=value`, which is a variable assignment there.
+ */
+const RESERVED = new Set(
+  'case do done elif else esac fi for function if in select then time until while coproc'.split(' '),
+);
+
+/** An argument vector as one shell line: the first element is always run as a program. */
 export function quoteArgv(argv: readonly string[]): string {
   if (argv.length === 0) throw new TypeError('an empty command');
-  return argv.map(quoteArg).join(' ');
+  return argv
+    .map((arg, i) => {
+      const quoted = quoteArg(arg);
+      return i === 0 && quoted === arg && (RESERVED.has(arg) || arg.includes('=')) ? `'${arg}'` : quoted;
+    })
+    .join(' ');
 }
 
 /** The first line the remote wrapper writes on stderr: the process group to signal on cancel. */
