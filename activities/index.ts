@@ -1,3 +1,4 @@
+import { makeDockerActivities } from './docker/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
 
@@ -10,6 +11,7 @@ export function createActivities(fleet: Fleet) {
     checkHost: makeCheckHost(fleet),
     listHosts: async (): Promise<{ name: string; roles: string[] }[]> =>
       fleet.hosts.map((h) => ({ name: h.name, roles: h.roles })),
+    ...makeDockerActivities(fleet),
   };
 }
 

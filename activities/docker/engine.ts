@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
+import { failure, FailureType } from '../errors';
 import type { SshPool } from '../ssh/pool';
 
 /**
@@ -29,9 +30,23 @@ class SshDockerAgent extends http.Agent {
           socket[noop] ??= () => socket;
         callback?.(null, socket);
       },
-      (err: Error) => callback?.(err, undefined as unknown as Duplex),
+      (err: Error) => callback?.(this.explain(err), undefined as unknown as Duplex),
     );
     return undefined;
+  }
+
+  /**
+   * sshd refuses the forward (a "Channel open failure") when nothing listens on the socket: the
+   * host answers but its Docker engine does not. Say so, rather than blame the SSH connection.
+   */
+  private explain(err: Error): Error {
+    if (!/Channel open failure/i.test(err.message)) return err;
+    return failure(
+      FailureType.HostUnreachable,
+      `the Docker engine of ${this.host} does not accept connections on ${this.socketPath} ` +
+        `(SSH to the host works; is dockerd running?)`,
+      { host: this.host, socket: this.socketPath, engineDown: true },
+    );
   }
 }
 
