@@ -1,6 +1,7 @@
 import { makeDockerActivities } from './docker/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
+import { makeProxyActivities } from './proxy/activities';
 
 /**
  * Every activity the worker registers, each a closure over the fleet it reaches the hosts through.
@@ -12,6 +13,7 @@ export function createActivities(fleet: Fleet) {
     listHosts: async (): Promise<{ name: string; roles: string[] }[]> =>
       fleet.hosts.map((h) => ({ name: h.name, roles: h.roles })),
     ...makeDockerActivities(fleet),
+    ...makeProxyActivities(fleet),
   };
 }
 

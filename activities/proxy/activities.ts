@@ -1,0 +1,234 @@
+import { Route, withBackendState } from '../../schema/route';
+import { activityIO, withHeartbeat } from '../context';
+import { failure, FailureType } from '../errors';
+import type { Fleet } from '../fleet';
+import {
+  EnsureProxyInput,
+  parseInput,
+  ProbeSiteInput,
+  proxyHost,
+  PutSiteRouteInput,
+  SetBackendStateInput,
+  SiteOnProxyInput,
+  StopProxyInput,
+} from './inputs';
+import { PAGES, pagePath, proxyPaths, sitePaths } from './layout';
+import { listenAddress, PAGE_HTML, renderBaseConfig, renderRouteJson, renderSiteConfig } from './nginxConfig';
+import { probeThroughProxy, type ProbeResult } from './probe';
+import {
+  applyChange,
+  GuardMismatch,
+  makeDirs,
+  proxyProcesses,
+  readRemoteFile,
+  sha256,
+  stopNginx,
+} from './remote';
+
+export interface ProxyChange {
+  /** Files on the proxy host changed. */
+  changed: boolean;
+  /** The running nginx was reloaded (and has switched to the new configuration). */
+  reloaded: boolean;
+}
+
+/** The proxy (routing) activities: nginx on the hosts with role `proxy`, one file per site. */
+export function makeProxyActivities(fleet: Fleet) {
+  /** The site's route as stored on the proxy host, its raw JSON (for compare-and-swap), or nulls. */
+  async function storedRoute(
+    host: string,
+    siteId: string,
+  ): Promise<{ route: Route | null; raw: string | null }> {
+    const raw = await readRemoteFile(fleet, host, sitePaths(siteId).json);
+    if (raw === null) return { route: null, raw };
+    let data: unknown;
+    try {
+      data = JSON.parse(raw);
+    } catch {
+      data = undefined;
+    }
+    const parsed = Route.safeParse(data);
+    if (!parsed.success || parsed.data.siteId !== siteId)
+      throw failure(
+        FailureType.Conflict,
+        `${host}: the stored route of ${siteId} (${sitePaths(siteId).json}) is not a valid route; put the route again`,
+        { host, siteId },
+      );
+    return { route: parsed.data, raw };
+  }
+
+  async function writeRoute(
+    host: string,
+    route: Route,
+    guard?: { path: string; sha256: string },
+  ): Promise<ProxyChange> {
+    const h = proxyHost(fleet, host);
+    const paths = sitePaths(route.siteId);
+    const conf = renderSiteConfig(route, { listen: listenAddress(h.address) });
+    const json = renderRouteJson(route);
+    const [liveConf, liveJson] = await Promise.all([
+      readRemoteFile(fleet, host, paths.conf),
+      readRemoteFile(fleet, host, paths.json),
+    ]);
+    if (liveConf === conf && liveJson === json) return { changed: false, reloaded: false };
+    const outcome = await applyChange(fleet, host, {
+      what: `route of ${route.siteId}`,
+      start: false,
+      guard,
+      files: [
+        { live: paths.conf, content: conf },
+        { live: paths.json, content: json },
+      ],
+    });
+    return { changed: outcome.changed, reloaded: outcome.reloaded };
+  }
+
+  return {
+    /**
+     * Set up the proxy on a proxy host: its directories, its pages and its base nginx.conf (each
+     * replaced only if different, a new nginx.conf only after `nginx -t` passes), then nginx
+     * started if it is not running, or reloaded if the base config changed. Safe to run twice:
+     * a second run finds every file equal and nginx running, and changes nothing.
+     */
+    async ensureProxy(
+      input: EnsureProxyInput,
+    ): Promise<ProxyChange & { started: boolean; masterPid: number }> {
+      const { host } = parseInput(EnsureProxyInput, input, 'ensureProxy input');
+      const h = proxyHost(fleet, host);
+      return withHeartbeat(async () => {
+        await makeDirs(fleet, host);
+        const outcome = await applyChange(fleet, host, {
+          what: 'proxy base configuration',
+          start: true,
+          files: [
+            ...PAGES.map((page) => ({ live: pagePath(page), content: PAGE_HTML[page] })),
+            { live: proxyPaths.conf, content: renderBaseConfig({ listen: listenAddress(h.address) }) },
+          ],
+        });
+        const procs = await proxyProcesses(fleet, host);
+        if (!procs)
+          throw failure(FailureType.CommandFailed, `${host}: nginx is not running after ensureProxy`, {
+            host,
+          });
+        return { ...outcome, masterPid: procs.master };
+      });
+    },
+
+    /**
+     * Route a site: render its nginx config and route JSON; if both equal what is on the host,
+     * do nothing (no write, no reload); otherwise apply them as one transaction (nginx -t, then
+     * atomic rename and reload; on a failed test the previous files are put back and the running
+     * nginx never sees the bad config). Safe to run twice: the second run finds equal files.
+     * A stopped proxy is left stopped (ensureProxy starts it); its files are updated.
+     */
+    async putSiteRoute(input: PutSiteRouteInput): Promise<ProxyChange> {
+      const { host, route } = parseInput(PutSiteRouteInput, input, 'putSiteRoute input');
+      proxyHost(fleet, host);
+      return withHeartbeat(() => writeRoute(host, route));
+    },
+
+    /**
+     * Stop routing a site: delete its config and route JSON and reload; its domains then get the
+     * default server's 404. Safe to run twice: a site with no files is already removed.
+     */
+    async removeSiteRoute(input: SiteOnProxyInput): Promise<ProxyChange> {
+      const { host, siteId } = parseInput(SiteOnProxyInput, input, 'removeSiteRoute input');
+      proxyHost(fleet, host);
+      const paths = sitePaths(siteId);
+      return withHeartbeat(async () => {
+        const [conf, json] = await Promise.all([
+          readRemoteFile(fleet, host, paths.conf),
+          readRemoteFile(fleet, host, paths.json),
+        ]);
+        if (conf === null && json === null) return { changed: false, reloaded: false };
+        const outcome = await applyChange(fleet, host, {
+          what: `removal of the route of ${siteId}`,
+          start: false,
+          files: [
+            { live: paths.conf, content: null },
+            { live: paths.json, content: null },
+          ],
+        });
+        return { changed: outcome.changed, reloaded: outcome.reloaded };
+      });
+    },
+
+    /**
+     * Drain (no new requests; those in flight finish) or readmit the backends a site has on one
+     * host. A read-modify-write guarded by the stored JSON's hash, so a concurrent change of the
+     * same route is never lost (it is re-read and the change re-applied). Safe to run twice: a
+     * backend already in the wanted state changes nothing.
+     */
+    async setBackendState(input: SetBackendStateInput): Promise<ProxyChange & { route: Route }> {
+      const { host, siteId, backendHost, backendPort, state } = parseInput(
+        SetBackendStateInput,
+        input,
+        'setBackendState input',
+      );
+      proxyHost(fleet, host);
+      const paths = sitePaths(siteId);
+      return withHeartbeat(async () => {
+        for (let attempt = 1; attempt <= 5; attempt++) {
+          const { route, raw } = await storedRoute(host, siteId);
+          if (!route || raw === null)
+            throw failure(FailureType.Conflict, `${host}: no route for site ${siteId}`, { host, siteId });
+          const matches = route.backends.filter(
+            (b) => b.host === backendHost && (backendPort === undefined || b.port === backendPort),
+          );
+          if (matches.length === 0)
+            throw failure(
+              FailureType.Conflict,
+              `${host}: site ${siteId} has no backend on ${backendHost}${backendPort ? ':' + backendPort : ''}`,
+              { host, siteId, backendHost, backendPort },
+            );
+          const next = withBackendState(route, backendHost, state, backendPort);
+          try {
+            const change = await writeRoute(host, next, { path: paths.json, sha256: sha256(raw) });
+            return { ...change, route: next };
+          } catch (err) {
+            if (!(err instanceof GuardMismatch)) throw err;
+          }
+        }
+        throw failure(
+          FailureType.CommandFailed,
+          `${host}: the route of ${siteId} kept changing while its backend state was being set`,
+          { host, siteId },
+        );
+      });
+    },
+
+    /** The site's route as stored on the proxy host, or null if it has none. Read-only. */
+    async readSiteRoute(input: SiteOnProxyInput): Promise<Route | null> {
+      const { host, siteId } = parseInput(SiteOnProxyInput, input, 'readSiteRoute input');
+      proxyHost(fleet, host);
+      return (await storedRoute(host, siteId)).route;
+    },
+
+    /**
+     * One GET through a proxy host with the site's domain as Host: status, Retry-After, site
+     * state header and a body excerpt, for health checks through the proxy. Read-only.
+     */
+    async probeSite(input: ProbeSiteInput): Promise<ProbeResult> {
+      const {
+        proxyHost: name,
+        domain,
+        path,
+        timeoutMs,
+      } = parseInput(ProbeSiteInput, input, 'probeSite input');
+      const h = proxyHost(fleet, name);
+      return probeThroughProxy({ address: h.address, domain, path, timeoutMs, signal: activityIO().signal });
+    },
+
+    /**
+     * Stop the proxy's nginx gracefully (decommission, or a test's cleanup). Safe to run twice:
+     * one not running is already stopped. Its files stay, for the next ensureProxy.
+     */
+    async stopProxy(input: StopProxyInput): Promise<{ stopped: boolean }> {
+      const { host, graceSeconds } = parseInput(StopProxyInput, input, 'stopProxy input');
+      proxyHost(fleet, host);
+      return { stopped: await withHeartbeat(() => stopNginx(fleet, host, graceSeconds)) };
+    },
+  };
+}
+
+export type ProxyActivities = ReturnType<typeof makeProxyActivities>;
