@@ -1,4 +1,5 @@
 import { makeDockerActivities } from './docker/activities';
+import { makeDatabaseActivities } from './db/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
 import { makeProxyActivities } from './proxy/activities';
@@ -12,6 +13,7 @@ export function createActivities(fleet: Fleet) {
     checkHost: makeCheckHost(fleet),
     listHosts: async (): Promise<{ name: string; roles: string[] }[]> =>
       fleet.hosts.map((h) => ({ name: h.name, roles: h.roles })),
+    ...makeDatabaseActivities(fleet),
     ...makeDockerActivities(fleet),
     ...makeProxyActivities(fleet),
   };
