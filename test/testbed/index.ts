@@ -46,6 +46,10 @@ export const testbed = {
   start: (host: string, daemon: Daemon) => run('start', index(host), daemon),
   /** What a patch reboot looks like from outside: sshd and the Docker engine stop and start again. */
   reboot: (host: string) => run('reboot', index(host)),
+  /** Give the host a new SSH host key (sshd restarts); the inventory keeps pinning the old one. */
+  rekey: (host: string) => run('rekey', index(host)),
+  /** Put back the host key the host had before `rekey` (sshd restarts); a no-op if it was not rekeyed. */
+  restoreKey: (host: string) => run('restore-key', index(host)),
   /** Run a command inside a host's namespaces, bypassing SSH (for checking outcomes). */
   exec: (host: string, argv: string[]) => run('exec', index(host), ...argv),
 };

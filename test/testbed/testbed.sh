@@ -15,6 +15,8 @@
 #   testbed.sh start N sshd|docker|mariadb    start it again
 #   testbed.sh reboot N      stop and start sshd and dockerd of host N (what a patch reboot looks like)
 #   testbed.sh exec N CMD..  run a command inside host N's namespaces
+#   testbed.sh rekey N       give host N a new host key (sshd restarts; the inventory keeps the old pin)
+#   testbed.sh restore-key N put back the host key host N had before 'rekey' (sshd restarts)
 #
 # Settings (environment): QM_TESTBED_DIR (/tmp/qm-testbed), QM_TESTBED_HOSTS (3),
 # QM_TESTBED_SUBNET (10.77.0, a /24 of this machine's own), QM_TESTBED_PREFIX (qm: names of
@@ -155,6 +157,26 @@ sshd_stop() {
   [ ${#pids[@]} = 0 ] || kill -KILL "${pids[@]}" 2>/dev/null || true
   for p in "${pids[@]}"; do wait_gone "$p" || true; done
   rm -f "$H/run/sshd.pid"
+}
+
+# A changed host key (a reinstalled host, or an impostor): the original is kept for restore_key.
+rekey() {
+  local i=$1 H; H=$(hdir "$1")
+  if [ ! -f "$H/etc/ssh_host_ed25519_key.orig" ]; then
+    cp -p "$H/etc/ssh_host_ed25519_key" "$H/etc/ssh_host_ed25519_key.orig"
+    cp -p "$H/etc/ssh_host_ed25519_key.pub" "$H/etc/ssh_host_ed25519_key.pub.orig"
+  fi
+  rm -f "$H/etc/ssh_host_ed25519_key" "$H/etc/ssh_host_ed25519_key.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "host$i-rekeyed" -f "$H/etc/ssh_host_ed25519_key"
+  sshd_stop "$i"; sshd_start "$i"
+}
+
+restore_key() {
+  local i=$1 H; H=$(hdir "$1")
+  [ -f "$H/etc/ssh_host_ed25519_key.orig" ] || return 0
+  mv "$H/etc/ssh_host_ed25519_key.orig" "$H/etc/ssh_host_ed25519_key"
+  mv "$H/etc/ssh_host_ed25519_key.pub.orig" "$H/etc/ssh_host_ed25519_key.pub"
+  sshd_stop "$i"; sshd_start "$i"
 }
 
 # ---------------------------------------------------------------- dockerd
@@ -364,5 +386,7 @@ case "$cmd" in
     esac ;;
   reboot) check_host "$1"; sshd_stop "$1"; docker_stop "$1"; docker_start "$1"; sshd_start "$1" ;;
   exec) check_host "$1"; i=$1; shift; in_host "$i" "$@" ;;
-  *) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+  rekey) check_host "$1"; rekey "$1" ;;
+  restore-key) check_host "$1"; restore_key "$1" ;;
+  *) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
 esac
