@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { inspect } from 'node:util';
 import Docker from 'dockerode';
 import { failure, FailureType } from '../errors';
 import type { SshPool } from '../ssh/pool';
@@ -16,6 +17,15 @@ class SshDockerAgent extends http.Agent {
     private readonly socketPath: string,
   ) {
     super({ keepAlive: false });
+  }
+
+  /**
+   * docker-modem runs util.inspect(showHidden, depth: null) over every request's options, whether
+   * or not its debug log is on; without this it walks the whole SSH pool (seconds per call in a
+   * worker, blocking the event loop).
+   */
+  [inspect.custom]() {
+    return `SshDockerAgent(${this.host}:${this.socketPath})`;
   }
 
   override createConnection(
