@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../../schema/inventory';
 import { failure, FailureType } from '../errors';
@@ -143,6 +144,8 @@ export class SshPool {
 
   private connect(host: Host): Connection {
     const client = new Client();
+    // every running command listens for the connection's close
+    client.setMaxListeners(this.opts.maxChannelsPerHost + 10);
     const conn: Connection = { client, closed: false, ready: undefined as unknown as Promise<Client> };
     let hostKeyRejected: string | undefined;
     conn.ready = new Promise<Client>((resolve, reject) => {
@@ -198,8 +201,12 @@ export class SshPool {
         resolve(client);
       });
       client.on('error', (err) => {
-        if (!settled) fail(err);
-        else this.forget(host.name, conn);
+        if (!settled) return fail(err);
+        // After the handshake (a keepalive timeout, a protocol error): the connection is done for.
+        // Destroy the socket rather than end it, so that 'close' (and with it the failure of every
+        // command still running on it) comes now, not when TCP gives up on a dead peer.
+        this.forget(host.name, conn);
+        sock.destroy();
       });
       client.on('close', () => {
         this.forget(host.name, conn);
@@ -236,10 +243,19 @@ export class SshPool {
    * as exactly one argument, whatever characters it holds.
    */
   async exec(name: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    this.host(name);
+    let command: string;
+    try {
+      command = remoteCommandLine(argv);
+    } catch (err) {
+      throw failure(FailureType.InvalidInput, `cannot run a command on ${name}: ${(err as Error).message}`, {
+        host: name,
+      });
+    }
     const release = await this.semaphore(name).acquire(options.signal);
     try {
       const client = await this.connection(name);
-      return await runChannel(name, client, argv, options);
+      return await runChannel(name, client, command, argv[0]!, options);
     } finally {
       release();
     }
@@ -288,77 +304,108 @@ function unreachable(host: string, err: unknown) {
   return failure(FailureType.HostUnreachable, `lost the SSH connection to ${host}: ${message}`, { host });
 }
 
+/** How often a running command heartbeats (the Temporal SDK throttles heartbeats to the server). */
+const HEARTBEAT_EVERY_MS = 1000;
+/** After SIGTERM, how long a stopped command has before SIGKILL and the channel is closed. */
+const KILL_AFTER_MS = 2000;
+/** Stderr held back while looking for the wrapper's PGID line (a login shell's rc files may print first). */
+const MAX_PREAMBLE = 64 * 1024;
+
+type StopReason = 'timeout' | 'cancel' | 'local';
+
 function runChannel(
   host: string,
   client: Client,
-  argv: readonly string[],
+  command: string,
+  argv0: string,
   o: ExecOptions,
 ): Promise<ExecResult> {
   const check = o.check ?? true;
-  const command = remoteCommandLine(argv);
   return new Promise<ExecResult>((resolve, reject) => {
     if (o.signal?.aborted) return reject(o.signal.reason ?? new Error('cancelled'));
-    client.exec(command, (err, stream) => {
+    const onOpen = (err: Error | undefined, stream: ClientChannel) => {
       if (err) return reject(unreachable(host, err));
+      const stdoutDecoder = new StringDecoder('utf8');
+      const stderrDecoder = new StringDecoder('utf8');
       let stdout = '';
       let stdoutBytes = 0;
       let stderr = '';
       let exitCode: number | null | undefined;
       let exitSignal: string | undefined;
-      let stoppedBy: 'timeout' | 'cancel' | undefined;
+      let stoppedBy: StopReason | undefined;
+      let localError: Error | undefined;
+      let channelError: Error | undefined;
       let killTimer: NodeJS.Timeout | undefined;
 
-      // The remote process group, reported by the wrapper on its first stderr line.
+      // The remote process group, reported by the wrapper on a line of its own before the command
+      // starts. Stderr before that line (a noisy .bashrc) is passed on once the line is found.
       let pgid: number | undefined;
-      let stderrHead: string | undefined = '';
+      let preamble: string | undefined = '';
       const signalGroup = (sig: 'TERM' | 'KILL') => {
         if (pgid === undefined) return;
-        client.exec(`kill -${sig} -- -${pgid}`, (e, s) => {
-          if (!e) s.resume().stderr.resume();
-        });
+        try {
+          // a channel of its own, outside the per-host bound: a stop must not queue behind what it stops
+          client.exec(`kill -${sig} -- -${pgid}`, (e, s) => {
+            if (!e) s.resume().stderr.resume();
+          });
+        } catch {
+          // the connection is gone: so is the session, and sshd has hung up on the command
+        }
       };
-      const stop = (why: 'timeout' | 'cancel') => {
+      const stop = (why: StopReason) => {
         if (stoppedBy) return;
         stoppedBy = why;
         signalGroup('TERM');
         killTimer = setTimeout(() => {
           signalGroup('KILL');
           stream.close();
-        }, 2000);
+        }, KILL_AFTER_MS);
+      };
+      const onLocalError = (e: Error) => {
+        localError ??= e;
+        stop('local');
       };
       const timer = o.timeoutMs ? setTimeout(() => stop('timeout'), o.timeoutMs) : undefined;
       const onAbort = () => stop('cancel');
       o.signal?.addEventListener('abort', onAbort, { once: true });
-      const onClientClose = () => stream.destroy();
-      client.once('close', onClientClose);
+      // A quiet command (a restore, a long sleep) still heartbeats, so that Temporal can tell the
+      // activity is alive and can deliver a cancellation to it.
+      const beat = o.onActivity ? setInterval(o.onActivity, HEARTBEAT_EVERY_MS) : undefined;
+      if (o.signal?.aborted) stop('cancel'); // aborted while the channel was opening
 
+      stream.on('error', (e: Error) => (channelError ??= e));
       if (o.stdout) {
+        o.stdout.on('error', onLocalError);
         stream.pipe(o.stdout, { end: false });
         if (o.onActivity) stream.on('data', o.onActivity);
       } else {
         stream.on('data', (chunk: Buffer) => {
           o.onActivity?.();
-          if (stdoutBytes < MAX_CAPTURE) stdout += chunk.toString('utf8');
+          const room = MAX_CAPTURE - stdoutBytes;
+          if (room > 0) stdout += stdoutDecoder.write(chunk.length > room ? chunk.subarray(0, room) : chunk);
           stdoutBytes += chunk.length;
         });
       }
-      stream.stderr.on('data', (chunk: Buffer) => {
-        o.onActivity?.();
-        let text = chunk.toString('utf8');
-        if (stderrHead !== undefined) {
-          stderrHead += text;
-          const nl = stderrHead.indexOf('\n');
-          if (nl < 0) return;
-          const first = stderrHead.slice(0, nl);
-          text = stderrHead.slice(nl + 1);
-          stderrHead = undefined;
-          if (first.startsWith(PGID_MARKER)) pgid = Number(first.slice(PGID_MARKER.length));
-          else text = first + '\n' + text;
-          if (stoppedBy) signalGroup('TERM'); // a stop asked for before we knew whom to signal
-          if (!text) return;
-        }
+      const addStderr = (text: string) => {
+        if (!text) return;
         o.stderr?.write(text);
         stderr = (stderr + text).slice(-MAX_STDERR);
+      };
+      stream.stderr.on('data', (chunk: Buffer) => {
+        o.onActivity?.();
+        const text = stderrDecoder.write(chunk);
+        if (preamble === undefined) return addStderr(text);
+        preamble += text;
+        const found = findPgidLine(preamble);
+        if (found) {
+          pgid = found.pgid;
+          preamble = undefined;
+          if (stoppedBy) signalGroup('TERM'); // a stop asked for before we knew whom to signal
+          addStderr(found.rest);
+        } else if (preamble.length > MAX_PREAMBLE) {
+          addStderr(preamble);
+          preamble = undefined;
+        }
       });
       stream.on('exit', (code: number | null, signal?: string) => {
         exitCode = code;
@@ -367,45 +414,82 @@ function runChannel(
       stream.once('close', () => {
         clearTimeout(timer);
         clearTimeout(killTimer);
+        clearInterval(beat);
         o.signal?.removeEventListener('abort', onAbort);
-        client.removeListener('close', onClientClose);
+        if (o.stdin && typeof o.stdin !== 'string' && !Buffer.isBuffer(o.stdin)) {
+          o.stdin.unpipe(stream);
+          o.stdin.removeListener('error', onLocalError);
+        }
+        o.stdout?.removeListener('error', onLocalError);
+        if (o.stdout) stream.unpipe(o.stdout);
+        if (preamble) addStderr(preamble);
+        addStderr(stderrDecoder.end());
+        if (stdoutBytes <= MAX_CAPTURE) stdout += stdoutDecoder.end();
         const finish = () => {
-          const where = `${host}: ${argv[0]}`;
+          const where = `${host}: ${argv0}`;
           if (stoppedBy === 'cancel') return reject(o.signal?.reason ?? new Error('cancelled'));
+          if (stoppedBy === 'local')
+            return reject(
+              failure(FailureType.CommandFailed, `${where} was stopped: ${localError?.message}`, {
+                host,
+                argv0,
+              }),
+            );
           if (stoppedBy === 'timeout')
             return reject(
               failure(FailureType.CommandTimeout, `${where} ran past ${o.timeoutMs} ms and was stopped`, {
                 host,
-                argv0: argv[0],
+                argv0,
                 stderr: stderr.slice(-2000),
               }),
             );
           if (exitCode === undefined)
-            return reject(unreachable(host, new Error(`connection lost while running ${argv[0]}`)));
+            return reject(
+              unreachable(host, channelError ?? new Error(`connection lost while running ${argv0}`)),
+            );
           const result: ExecResult = { code: exitCode, signal: exitSignal, stdout, stderr };
           if (check && exitCode !== 0)
             return reject(
               failure(
                 FailureType.CommandFailed,
                 `${where} exited ${exitCode ?? 'by signal ' + exitSignal}: ${lastLine(stderr)}`,
-                { host, argv0: argv[0], code: exitCode, signal: exitSignal, stderr: stderr.slice(-2000) },
+                { host, argv0, code: exitCode, signal: exitSignal, stderr: stderr.slice(-2000) },
               ),
             );
           resolve(result);
         };
         // let a piped stdout drain what it was given before we report
-        if (o.stdout && o.stdout.writableNeedDrain) o.stdout.once('drain', finish);
+        if (o.stdout && o.stdout.writableNeedDrain && !o.stdout.destroyed) o.stdout.once('drain', finish);
         else finish();
       });
 
       if (o.stdin === undefined) stream.end();
       else if (typeof o.stdin === 'string' || Buffer.isBuffer(o.stdin)) stream.end(o.stdin);
       else {
-        o.stdin.on('error', (e) => (stream as unknown as Duplex).destroy(e));
-        o.stdin.pipe(stream as unknown as Duplex);
+        o.stdin.on('error', onLocalError);
+        o.stdin.pipe(stream);
       }
-    });
+    };
+    try {
+      client.exec(command, onOpen);
+    } catch (err) {
+      // ssh2 throws "Not connected" when the socket closed after the pool handed the client out
+      reject(unreachable(host, err));
+    }
   });
+}
+
+/** The wrapper's `qm-pgid N` line in the stderr seen so far, and the stderr around it. */
+export function findPgidLine(text: string): { pgid: number; rest: string } | undefined {
+  let start = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) return undefined;
+    const line = text.slice(start, nl);
+    const m = line.startsWith(PGID_MARKER) ? /^\d+$/.exec(line.slice(PGID_MARKER.length)) : null;
+    if (m) return { pgid: Number(m[0]), rest: text.slice(0, start) + text.slice(nl + 1) };
+    start = nl + 1;
+  }
 }
 
 function lastLine(text: string): string {
