@@ -21,9 +21,16 @@ export function readFileArgv(path: string): string[] {
   return ['sh', '-c', READ_SCRIPT, 'qm-read', path];
 }
 
-/** Write stdin to `path` (a fresh, uniquely named candidate: nothing reads it until it is applied). */
+const WRITE_SCRIPT =
+  'umask 022; [ -d "$(dirname -- "$1")" ] || ' +
+  '{ echo "the proxy is not set up on this host: run ensureProxy" >&2; exit 73; }; exec cat > "$1"';
+
+/**
+ * Write stdin to `path` (a fresh, uniquely named candidate: nothing reads it until it is applied);
+ * exit ApplyExit.NotSetUp if its directory does not exist.
+ */
 export function writeCandidateArgv(path: string): string[] {
-  return ['sh', '-c', 'umask 022 && cat > "$1"', 'qm-write', path];
+  return ['sh', '-c', WRITE_SCRIPT, 'qm-write', path];
 }
 
 /** The name of a candidate for `live`: unique per attempt, and never matched by `sites/*.conf`. */
@@ -72,7 +79,10 @@ ngx() { "$nginx" -p "$d/" -c "$d/nginx.conf" -e "$errlog" "$@"; }
 
 [ -d "$d/sites" ] || { echo "the proxy is not set up on this host (no $d/sites): run ensureProxy" >&2; exit 73; }
 exec 9>>"$d/.qm-lock" || exit 1
-flock -w 60 9 || { echo "another change to this proxy held its lock for 60 s" >&2; exit 70; }
+discard() {
+  while [ $# -ge 2 ]; do [ "$1" = - ] || rm -f "$1"; shift 2; done
+}
+flock -w 60 9 || { discard "$@"; echo "another change to this proxy held its lock for 60 s" >&2; exit 70; }
 
 for m in "$d"/nginx.conf.qm-prev "$d"/pages/*.qm-prev "$d"/sites/*.qm-prev; do
   [ -e "$m" ] && mv -f "$m" "$(printf '%s' "$m" | sed 's/[.]qm-prev$//')"
@@ -84,7 +94,7 @@ find "$d" -maxdepth 2 -name '*.qm-cand-*' -mmin +60 -exec rm -f {} + 2>/dev/null
 
 if [ "$guard" != - ]; then
   if [ -e "$guard" ]; then have=$(sha256sum < "$guard" | cut -d' ' -f1); else have=absent; fi
-  [ "$have" = "$want" ] || { echo "$guard changed since it was read" >&2; exit 71; }
+  [ "$have" = "$want" ] || { discard "$@"; echo "$guard changed since it was read" >&2; exit 71; }
 fi
 
 same() {
@@ -111,9 +121,6 @@ restore() {
 }
 commit() {
   while [ $# -ge 2 ]; do rm -f "$2.qm-prev" "$2.qm-new"; shift 2; done
-}
-discard() {
-  while [ $# -ge 2 ]; do [ "$1" = - ] || rm -f "$1"; shift 2; done
 }
 running() {
   pid=$(cat "$pidfile" 2>/dev/null) || return 1

@@ -77,7 +77,7 @@ export async function applyChange(
     content: f.content,
     candidate: f.content === null ? null : candidatePath(f.live, nonce),
   }));
-  await Promise.all(
+  const writes = await Promise.all(
     files.map((f) =>
       f.candidate === null
         ? undefined
@@ -85,9 +85,17 @@ export async function applyChange(
             ...io,
             stdin: f.content!,
             timeoutMs: QUICK_MS,
+            check: false,
           }),
     ),
   );
+  for (const w of writes) {
+    if (!w || w.code === 0) continue;
+    const type = w.code === ApplyExit.NotSetUp ? FailureType.Conflict : FailureType.CommandFailed;
+    throw failure(type, `${host}: ${change.what}: ${lastLine(w.stderr) || 'cannot write the new files'}`, {
+      host,
+    });
+  }
   const r = await fleet.pool.exec(
     host,
     applyArgv({

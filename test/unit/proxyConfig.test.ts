@@ -1,8 +1,13 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Route } from '../../schema/route';
 import {
   APPLY_SCRIPT,
+  ApplyExit,
   applyArgv,
+  EXIT_ABSENT,
   candidatePath,
   mkdirsArgv,
   readFileArgv,
@@ -200,15 +205,34 @@ describe('commands', () => {
     expect(() => applyArgv({ start: true, files: [] })).toThrow();
   });
 
-  test('files travel on stdin: the write command holds only the path', () => {
-    expect(writeCandidateArgv('/srv/qm/proxy/sites/a.conf.qm-cand-abcdef')).toEqual([
-      'sh',
-      '-c',
-      'umask 022 && cat > "$1"',
-      'qm-write',
-      '/srv/qm/proxy/sites/a.conf.qm-cand-abcdef',
-    ]);
-    expect(readFileArgv('/x').slice(3)).toEqual(['qm-read', '/x']);
+  test('files travel on stdin: the write command holds only the path, and writes exactly stdin', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-proxy-unit-'));
+    try {
+      const target = path.join(dir, 'a.conf.qm-cand-abcdef');
+      const argv = writeCandidateArgv(target);
+      expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
+      expect(argv[2]).not.toContain(target);
+      expect(argv.slice(3)).toEqual(['qm-write', target]);
+      const content = 'server_name "$(reboot)"; `x` \\ \'q\'\n';
+      execFileSync(argv[0]!, argv.slice(1), { input: content });
+      expect(fs.readFileSync(target, 'utf8')).toBe(content);
+
+      const missing = writeCandidateArgv(path.join(dir, 'nope', 'x.qm-cand-abcdef'));
+      const r = spawnSync(missing[0]!, missing.slice(1), { input: 'x' });
+      expect(r.status).toBe(ApplyExit.NotSetUp);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('readFile prints a file, and tells absence apart from failure', () => {
+    const argv = readFileArgv('/nonexistent/qm-proxy-unit');
+    expect(argv.slice(3)).toEqual(['qm-read', '/nonexistent/qm-proxy-unit']);
+    expect(spawnSync(argv[0]!, argv.slice(1)).status).toBe(EXIT_ABSENT);
+    const here = readFileArgv(__filename);
+    expect(execFileSync(here[0]!, here.slice(1), { encoding: 'utf8' })).toBe(
+      fs.readFileSync(__filename, 'utf8'),
+    );
   });
 
   test('a candidate never matches sites/*.conf, and its nonce is checked', () => {

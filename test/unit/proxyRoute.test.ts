@@ -1,6 +1,6 @@
 import { DomainName, Route, withBackendState } from '../../schema/route';
 
-const route = (over: Partial<Record<keyof Route, unknown>> = {}): unknown => ({
+const route = (over: Record<string, unknown> = {}): unknown => ({
   siteId: 'acme',
   domains: ['acme.example.org'],
   backends: [{ host: 'host2', address: '10.0.0.2', port: 8081, state: 'active' }],
