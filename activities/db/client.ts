@@ -46,17 +46,32 @@ function redactValue(value: unknown, secrets: readonly string[]): unknown {
   return value;
 }
 
-/** The same failure with every secret scrubbed from its message and details. */
+/**
+ * The same failure with every secret scrubbed from its message and details. A captured stderr is
+ * dropped altogether: it was cut to its tail below us, and a cut through a secret leaves a piece
+ * that no longer matches it.
+ */
 export function redactFailure(err: unknown, secrets: readonly string[]): unknown {
   if (!secrets.length || !(err instanceof ApplicationFailure)) return err;
   const details = err.details?.[0];
+  let scrubbed: Record<string, unknown> | undefined;
+  if (details && typeof details === 'object') {
+    const { stderr: _stderr, ...rest } = details as Record<string, unknown>;
+    scrubbed = redactValue(rest, secrets) as Record<string, unknown>;
+  }
   return failure(
     (err.type ?? FailureType.CommandFailed) as FailureType,
     redact(err.message, secrets),
-    details && typeof details === 'object'
-      ? (redactValue(details, secrets) as Record<string, unknown>)
-      : undefined,
+    scrubbed,
   );
+}
+
+/** The last `max` characters of a text, from a line start (so no line, or secret, is cut in two). */
+export function tailLines(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const tail = text.slice(-max);
+  const nl = tail.indexOf('\n');
+  return nl < 0 ? '' : tail.slice(nl + 1);
 }
 
 /** The client's last `ERROR nnnn (SQLSTATE)` line, if any. */
@@ -71,17 +86,28 @@ function serverError(stderr: string): { code: number; line: string } | undefined
 
 /** Errors a retry cannot fix: the SQL itself is wrong. */
 const SYNTAX_ERRORS = new Set([1064, 1149]);
+/**
+ * Errors of a server configured against the request: 1290, e.g. --strict-password-validation with
+ * a password policy plugin, which refuses accounts created from a hash.
+ */
+const CONFIG_ERRORS = new Set([1290]);
 
 export function sqlFailure(host: string, r: ExecResult, secrets: readonly string[]) {
   const err = serverError(r.stderr);
   const summary = redact(err?.line ?? r.stderr.trim().split('\n').pop() ?? '', secrets);
-  const type = err && SYNTAX_ERRORS.has(err.code) ? FailureType.InvalidInput : FailureType.CommandFailed;
+  const type =
+    err && SYNTAX_ERRORS.has(err.code)
+      ? FailureType.InvalidInput
+      : err && CONFIG_ERRORS.has(err.code)
+        ? FailureType.Conflict
+        : FailureType.CommandFailed;
   return failure(type, `${host}: mariadb exited ${r.code ?? 'by signal ' + r.signal}: ${summary}`, {
     host,
     argv0: 'mariadb',
     code: r.code,
     mariadbError: err?.code,
-    stderr: redact(r.stderr.slice(-2000), secrets),
+    // the client echoes a failing statement: redact the whole text before cutting it
+    stderr: tailLines(redact(r.stderr, secrets), 2000),
   });
 }
 

@@ -94,7 +94,8 @@ export function recreateDatabaseSql(db: string): string {
 }
 
 /**
- * Everything the server knows about a user name, one row per fact: `account HOST -`, `db HOST DB`
+ * Everything the server knows about a user name, one row per fact: `account HOST -` (roles, which
+ * share the name space, are not accounts and are never dropped), `db HOST DB`
  * (DB as stored: the GRANT pattern), `table|column|routine HOST DB`, and `global HOST PRIVILEGE` for
  * any global privilege beyond USAGE. Separate statements, so no UNION has to reconcile collations.
  */
@@ -102,7 +103,7 @@ export function userStateSql(user: string): string {
   const u = quoteString(user);
   const grantee = quoteString(`'${user}'`);
   return script([
-    `SELECT 'account', Host, '-' FROM mysql.user WHERE User = ${u}`,
+    `SELECT 'account', Host, '-' FROM mysql.user WHERE User = ${u} AND is_role = 'N'`,
     `SELECT 'db', Host, Db FROM mysql.db WHERE User = ${u}`,
     `SELECT 'table', Host, Db FROM mysql.tables_priv WHERE User = ${u}`,
     `SELECT 'column', Host, Db FROM mysql.columns_priv WHERE User = ${u}`,

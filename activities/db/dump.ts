@@ -83,9 +83,11 @@ export async function dumpDatabase(
       ...ioWith(o, local),
     });
   } catch (err) {
+    // decided before we end the pipeline ourselves (which makes it fail with "premature close")
+    const destinationFailed = local.signal.aborted;
     meter.destroy();
     await written.catch(() => undefined);
-    if (local.signal.aborted) throw destinationFailure(host, db, local.signal.reason);
+    if (destinationFailed) throw destinationFailure(host, db, local.signal.reason);
     throw err;
   }
   meter.end();

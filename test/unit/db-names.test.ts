@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { foreignPrivileges, type UserState } from '../../activities/db/admin';
-import { redact, redactFailure, REDACTED, sqlFailure } from '../../activities/db/client';
+import { redact, redactFailure, REDACTED, sqlFailure, tailLines } from '../../activities/db/client';
 import { dbFromHost, dbName, dbPassword, dbUser, snapshotName, validate } from '../../activities/db/names';
 import { failure, FailureType } from '../../activities/errors';
 
@@ -115,4 +115,10 @@ describe('foreignPrivileges', () => {
     expect(foreignPrivileges(state([{ kind: 'db', host: '%', db: 'site_db' }]), 'site_db')).toHaveLength(1);
     expect(foreignPrivileges(state([], [{ host: "'%'", privilege: 'SELECT' }]), 'site_db')).toHaveLength(1);
   });
+});
+
+test('tailLines cuts at a line start, never through a line', () => {
+  expect(tailLines('short', 100)).toBe('short');
+  expect(tailLines('aaaa-secret-aaaa\nline two\n', 15)).toBe('line two\n');
+  expect(tailLines('x'.repeat(50), 10)).toBe('');
 });
