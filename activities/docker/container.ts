@@ -23,6 +23,17 @@ export function isManaged(info: Docker.ContainerInspectInfo): boolean {
   return Boolean(info.Config.Labels?.[SPEC_HASH_LABEL]);
 }
 
+/** Quartermaster only ever changes containers it created: anything else is a Conflict. */
+function refuseForeign(host: string, info: Docker.ContainerInspectInfo, verb: string) {
+  if (isManaged(info)) return;
+  const name = info.Name.replace(/^\//, '');
+  throw failure(
+    FailureType.Conflict,
+    `${host} has a container named ${name} that Quartermaster did not create: refusing to ${verb} it`,
+    { host, name, id: info.Id },
+  );
+}
+
 /**
  * Make the container `spec.name` on `host` be `spec`, running.
  *
@@ -34,6 +45,9 @@ export function isManaged(info: Docker.ContainerInspectInfo): boolean {
  * simply absent, and is created. Anonymous volumes of a replaced container are kept (data is only
  * ever deleted on an explicit removeContainer). A container of that name that we did not create
  * is a Conflict and is left alone.
+ *
+ * A replace has a short gap in service (the old container holds the ports until it is gone): a
+ * switch without one is a workflow's job (a second container under another name, then the proxy).
  */
 export async function ensureContainer(
   fleet: Fleet,
@@ -58,12 +72,7 @@ export async function ensureContainer(
     for (let pass = 0; ; pass++) {
       const current = await findContainer(engine, spec.name, signal);
       if (current) {
-        if (!isManaged(current))
-          throw failure(
-            FailureType.Conflict,
-            `${host} has a container named ${spec.name} that Quartermaster did not create: refusing to replace it`,
-            { host, name: spec.name, id: current.Id },
-          );
+        refuseForeign(host, current, 'replace');
         const same = current.Config.Labels[SPEC_HASH_LABEL] === hash && current.Image === image.Id;
         if (same && current.State.Status !== 'dead') {
           const action = await startIfStopped(engine, current, signal);
@@ -196,7 +205,8 @@ export interface StopContainerResult {
 /**
  * Stop a container gracefully: SIGTERM, then SIGKILL after `timeoutSec` (the container's own stop
  * timeout when absent). Idempotent: an already stopped container (304) and a missing one (404) are
- * outcomes, not errors, so a retry after a lost reply or a second stop succeeds.
+ * outcomes, not errors, so a retry after a lost reply or a second stop succeeds. A container of
+ * that name we did not create is a Conflict and is left alone.
  */
 export async function stopContainer(
   fleet: Fleet,
@@ -210,6 +220,7 @@ export async function stopContainer(
   return dockerOp(host, `stop container ${name}`, signal, async () => {
     const current = await findContainer(engine, name, signal);
     if (!current) return { result: 'absent' };
+    refuseForeign(host, current, 'stop');
     const container = engine.getContainer(current.Id);
     return { result: await withHeartbeat(() => stopTolerant(container, opts.timeoutSec, signal)) };
   });
@@ -237,12 +248,7 @@ export async function removeContainer(
   return dockerOp(host, `remove container ${name}`, signal, async () => {
     const current = await findContainer(engine, name, signal);
     if (!current) return { result: 'absent' };
-    if (!isManaged(current))
-      throw failure(
-        FailureType.Conflict,
-        `${host} has a container named ${name} that Quartermaster did not create: refusing to remove it`,
-        { host, name, id: current.Id },
-      );
+    refuseForeign(host, current, 'remove');
     const container = engine.getContainer(current.Id);
     await withHeartbeat(() => stopTolerant(container, undefined, signal));
     return { result: await removeTolerant(container, opts.removeVolumes ?? false, signal) };

@@ -121,6 +121,24 @@ describe('ensureContainer / stopContainer / removeContainer', () => {
     ).toBe('unchanged');
   });
 
+  test('the same spec on a re-pointed image tag replaces the container (a new build of that tag)', async () => {
+    const h1 = fleet.docker.engine('host1');
+    const repo = `local/qmtest-${run}`;
+    const ref = `${repo}:app`;
+    imageTags.push({ host: 'host1', ref });
+    await h1.getImage(BUSYBOX).tag({ repo, tag: 'app' });
+    const name = n('retag');
+    const first = await ensureContainer(fleet, 'host1', spec({ name, image: ref }));
+    expect((await ensureContainer(fleet, 'host1', spec({ name, image: ref }))).action).toBe('unchanged');
+
+    const builder = await h1.createContainer({ Image: BUSYBOX, Cmd: ['true'], Labels: TEST_LABELS });
+    await builder.commit({ repo, tag: 'app' }); // the tag now names another image
+    const second = await ensureContainer(fleet, 'host1', spec({ name, image: ref }));
+    expect(second.action).toBe('replaced');
+    expect((await inspect('host1', name))?.Image).toBe((await h1.getImage(ref).inspect()).Id);
+    expect(second.id).not.toBe(first.id);
+  });
+
   test('stop twice is fine, ensure starts a stopped one, remove twice is fine', async () => {
     const name = n('stop');
     const { id } = await ensureContainer(fleet, 'host2', spec({ name }));
@@ -149,6 +167,7 @@ describe('ensureContainer / stopContainer / removeContainer', () => {
     expect(f.type).toBe('Conflict');
     expect(f.nonRetryable).toBe(true);
     expect((await thrown(removeContainer(fleet, 'host1', name))).type).toBe('Conflict');
+    expect((await thrown(stopContainer(fleet, 'host1', name))).type).toBe('Conflict');
     expect((await inspect('host1', name))?.Id).toBe(foreign.id);
   });
 
