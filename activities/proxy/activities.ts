@@ -2,6 +2,7 @@ import { Route, withBackendState } from '../../schema/route';
 import { activityIO, withHeartbeat } from '../context';
 import { failure, FailureType } from '../errors';
 import type { Fleet } from '../fleet';
+import { unfinishedMarkers } from './commands';
 import {
   EnsureProxyInput,
   parseInput,
@@ -17,6 +18,7 @@ import { listenAddress, PAGE_HTML, renderBaseConfig, renderRouteJson, renderSite
 import { probeThroughProxy, type ProbeResult } from './probe';
 import {
   applyChange,
+  existingFiles,
   GuardMismatch,
   makeDirs,
   proxyProcesses,
@@ -66,11 +68,14 @@ export function makeProxyActivities(fleet: Fleet) {
     const paths = sitePaths(route.siteId);
     const conf = renderSiteConfig(route, { listen: listenAddress(h.address) });
     const json = renderRouteJson(route);
-    const [liveConf, liveJson] = await Promise.all([
+    const [liveConf, liveJson, unfinished] = await Promise.all([
       readRemoteFile(fleet, host, paths.conf),
       readRemoteFile(fleet, host, paths.json),
+      existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
     ]);
-    if (liveConf === conf && liveJson === json) return { changed: false, reloaded: false };
+    // equal files are only "what is there" if no earlier change was cut short around them
+    if (liveConf === conf && liveJson === json && unfinished.length === 0)
+      return { changed: false, reloaded: false };
     const outcome = await applyChange(fleet, host, {
       what: `route of ${route.siteId}`,
       start: false,
@@ -136,11 +141,13 @@ export function makeProxyActivities(fleet: Fleet) {
       proxyHost(fleet, host);
       const paths = sitePaths(siteId);
       return withHeartbeat(async () => {
-        const [conf, json] = await Promise.all([
+        const [conf, json, unfinished] = await Promise.all([
           readRemoteFile(fleet, host, paths.conf),
           readRemoteFile(fleet, host, paths.json),
+          existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
         ]);
-        if (conf === null && json === null) return { changed: false, reloaded: false };
+        if (conf === null && json === null && unfinished.length === 0)
+          return { changed: false, reloaded: false };
         const outcome = await applyChange(fleet, host, {
           what: `removal of the route of ${siteId}`,
           start: false,

@@ -40,6 +40,24 @@ export function candidatePath(live: string, nonce: string): string {
   return `${live}.qm-cand-${nonce}`;
 }
 
+/** The marker APPLY_SCRIPT leaves between committing a change and reloading nginx with it. */
+export const RELOAD_OWED = `${proxyPaths.dir}/.qm-reload-owed`;
+
+/**
+ * Files that show a change of `lives` is unfinished (cut short before its test, commit or reload):
+ * the backups and new-file markers of APPLY_SCRIPT, and the owed-reload marker. If any exists, a
+ * caller must go through APPLY_SCRIPT (which finishes or undoes it) even when the live files
+ * already look right.
+ */
+export function unfinishedMarkers(lives: string[]): string[] {
+  return [RELOAD_OWED, ...lives.flatMap((l) => [`${l}.qm-prev`, `${l}.qm-new`])];
+}
+
+/** Print those of the given paths that exist, one a line. */
+export function existingArgv(paths: string[]): string[] {
+  return ['sh', '-c', 'for f do if [ -e "$f" ]; then printf "%s\\n" "$f"; fi; done', 'qm-exists', ...paths];
+}
+
 /** Exit statuses of APPLY_SCRIPT, each a different outcome for the activity to report. */
 export const ApplyExit = {
   LockTimeout: 70,

@@ -7,6 +7,7 @@ import {
   ApplyExit,
   candidatePath,
   EXIT_ABSENT,
+  existingArgv,
   mkdirsArgv,
   readFileArgv,
   statusArgv,
@@ -45,6 +46,12 @@ export async function readRemoteFile(fleet: Fleet, host: string, path: string): 
     path,
     code: r.code,
   });
+}
+
+/** Those of `paths` that exist on the host. */
+export async function existingFiles(fleet: Fleet, host: string, paths: string[]): Promise<string[]> {
+  const r = await fleet.pool.exec(host, existingArgv(paths), { ...activityIO(), timeoutMs: QUICK_MS });
+  return r.stdout.split('\n').filter(Boolean);
 }
 
 export interface FileChange {

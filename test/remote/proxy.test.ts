@@ -5,7 +5,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { Fleet } from '../../activities/fleet';
 import { makeProxyActivities, type ProxyActivities } from '../../activities/proxy/activities';
-import { statusArgv } from '../../activities/proxy/commands';
+import { RELOAD_OWED, statusArgv } from '../../activities/proxy/commands';
+import { listenAddress, renderRouteJson, renderSiteConfig } from '../../activities/proxy/nginxConfig';
 import { proxyPaths, sitePaths } from '../../activities/proxy/layout';
 import type { Route } from '../../schema/route';
 import { openTestFleet } from '../support/fleet';
@@ -350,6 +351,41 @@ test('a config nginx rejects is never loaded: the previous files are put back an
     await onProxy(['rm', '-f', broken]);
   }
   // no candidate, backup or marker is left behind
+  expect((await onProxy(['ls', '-A', proxyPaths.sites])).trim().split('\n').sort()).toEqual([
+    `${SITE_A}.conf`,
+    `${SITE_A}.json`,
+  ]);
+});
+
+test('a change cut short (connection lost mid-transaction) is undone or finished by the next one', async () => {
+  const paths = sitePaths(SITE_A);
+  const good = await onProxy(['cat', paths.conf]);
+  const write = (path: string, content: string) =>
+    fleet.pool.exec(PROXY, ['sh', '-c', 'cat > "$1"', 'qm', path], { stdin: content });
+
+  // cut short after the untested candidate was moved into place: the backup is put back
+  await onProxy(['cp', '-p', paths.conf, `${paths.conf}.qm-prev`]);
+  await write(paths.conf, 'this is not nginx config {\n');
+  expect(await acts.putSiteRoute({ host: PROXY, route: routeA() })).toEqual({
+    changed: false,
+    reloaded: false,
+  });
+  expect(await onProxy(['cat', paths.conf])).toBe(good);
+
+  // cut short after the commit, before the reload: the next call with the same route reloads
+  const drained = routeA({ backends: [backend('host2', 'drained'), backend('host3')] });
+  await write(paths.conf, renderSiteConfig(drained, { listen: listenAddress(proxyAddress) }));
+  await write(paths.json, renderRouteJson(drained));
+  await onProxy(['touch', RELOAD_OWED]);
+  expect(new Set(await bodiesThroughProxy(DOMAIN_A, 8))).toEqual(new Set(['host2', 'host3'])); // not loaded yet
+  expect(await acts.putSiteRoute({ host: PROXY, route: drained })).toEqual({
+    changed: false,
+    reloaded: true,
+  });
+  expect(new Set(await bodiesThroughProxy(DOMAIN_A, 8))).toEqual(new Set(['host3']));
+
+  await acts.putSiteRoute({ host: PROXY, route: routeA() });
+  expect((await onProxy(['ls', '-A', proxyPaths.dir])).split('\n')).not.toContain('.qm-reload-owed');
   expect((await onProxy(['ls', '-A', proxyPaths.sites])).trim().split('\n').sort()).toEqual([
     `${SITE_A}.conf`,
     `${SITE_A}.json`,

@@ -8,12 +8,14 @@ import {
   ApplyExit,
   applyArgv,
   EXIT_ABSENT,
+  existingArgv,
   candidatePath,
   mkdirsArgv,
   readFileArgv,
   STATUS_SCRIPT,
   STOP_SCRIPT,
   stopArgv,
+  unfinishedMarkers,
   writeCandidateArgv,
 } from '../../activities/proxy/commands';
 import {
@@ -233,6 +235,19 @@ describe('commands', () => {
     expect(execFileSync(here[0]!, here.slice(1), { encoding: 'utf8' })).toBe(
       fs.readFileSync(__filename, 'utf8'),
     );
+  });
+
+  test('unfinished markers name the backups, new-file markers and owed reload; existing lists only what exists', () => {
+    expect(unfinishedMarkers(['/s/a.conf'])).toEqual([
+      '/srv/qm/proxy/.qm-reload-owed',
+      '/s/a.conf.qm-prev',
+      '/s/a.conf.qm-new',
+    ]);
+    expect(APPLY_SCRIPT).toContain('owed="$d/.qm-reload-owed"');
+    expect(APPLY_SCRIPT).toContain('"$2.qm-prev"');
+    expect(APPLY_SCRIPT).toContain('"$2.qm-new"');
+    const argv = existingArgv([__filename, '/nonexistent/x', 'a file with spaces; rm -rf /']);
+    expect(execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' })).toBe(`${__filename}\n`);
   });
 
   test('a candidate never matches sites/*.conf, and its nonce is checked', () => {
