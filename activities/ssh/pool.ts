@@ -363,6 +363,11 @@ function runChannel(
       };
       const onLocalError = (e: Error) => {
         localError ??= e;
+        if (o.stdout) {
+          // a failed sink unpipes itself and leaves the channel paused: it would never see its end
+          stream.unpipe(o.stdout);
+          stream.resume();
+        }
         stop('local');
       };
       const timer = o.timeoutMs ? setTimeout(() => stop('timeout'), o.timeoutMs) : undefined;

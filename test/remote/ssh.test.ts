@@ -50,11 +50,14 @@ function uniqueSleep(): string {
   return `${4000 + Math.floor(Math.random() * 5000)}.${Math.floor(Math.random() * 1e6)}`;
 }
 
-/** PIDs on the machine running exactly `sleep SECONDS` (the bed's hosts share one PID namespace). */
-function sleepers(host: string, seconds: string): number[] {
-  const out = testbed.exec(host, ['sh', '-c', 'pgrep -x -f "$1" || true', 'sh', `sleep ${seconds}`]);
+/** PIDs on the machine whose whole command line is `cmdline` (the bed's hosts share one PID namespace). */
+function processes(host: string, cmdline: string): number[] {
+  const out = testbed.exec(host, ['sh', '-c', 'pgrep -x -f "$1" || true', 'sh', cmdline]);
   return out.split('\n').filter(Boolean).map(Number);
 }
+
+/** PIDs running exactly `sleep SECONDS`. */
+const sleepers = (host: string, seconds: string) => processes(host, `sleep ${seconds}`);
 
 async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -398,6 +401,46 @@ describe('streams', () => {
     expect(Buffer.concat(received).equals(data)).toBe(true);
     expect(r.stderr).toBe('done: ünï\n');
     expect(errText.join('')).toBe('done: ünï\n');
+  });
+
+  test('a stdin stream that fails stops the command: CommandFailed, the worker does not crash', async () => {
+    const host = 'host2';
+    const secs = uniqueSleep();
+    try {
+      const stdin = new Readable({ read() {} });
+      stdin.push(randomBytes(100_000));
+      const running = failureOf(
+        fleet.pool.exec(host, ['sh', '-c', 'cat >/dev/null; sleep "$1"', 'sh', secs], { stdin }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      stdin.destroy(new Error('the dump file went away'));
+      const err = await running;
+      expect(err.type).toBe(FailureType.CommandFailed);
+      expect(err.message).toContain('the dump file went away');
+      expect(sleepers(host, secs)).toEqual([]);
+    } finally {
+      killSleepers(host, secs);
+    }
+  });
+
+  test('a stdout sink that fails stops the command instead of leaving it blocked', async () => {
+    const host = 'host2';
+    const word = `qm-yes-${id}`;
+    try {
+      let seen = 0;
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          seen += chunk.length;
+          done(seen > 1_000_000 ? new Error('disk full') : undefined);
+        },
+      });
+      const err = await failureOf(fleet.pool.exec(host, ['yes', word], { stdout: sink }));
+      expect(err.type).toBe(FailureType.CommandFailed);
+      expect(err.message).toContain('disk full');
+      expect(processes(host, `yes ${word}`)).toEqual([]);
+    } finally {
+      for (const pid of processes(host, `yes ${word}`)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   test('a non-zero exit is CommandFailed (retryable) with the last line of stderr', async () => {
