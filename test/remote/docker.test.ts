@@ -376,7 +376,7 @@ describe('waitHealthy', () => {
   });
 });
 
-describe('through Temporal, with the Docker engine of host3 stopped', () => {
+describe('through Temporal', () => {
   let env: TestWorkflowEnvironment;
   beforeAll(async () => {
     env = await testEnv();
@@ -401,7 +401,43 @@ describe('through Temporal, with the Docker engine of host3 stopped', () => {
       ],
     });
 
-  test('fails as a retryable HostUnreachable naming the engine, and succeeds once it is back', async () => {
+  test('waitHealthy heartbeats: a 2 s heartbeat timeout does not cut a 5 s wait short', async () => {
+    const name = n('hb');
+    await ensureContainer(
+      fleet,
+      'host2',
+      spec({ name, healthcheck: { test: ['false'], intervalMs: 500, retries: 1 } }),
+    );
+    await withWorker(env, fleet, async (taskQueue) => {
+      const t0 = Date.now();
+      const err = await env.client.workflow
+        .execute(runActivity, {
+          taskQueue,
+          workflowId: `docker-test-${run}-hb`,
+          args: [
+            {
+              activity: 'waitHealthy',
+              args: [{ host: 'host2', name, timeoutMs: 5000 }],
+              options: {
+                startToCloseTimeout: '30 seconds',
+                heartbeatTimeout: '2 seconds',
+                retry: { maximumAttempts: 1 },
+              },
+            },
+          ],
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(5000);
+      const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause;
+      expect(cause).toBeInstanceOf(ApplicationFailure); // not a heartbeat TimeoutFailure
+      expect((cause as ApplicationFailure).type).toBe('Unhealthy');
+    });
+  });
+
+  test('with the Docker engine of host3 stopped: a retryable HostUnreachable naming the engine, then success once it is back', async () => {
     const name = n('engine');
     const input = { host: 'host3', spec: { name, image: BUSYBOX, cmd: HTTPD, labels: TEST_LABELS } };
     testbed.stop('host3', 'docker');
