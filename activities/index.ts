@@ -3,19 +3,31 @@ import { makeDatabaseActivities } from './db/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
 import { makeProxyActivities } from './proxy/activities';
+import { makeTemporalActivities } from './temporal/siteLock';
+import type { Client } from '@temporalio/client';
 
 /**
  * Every activity the worker registers, each a closure over the fleet it reaches the hosts through.
  * Workflows see only the type (proxyActivities<Activities>).
  */
-export function createActivities(fleet: Fleet) {
+export interface ActivityDeps {
+  /** For the activities that talk to Temporal itself (site locks); absent in plain scripts. */
+  temporal?: Client;
+  /** The task queue the site workflows run on. */
+  taskQueue?: string;
+}
+
+export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
   return {
     checkHost: makeCheckHost(fleet),
-    listHosts: async (): Promise<{ name: string; roles: string[] }[]> =>
-      fleet.hosts.map((h) => ({ name: h.name, roles: h.roles })),
+    /** The inventory as workflows may see it (no keys, no secrets). */
+    listHosts: async (): Promise<
+      { name: string; address: string; roles: string[]; labels: Record<string, string> }[]
+    > => fleet.hosts.map((h) => ({ name: h.name, address: h.address, roles: h.roles, labels: h.labels })),
     ...makeDatabaseActivities(fleet),
     ...makeDockerActivities(fleet),
     ...makeProxyActivities(fleet),
+    ...makeTemporalActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
   };
 }
 

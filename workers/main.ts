@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
 import { loadWorkerEnv } from './config';
@@ -12,11 +13,14 @@ async function main() {
     agent: env.SSH_AUTH_SOCK,
   });
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+  const client = new Client({ connection: clientConnection, namespace: env.TEMPORAL_NAMESPACE });
   const worker = await createWorker({
     connection,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.QM_TASK_QUEUE,
     fleet,
+    client,
   });
   console.log(
     `worker on task queue ${env.QM_TASK_QUEUE} at ${env.TEMPORAL_ADDRESS}, ${fleet.hosts.length} hosts`,
@@ -26,6 +30,7 @@ async function main() {
   } finally {
     await fleet.close();
     await connection.close();
+    await clientConnection.close();
   }
 }
 

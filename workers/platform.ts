@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
 import { startDevServer } from './devServer';
@@ -27,7 +28,10 @@ function demoFleetEnv() {
 }
 
 function demoFleet(verb: 'up' | 'down') {
-  execFileSync('bash', [path.join(ROOT, 'test/testbed/testbed.sh'), verb], { env: demoFleetEnv(), stdio: 'inherit' });
+  execFileSync('bash', [path.join(ROOT, 'test/testbed/testbed.sh'), verb], {
+    env: demoFleetEnv(),
+    stdio: 'inherit',
+  });
 }
 
 async function main() {
@@ -51,14 +55,19 @@ async function main() {
   const fleet = openFleet({ inventoryPath, privateKeyPath, agent: process.env.SSH_AUTH_SOCK });
   const connection = await NativeConnection.connect({ address: server.address });
   const taskQueue = process.env.QM_TASK_QUEUE ?? 'quartermaster';
-  const worker = await createWorker({ connection, taskQueue, fleet });
-  console.log(`[platform] worker on task queue '${taskQueue}' with ${fleet.hosts.length} hosts; Ctrl-C to stop`);
+  const clientConnection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection: clientConnection });
+  const worker = await createWorker({ connection, taskQueue, fleet, client });
+  console.log(
+    `[platform] worker on task queue '${taskQueue}' with ${fleet.hosts.length} hosts; Ctrl-C to stop`,
+  );
 
   try {
     await worker.run(); // returns after SIGINT/SIGTERM, once in-flight activities are done
   } finally {
     await fleet.close();
     await connection.close();
+    await clientConnection.close();
     await server.stop();
     if (useDemo && process.env.QM_KEEP_FLEET !== '1') demoFleet('down');
     console.log('[platform] stopped');

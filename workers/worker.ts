@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { Fleet } from '../activities/fleet';
@@ -7,6 +8,8 @@ export interface StartWorkerOptions {
   namespace?: string;
   taskQueue: string;
   fleet: Fleet;
+  /** For the activities that talk to Temporal (site locks). */
+  client: Client;
   /** A prebuilt workflow bundle (tests build it once a run); else workflows/ is bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -17,7 +20,7 @@ export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue,
-    activities: createActivities(opts.fleet),
+    activities: createActivities(opts.fleet, { temporal: opts.client, taskQueue: opts.taskQueue }),
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),

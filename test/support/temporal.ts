@@ -45,7 +45,7 @@ export async function withWorker<T>(
     namespace: 'default',
     taskQueue,
     workflowBundle: { codePath },
-    activities: { ...createActivities(fleet), ...overrides },
+    activities: { ...createActivities(fleet, { temporal: env.client, taskQueue }), ...overrides },
   });
   return worker.runUntil(fn(taskQueue));
 }

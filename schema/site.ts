@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { slug } from './common';
+import { DomainName, SiteId } from './route';
+
+export { SiteId };
+
+/** What the customer pays for: picks resources and (later) backup retention. */
+export const Plan = z.enum(['starter', 'business', 'enterprise']);
+export type Plan = z.infer<typeof Plan>;
+
+/**
+ * A repository on the platform's Git host, by path (`customers/acme.git`). No `..`, no absolute
+ * paths, no URL: the platform decides where its Git server is.
+ */
+export const GitRepo = z
+  .string()
+  .max(200)
+  .regex(
+    /^[a-z0-9][a-z0-9_-]*(?:\/[a-z0-9][a-z0-9_.-]*)*\.git$/,
+    'repo must be a path like customers/acme.git (lowercase letters, digits, - _ . and /, ending in .git)',
+  )
+  .refine(
+    (r) => !r.split('/').some((c) => c === '..' || c.startsWith('.')),
+    'repo must not contain .. or hidden parts',
+  );
+
+/** A branch name: a safe subset of git's ref-name rules. */
+export const GitBranch = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'branch must be letters, digits, . _ - and /')
+  .refine((b) => !b.includes('..') && !b.includes('//') && !b.endsWith('/') && !b.endsWith('.lock'), {
+    message: 'branch must not contain .. or //, nor end with / or .lock',
+  });
+
+/** Everything that defines a site; the input of provisionSite. */
+export const SiteSpec = z.strictObject({
+  siteId: SiteId,
+  customerId: slug('customer id', 64),
+  plan: Plan,
+  /** A profile under profiles/ (which containers, images, env, hooks). */
+  profile: slug('profile', 64),
+  domains: z.array(DomainName).min(1, 'a site needs at least one domain').max(20),
+  git: z.strictObject({ repo: GitRepo, branch: GitBranch.default('main') }),
+  /** How many app servers (hosts) run the site's app container. */
+  appServers: z.number().int().min(1).max(8).default(2),
+  resources: z
+    .strictObject({ memoryMb: z.number().int().min(16).max(65536).default(256) })
+    .default({ memoryMb: 256 }),
+});
+export type SiteSpecInput = z.input<typeof SiteSpec>;
+export type SiteSpec = z.output<typeof SiteSpec>;
+
+/** Where a site runs, chosen once at provision time by placeSite. */
+export const Placement = z.strictObject({
+  appHosts: z.array(z.string()).min(1),
+  dbHost: z.string(),
+  storageHost: z.string(),
+  proxyHosts: z.array(z.string()).min(1),
+  cacheHost: z.string(),
+  /** The host port the site's app containers publish on every app host. */
+  port: z.number().int().min(1024).max(65535),
+});
+export type Placement = z.infer<typeof Placement>;
+
+export const SiteState = z.enum([
+  'provisioning',
+  'active',
+  'suspended',
+  'deprovisioning',
+  'deleted',
+  'failed',
+]);
+export type SiteState = z.infer<typeof SiteState>;
+
+/** What the platform knows, durably, about a site (held by its site workflow). */
+export interface SiteRecord {
+  siteId: string;
+  customerId?: string;
+  state: SiteState | 'new';
+  spec?: SiteSpec;
+  placement?: Placement;
+  release?: string;
+  /** Workflow id of the last operation that changed the record. */
+  lastOperation?: string;
+}
+
+/** Deterministic names of everything a site owns: the same site always gets the same names. */
+export function siteNames(siteId: string) {
+  // MariaDB names: hyphens are legal inside backquotes, but underscores spare every tool the quoting
+  const db = `site_${siteId.replace(/-/g, '_')}`;
+  return {
+    database: db,
+    dbUser: db.slice(0, 80),
+    network: `site-${siteId}`,
+    container: (role: string, index = 0) =>
+      index === 0 ? `site-${siteId}-${role}` : `site-${siteId}-${role}-${index}`,
+    filesDir: `/srv/qm/files/${siteId}`,
+    mountDir: `/srv/qm/sites/${siteId}/files`,
+  };
+}
