@@ -32,7 +32,7 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Throw CommandFailed on a non-zero exit (default true). */
   check?: boolean;
-  /** Called whenever output arrives: lets a long command heartbeat. */
+  /** Called whenever output arrives and every second while the command runs: a long command heartbeats. */
   onActivity?: () => void;
 }
 
@@ -492,7 +492,8 @@ export function findPgidLine(text: string): { pgid: number; rest: string } | und
     if (nl < 0) return undefined;
     const line = text.slice(start, nl);
     const m = line.startsWith(PGID_MARKER) ? /^\d+$/.exec(line.slice(PGID_MARKER.length)) : null;
-    if (m) return { pgid: Number(m[0]), rest: text.slice(0, start) + text.slice(nl + 1) };
+    // a session's group is never init's (1) nor "my own group" (0): never signal -1 or -0
+    if (m && Number(m[0]) > 1) return { pgid: Number(m[0]), rest: text.slice(0, start) + text.slice(nl + 1) };
     start = nl + 1;
   }
 }

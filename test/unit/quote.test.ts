@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { findPgidLine } from '../../activities/ssh/pool';
 import { PGID_MARKER, quoteArg, quoteArgv, remoteCommandLine } from '../../activities/ssh/quote';
 
 /**
@@ -219,5 +220,21 @@ describe('quoteArg', () => {
   test('rejects an empty command', () => {
     expect(() => quoteArgv([])).toThrow(/empty command/);
     expect(() => remoteCommandLine([])).toThrow(/empty command/);
+  });
+});
+
+describe('findPgidLine (what the pool reads from the wrapper)', () => {
+  test('finds the line behind login-shell noise and hands the rest back in order', () => {
+    expect(findPgidLine('Welcome\nqm-pgid nope\nqm-pgid 4242\nfrom the command\n')).toEqual({
+      pgid: 4242,
+      rest: 'Welcome\nqm-pgid nope\nfrom the command\n',
+    });
+  });
+
+  test('waits for a whole line, and never yields a group that would signal everything', () => {
+    expect(findPgidLine('qm-pgid 42')).toBeUndefined();
+    expect(findPgidLine('qm-pgid 1\n')).toBeUndefined();
+    expect(findPgidLine('qm-pgid 0\n')).toBeUndefined();
+    expect(findPgidLine('qm-pgid -1\n')).toBeUndefined();
   });
 });
