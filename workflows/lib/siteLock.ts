@@ -22,10 +22,74 @@ const { requestSiteLock } = proxyActivities<Activities>({
 });
 
 export interface SiteLock {
+  siteId: string;
   /** The site's record as it stood when the lock was granted. */
   record: SiteRecord;
   /** Change the site's record (durably, in the site's workflow). */
   update(patch: Partial<SiteRecord>): Promise<void>;
+}
+
+/**
+ * Grants that arrived, by site: one signal handler per workflow serves every lock it waits for
+ * (a patch roll waits for several at once). Kept on globalThis, which Temporal isolates per
+ * workflow execution (module-level variables could be shared between workflows in one context).
+ */
+function grants(): Map<string, SiteRecord> {
+  const g = globalThis as { __qmSiteGrants?: Map<string, SiteRecord> };
+  if (!g.__qmSiteGrants) {
+    const map = new Map<string, SiteRecord>();
+    g.__qmSiteGrants = map;
+    setHandler(lockGrantedSignal, (record) => {
+      if (!map.has(record.siteId)) map.set(record.siteId, record);
+    });
+  }
+  return g.__qmSiteGrants;
+}
+
+/**
+ * Hold the locks of several sites at once (a patch roll takes those of every site on a host):
+ * asked for in sorted order, so two workflows that both need A and B can never deadlock.
+ */
+export async function acquireSiteLocks(
+  siteIds: string[],
+  operation: string,
+  status: { waitingForLock: boolean },
+): Promise<{ locks: SiteLock[]; release(): Promise<void> }> {
+  const info = workflowInfo();
+  const holder: LockHolder = { workflowId: info.workflowId, runId: info.runId, operation };
+  const granted = grants();
+  const locks: SiteLock[] = [];
+  const release = async () => {
+    await CancellationScope.nonCancellable(async () => {
+      for (const lock of locks.splice(0).reverse()) {
+        granted.delete(lock.siteId);
+        await getExternalWorkflowHandle(siteWorkflowId(lock.siteId)).signal(releaseLockSignal, holder);
+      }
+    });
+  };
+  try {
+    for (const siteId of [...new Set(siteIds)].sort()) {
+      status.waitingForLock = true;
+      await requestSiteLock({ siteId, holder });
+      await condition(() => granted.has(siteId));
+      status.waitingForLock = false;
+      const siteWorkflow = getExternalWorkflowHandle(siteWorkflowId(siteId));
+      locks.push({
+        siteId,
+        record: granted.get(siteId)!,
+        update: async (patch) => {
+          await siteWorkflow.signal(updateRecordSignal, {
+            holder,
+            patch: { ...patch, lastOperation: info.workflowId },
+          });
+        },
+      });
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { locks, release };
 }
 
 /**
@@ -39,31 +103,10 @@ export async function withSiteLock<T>(
   status: { waitingForLock: boolean },
   body: (lock: SiteLock) => Promise<T>,
 ): Promise<T> {
-  const info = workflowInfo();
-  const holder: LockHolder = { workflowId: info.workflowId, runId: info.runId, operation };
-  let granted: SiteRecord | undefined;
-  setHandler(lockGrantedSignal, (record) => {
-    granted ??= record;
-  });
-
-  status.waitingForLock = true;
-  await requestSiteLock({ siteId, holder });
-  await condition(() => granted !== undefined);
-  status.waitingForLock = false;
-
-  const siteWorkflow = getExternalWorkflowHandle(siteWorkflowId(siteId));
-  const lock: SiteLock = {
-    record: granted!,
-    update: async (patch) => {
-      await siteWorkflow.signal(updateRecordSignal, {
-        holder,
-        patch: { ...patch, lastOperation: info.workflowId },
-      });
-    },
-  };
+  const { locks, release } = await acquireSiteLocks([siteId], operation, status);
   try {
-    return await body(lock);
+    return await body(locks[0]!);
   } finally {
-    await CancellationScope.nonCancellable(() => siteWorkflow.signal(releaseLockSignal, holder));
+    await release();
   }
 }
