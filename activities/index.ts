@@ -3,6 +3,8 @@ import { makeDatabaseActivities } from './db/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
 import { makeProxyActivities } from './proxy/activities';
+import { makeSiteActivities } from './site/activities';
+import { makeStorageActivities } from './storage/activities';
 import { makeTemporalActivities } from './temporal/siteLock';
 import type { Client } from '@temporalio/client';
 
@@ -27,6 +29,8 @@ export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
     ...makeDatabaseActivities(fleet),
     ...makeDockerActivities(fleet),
     ...makeProxyActivities(fleet),
+    ...makeSiteActivities(fleet),
+    ...makeStorageActivities(fleet),
     ...makeTemporalActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
   };
 }

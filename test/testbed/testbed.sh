@@ -117,12 +117,14 @@ host_holder_up() {
 sshd_config() {
   local i=$1 H; H=$(hdir "$1")
   [ -f "$H/etc/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -C "host$i" -f "$H/etc/ssh_host_ed25519_key"
+  # The orchestrator's key is authorized on every host through one shared file; each host's private
+  # /root/.ssh/authorized_keys is read too (a storage host authorizes the app hosts' sshfs keys there).
   cat >"$H/etc/sshd_config" <<EOC
 Port 22
 ListenAddress $(addr "$i")
 HostKey $H/etc/ssh_host_ed25519_key
 PidFile /run/sshd.pid
-AuthorizedKeysFile $DIR/keys/authorized_keys
+AuthorizedKeysFile $DIR/keys/authorized_keys .ssh/authorized_keys
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no

@@ -1,0 +1,208 @@
+import type { Profile } from '../../schema/profile';
+import { siteNames, type Placement, type SiteSpec } from '../../schema/site';
+import { activityIO, withHeartbeat } from '../context';
+import {
+  ensureContainer,
+  removeContainer,
+  stopContainer,
+  type EnsureContainerAction,
+} from '../docker/container';
+import { callOptions, dockerOp, statusOf } from '../docker/failures';
+import { ensureImage } from '../docker/image';
+import { listContainers, type ContainerSummary } from '../docker/listContainers';
+import { removeNetwork } from '../docker/network';
+import { ensureNetwork } from '../docker/network';
+import { waitHealthy } from '../docker/waitHealthy';
+import { failure, FailureType } from '../errors';
+import type { Fleet } from '../fleet';
+import { isMountedArgv } from '../storage/commands';
+import {
+  LABELS,
+  RenderError,
+  renderSiteContainer,
+  SITE_ROLES,
+  usesPlaceholder,
+  type SiteRole,
+} from './render';
+import { readSitePassword } from './secrets';
+
+/**
+ * A site's containers on one host: made from its profile (render.ts), and stopped, started and
+ * removed as a group, found by their qm.site label.
+ */
+
+export interface EnsureSiteContainerInput {
+  siteId: string;
+  host: string;
+  role: SiteRole;
+  profile: Profile;
+  site: SiteSpec;
+  placement: Placement;
+  release: string;
+  timeoutMs: number;
+}
+
+/**
+ * Render the container of `role` and make it so on `host`, healthy: the image (copied from a
+ * fleet host that has it if missing), the site network, the container, then its health. Every
+ * step is create-if-absent or compare-then-replace (ensureImage, ensureNetwork, ensureContainer),
+ * and the render is a pure function of the input and the kept DB password, so a second run with
+ * the same input finds the same container and returns `unchanged`; a new release (or profile)
+ * replaces it. The DB password is read from the DB host here and goes only into the container's
+ * env (in the engine's API request body): it is not returned and not in any failure.
+ */
+export async function ensureSiteContainer(
+  fleet: Fleet,
+  i: EnsureSiteContainerInput,
+): Promise<{ id: string; action: EnsureContainerAction }> {
+  const { siteId, host, role, profile, site, placement, release } = i;
+  if (site.siteId !== siteId)
+    throw failure(FailureType.InvalidInput, `site.siteId is ${site.siteId}, not ${siteId}`, {
+      fields: ['site.siteId'],
+    });
+  const runsHere = role === 'cache' ? host === placement.cacheHost : placement.appHosts.includes(host);
+  if (!runsHere)
+    throw failure(
+      FailureType.InvalidInput,
+      `host: the ${role} container of ${siteId} runs on ${role === 'cache' ? placement.cacheHost : placement.appHosts.join(', ')}, not ${host}`,
+      { fields: ['host'], host, role },
+    );
+  fleet.pool.host(host);
+  const dbHost = fleet.pool.host(placement.dbHost);
+  const cacheHost = fleet.pool.host(placement.cacheHost);
+
+  return withHeartbeat(async () => {
+    const dbPassword = usesPlaceholder(profile, role, 'db.password')
+      ? await readSitePassword(fleet.pool, dbHost.name, siteId)
+      : undefined;
+    let spec;
+    try {
+      spec = renderSiteContainer({
+        profile,
+        role,
+        site,
+        placement,
+        release,
+        values: { dbHostAddress: dbHost.address, cacheHostAddress: cacheHost.address, dbPassword },
+      });
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      throw failure(
+        FailureType.InvalidInput,
+        `cannot render the ${role} container of ${siteId}: ${err.message}`,
+        {
+          fields: [err.field],
+        },
+      );
+    }
+    // a bind of the site's files must be the shared mount, never a directory of this host alone
+    if (spec.mounts.some((m) => m.type === 'bind' && m.source === siteNames(siteId).mountDir)) {
+      const mounted = await fleet.pool.exec(host, isMountedArgv(siteId), {
+        ...activityIO(),
+        timeoutMs: 30_000,
+        check: false,
+      });
+      if (mounted.code !== 0)
+        throw failure(
+          FailureType.Conflict,
+          `${host}: the files of ${siteId} are not mounted at ${siteNames(siteId).mountDir}: mountSiteFiles must run first`,
+          { host, siteId },
+        );
+    }
+    await ensureImage(fleet, host, spec.image);
+    await ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } });
+    const { id, action } = await ensureContainer(fleet, host, spec);
+    await waitHealthy(fleet, host, spec.name, i.timeoutMs);
+    return { id, action };
+  });
+}
+
+/** The site's containers on the host, in start order (cache, app, cron, then anything else). */
+async function siteContainers(fleet: Fleet, host: string, siteId: string): Promise<ContainerSummary[]> {
+  const list = await listContainers(fleet, host, { [LABELS.site]: siteId });
+  const rank = (c: ContainerSummary) => {
+    const r = SITE_ROLES.indexOf(c.labels[LABELS.role] as SiteRole);
+    return r < 0 ? SITE_ROLES.length : [1, 0, 2][r]!; // cache first: the app may connect to it at start
+  };
+  return list.sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * Remove every container labelled qm.site=<site> on the host (gracefully stopped first), then the
+ * site network. Safe twice: the second run finds no container and no network and removes nothing.
+ * Containers we did not create are refused (Conflict) by removeContainer, even with the label.
+ */
+export async function removeSiteContainers(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+): Promise<{ removed: string[]; network: 'removed' | 'absent' }> {
+  fleet.pool.host(host);
+  return withHeartbeat(async () => {
+    const removed: string[] = [];
+    for (const c of (await siteContainers(fleet, host, siteId)).reverse()) {
+      const r = await removeContainer(fleet, host, c.name);
+      if (r.result === 'removed') removed.push(c.name);
+    }
+    const network = await removeNetwork(fleet, host, siteNames(siteId).network);
+    return { removed, network: network.result };
+  });
+}
+
+/**
+ * Stop the site's containers on the host (cron first, cache last). Safe twice: stopped or missing
+ * containers are outcomes (`already-stopped`, `absent`), not errors. The containers keep their
+ * restart policy, so an engine restart brings them back: a suspended site is also unrouted.
+ */
+export async function stopSiteContainers(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+): Promise<{ containers: { name: string; result: 'stopped' | 'already-stopped' | 'absent' }[] }> {
+  fleet.pool.host(host);
+  return withHeartbeat(async () => {
+    const containers = [];
+    for (const c of (await siteContainers(fleet, host, siteId)).reverse())
+      containers.push({ name: c.name, result: (await stopContainer(fleet, host, c.name)).result });
+    return { containers };
+  });
+}
+
+/**
+ * Start the site's containers on the host (cache first) and wait until each is healthy. Safe
+ * twice: a running container is left as it is (`already-running`). A host with none of the
+ * site's containers is a Conflict: there is nothing to resume, the site must be provisioned there.
+ */
+export async function startSiteContainers(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+  timeoutMs: number,
+): Promise<{ containers: { name: string; result: 'started' | 'already-running' }[] }> {
+  fleet.pool.host(host);
+  const { signal } = activityIO();
+  const engine = fleet.docker.engine(host);
+  return withHeartbeat(async () => {
+    const list = await siteContainers(fleet, host, siteId);
+    if (!list.length)
+      throw failure(FailureType.Conflict, `${host} has no containers of site ${siteId} to start`, {
+        host,
+        siteId,
+      });
+    const containers: { name: string; result: 'started' | 'already-running' }[] = [];
+    for (const c of list) {
+      const result = await dockerOp(host, `start container ${c.name}`, signal, async () => {
+        try {
+          await engine.getContainer(c.id).start(callOptions(signal));
+          return 'started' as const;
+        } catch (err) {
+          if (statusOf(err) === 304) return 'already-running' as const;
+          throw err;
+        }
+      });
+      containers.push({ name: c.name, result });
+    }
+    for (const c of list) await waitHealthy(fleet, host, c.name, timeoutMs);
+    return { containers };
+  });
+}
