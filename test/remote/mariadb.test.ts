@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { ApplicationFailure, type RetryPolicy } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -376,6 +377,39 @@ describe('dump and restore', () => {
     );
     expect(err.message).toMatch(/Unknown database/);
     expect(out.destroyed).toBe(true);
+  });
+
+  test('a destination that fails stops the dump on the host (no mysqldump left holding a snapshot)', async () => {
+    await runSql(
+      fleet.pool,
+      DB_HOST,
+      RESTORE_DB,
+      'CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(200)); ' +
+        'INSERT INTO big SELECT seq, REPEAT(MD5(seq), 5) FROM seq_1_to_300000',
+      60_000,
+    );
+    let written = 0;
+    const failing = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        written += chunk.length;
+        done(written > 256 * 1024 ? new Error('disk full (simulated)') : null);
+      },
+    });
+    const err = await expectFailure(
+      dumpDatabase(fleet.pool, DB_HOST, RESTORE_DB, failing),
+      FailureType.CommandFailed,
+    );
+    expect(err.message).toContain('disk full (simulated)');
+    const dumping = () =>
+      fleet.pool
+        .exec(DB_HOST, ['pgrep', '-f', `mysqldump .*${RESTORE_DB}`], { check: false })
+        .then((r) => r.stdout.trim());
+    let left = await dumping();
+    for (let i = 0; i < 30 && left; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await dumping();
+    }
+    expect(left).toBe('');
   });
 
   test('a damaged dump fails the restore (gunzip under pipefail)', async () => {
