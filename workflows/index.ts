@@ -1,2 +1,6 @@
 // Every workflow type the worker runs, one business process per file.
 export { checkFleet } from './checkFleet';
+export { site } from './site';
+export { provisionSite } from './provisionSite';
+export { deprovisionSite } from './deprovisionSite';
+export { suspendSite, resumeSite } from './suspendSite';

@@ -2,6 +2,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Fleet } from '../../activities/fleet';
 import { checkFleet } from '../../workflows';
 import { openTestFleet } from '../support/fleet';
+import { recordHistory } from '../support/histories';
 import { testEnv, withWorker } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
@@ -16,9 +17,11 @@ afterAll(async () => {
 });
 
 test('a workflow runs on the dev server and checks every host over SSH, Docker and MariaDB', async () => {
+  const workflowId = `smoke-${Date.now()}`;
   const result = await withWorker(env, fleet, (taskQueue) =>
-    env.client.workflow.execute(checkFleet, { taskQueue, workflowId: `smoke-${Date.now()}`, args: [{}] }),
+    env.client.workflow.execute(checkFleet, { taskQueue, workflowId, args: [{}] }),
   );
+  await recordHistory(env.client, workflowId, 'checkFleet');
   expect(result.failed).toEqual([]);
   expect(result.healthy).toEqual(fleet.hosts.map((h) => h.name).sort());
 });

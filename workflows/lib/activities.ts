@@ -16,12 +16,12 @@ const retry: RetryPolicy = {
 };
 
 /** Short remote steps: a command, an API call. */
-export const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry });
+export const quick = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry });
 
-/** Long steps (image copies, health waits, dumps): they heartbeat, so a dead worker is noticed in 30 s. */
+/** Long steps (image copies, health waits, dumps): they heartbeat, so a dead worker is noticed in 15 s. */
 export const slow = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds',
   retry,
 });
 

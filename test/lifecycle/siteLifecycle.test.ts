@@ -1,0 +1,224 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createActivities, type Activities } from '../../activities';
+import type { Fleet } from '../../activities/fleet';
+import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { deprovisionSite, provisionSite, resumeSite, suspendSite } from '../../workflows';
+import { openTestFleet } from '../support/fleet';
+import { fetchSite, siteContainers, siteLeftovers, testSite } from '../support/site';
+import { recordHistory } from '../support/histories';
+import { testEnv, withWorker } from '../support/temporal';
+
+/**
+ * The site lifecycle end to end on the real bed: provision (2 app servers behind the real nginx
+ * proxy, MariaDB, sshfs-shared files), suspend/resume, deprovision, and the saga's undo when any
+ * step fails. Outcomes are checked on the hosts themselves (test/support/site.ts).
+ */
+
+let env: TestWorkflowEnvironment;
+let fleet: Fleet;
+beforeAll(async () => {
+  env = await testEnv();
+  fleet = openTestFleet();
+});
+afterAll(async () => {
+  await fleet?.close();
+  await env?.teardown();
+});
+
+const id = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause as ApplicationFailure;
+}
+
+test('provision → serves through the proxy from both app servers → suspend → resume → deprovision leaves nothing', async () => {
+  const site = testSite();
+  const ids = {
+    provisionSite: id(`provision-${site.siteId}`),
+    suspendSite: id(`suspend-${site.siteId}`),
+    resumeSite: id(`resume-${site.siteId}`),
+    deprovisionSite: id(`deprovision-${site.siteId}`),
+    site: siteWorkflowId(site.siteId),
+  };
+  await withWorker(env, fleet, async (taskQueue) => {
+    const result = await env.client.workflow.execute(provisionSite, {
+      taskQueue,
+      workflowId: ids.provisionSite,
+      args: [{ site, triggeredBy: 'test' }],
+    });
+    expect(result.alreadyProvisioned).toBe(false);
+    expect(result.placement.appHosts).toHaveLength(2);
+    expect(new Set(result.placement.appHosts).size).toBe(2);
+
+    // Through the real proxy: the site's page, from both app servers (round robin).
+    const bodies = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const r = await fetchSite(fleet, site.domains![0]!);
+      expect(r.status).toBe(200);
+      expect(r.bodyExcerpt).toContain(`site ${site.siteId} release initial`);
+      bodies.add(r.bodyExcerpt);
+    }
+    expect(bodies.size).toBe(2); // two containers, two hostnames in the page
+
+    // The shared files: what one app server writes, the other serves (sshfs to the storage host).
+    const [a, b] = result.placement.appHosts;
+    await fleet.pool.exec(a!, [
+      'sh',
+      '-c',
+      'echo shared-ok > "$1"',
+      'qm',
+      `/srv/qm/sites/${site.siteId}/files/probe.txt`,
+    ]);
+    const shared = await fleet.pool.exec(b!, ['cat', `/srv/qm/sites/${site.siteId}/files/probe.txt`]);
+    expect(shared.stdout.trim()).toBe('shared-ok');
+
+    // The platform knows the site: its own workflow holds the record.
+    const view = await env.client.workflow.getHandle(siteWorkflowId(site.siteId)).query(siteQuery);
+    expect(view.record.state).toBe('active');
+    expect(view.record.placement).toEqual(result.placement);
+
+    const containersBefore = await siteContainers(fleet, site.siteId);
+    await env.client.workflow.execute(suspendSite, {
+      taskQueue,
+      workflowId: ids.suspendSite,
+      args: [{ siteId: site.siteId, reason: 'invoice 42 unpaid' }],
+    });
+    const suspended = await fetchSite(fleet, site.domains![0]!);
+    expect(suspended.status).toBe(503);
+    expect(suspended.siteState).toBe('suspended');
+    expect((await siteContainers(fleet, site.siteId)).every((c) => c.endsWith('(exited)'))).toBe(true);
+
+    await env.client.workflow.execute(resumeSite, {
+      taskQueue,
+      workflowId: ids.resumeSite,
+      args: [{ siteId: site.siteId }],
+    });
+    const resumed = await fetchSite(fleet, site.domains![0]!);
+    expect(resumed.status).toBe(200);
+    // exactly as it was: the same containers (now running), and the data is still there
+    expect((await siteContainers(fleet, site.siteId)).map((c) => c.replace(/ \(.*\)$/, ''))).toEqual(
+      containersBefore.map((c) => c.replace(/ \(.*\)$/, '')),
+    );
+    const file = await fetchSite(fleet, site.domains![0]!, '/files/probe.txt');
+    expect(file.bodyExcerpt.trim()).toBe('shared-ok');
+
+    const gone = await env.client.workflow.execute(deprovisionSite, {
+      taskQueue,
+      workflowId: ids.deprovisionSite,
+      args: [{ siteId: site.siteId }],
+    });
+    // the site's own workflow ends once the site is deleted
+    await env.client.workflow.getHandle(ids.site).result();
+    for (const [name, workflowId] of Object.entries(ids)) await recordHistory(env.client, workflowId, name);
+    expect(gone.state).toBe('deleted');
+    expect(gone.finalBackup?.databaseSnapshot).toMatch(/\.sql\.gz$/);
+    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    expect((await fetchSite(fleet, site.domains![0]!)).status).toBe(404);
+  });
+});
+
+test('the same site provisioned twice at once → one site', async () => {
+  const site = testSite({ appServers: 1 });
+  await withWorker(env, fleet, async (taskQueue) => {
+    const runs = await Promise.all(
+      [1, 2].map((n) =>
+        env.client.workflow.execute(provisionSite, {
+          taskQueue,
+          workflowId: id(`provision-${site.siteId}-${n}`),
+          args: [{ site }],
+        }),
+      ),
+    );
+    expect(runs.map((r) => r.alreadyProvisioned).sort()).toEqual([false, true]);
+    const containers = await siteContainers(fleet, site.siteId);
+    expect(containers.filter((c) => c.includes('-app'))).toHaveLength(1);
+    await env.client.workflow.execute(deprovisionSite, {
+      taskQueue,
+      workflowId: id(`deprovision-${site.siteId}`),
+      args: [{ siteId: site.siteId, skipFinalBackup: true }],
+    });
+    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+  });
+});
+
+test('a bad spec fails at once with the field named, and creates nothing', async () => {
+  const site = { ...testSite(), siteId: 'Bad;Id$(touch /tmp/pwned)', appServers: 99 };
+  await withWorker(env, fleet, async (taskQueue) => {
+    const failure = await failureOf(
+      env.client.workflow.execute(provisionSite, {
+        taskQueue,
+        workflowId: id('provision-bad'),
+        args: [{ site }],
+      }),
+    );
+    expect(failure.type).toBe('InvalidInput');
+    expect(failure.message).toContain('site.siteId');
+    expect(failure.message).toContain('site.appServers');
+  });
+  for (const h of fleet.hosts) {
+    const r = await fleet.pool.exec(h.name, ['test', '-e', '/tmp/pwned'], { check: false });
+    expect(r.code).toBe(1);
+  }
+});
+
+/** Each step in turn fails (after doing its real work, so it is half-done): nothing is left behind. */
+const injectionPoints: { step: string; activity: keyof Activities; when?: (input: never) => boolean }[] = [
+  { step: 'place', activity: 'placeSite' },
+  { step: 'database', activity: 'ensureSiteDatabase' },
+  { step: 'files storage', activity: 'mountSiteFiles' },
+  { step: 'cache', activity: 'ensureSiteContainer', when: (i: { role: string }) => i.role === 'cache' },
+  {
+    step: 'app containers',
+    activity: 'ensureSiteContainer',
+    when: (i: { role: string }) => i.role === 'app',
+  },
+  { step: 'cron', activity: 'ensureSiteContainer', when: (i: { role: string }) => i.role === 'cron' },
+  { step: 'routes', activity: 'putSiteRoute' },
+  { step: 'health check through the proxy', activity: 'checkSiteHealth' },
+];
+
+test.each(injectionPoints)(
+  'a failure at "$step" undoes every step and leaves nothing behind',
+  async (point) => {
+    const site = testSite();
+    const real = createActivities(fleet); // the real activities, for the injected ones to call through to
+    const override = {
+      [point.activity]: async (input: never) => {
+        const result = await (real[point.activity] as (i: never) => Promise<unknown>)(input);
+        if (!point.when || point.when(input))
+          throw ApplicationFailure.nonRetryable(`injected failure in ${point.activity}`, 'Injected');
+        return result;
+      },
+    } as Partial<Activities>;
+    await withWorker(
+      env,
+      fleet,
+      async (taskQueue) => {
+        const failure = await failureOf(
+          env.client.workflow.execute(provisionSite, {
+            taskQueue,
+            workflowId: id(`provision-${site.siteId}`),
+            args: [{ site }],
+          }),
+        );
+        expect(failure.type).toBe('ProvisionFailed');
+        expect(failure.message).toContain(`failed at "${point.step}"`);
+        expect(failure.message).toContain('injected failure');
+        expect(failure.message).toContain('everything it had created was removed');
+        const view = await env.client.workflow.getHandle(siteWorkflowId(site.siteId)).query(siteQuery);
+        expect(view.record.state).toBe('new');
+      },
+      override,
+    );
+    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+  },
+);

@@ -1,0 +1,99 @@
+import { ApplicationFailure } from '@temporalio/workflow';
+import { z } from 'zod';
+import { SiteId } from '../schema/site';
+import { quick, slow } from './lib/activities';
+import { parseWorkflowInput } from './lib/input';
+import { startOperation } from './lib/operation';
+import { withSiteLock } from './lib/siteLock';
+
+export const DeprovisionSiteInput = z.strictObject({
+  siteId: SiteId,
+  /** Skip the final database snapshot and files archive (only for sites that never held data). */
+  skipFinalBackup: z.boolean().default(false),
+  triggeredBy: z.string().max(100).optional(),
+});
+export type DeprovisionSiteInput = z.input<typeof DeprovisionSiteInput>;
+
+export interface DeprovisionSiteResult {
+  siteId: string;
+  state: 'deleted';
+  /** Where the final backup was kept (database snapshot on the DB host, files archive on the storage host). */
+  finalBackup?: { databaseSnapshot: string; filesArchive: string };
+}
+
+/**
+ * Remove a site for good, as ops would by hand:
+ *   lock the site → final backup (database snapshot, files archive) → routes off the proxies →
+ *   containers off every host → files unmounted → database, user and secret dropped → files
+ *   removed → record it deleted.
+ * Every step tolerates "already gone", so a deprovision that stopped half-way, run again, finishes
+ * the job; it also sweeps every host, so leftovers of a failed provision go too.
+ */
+export async function deprovisionSite(input: DeprovisionSiteInput): Promise<DeprovisionSiteResult> {
+  const { siteId, skipFinalBackup, triggeredBy } = parseWorkflowInput(
+    DeprovisionSiteInput,
+    input,
+    'deprovisionSite input',
+  );
+  const op = startOperation({
+    operation: 'deprovision',
+    siteId,
+    triggeredBy,
+    summary: `deprovision ${siteId}`,
+  });
+
+  return withSiteLock(siteId, 'deprovision', op.progress, async (lock) => {
+    const { record } = lock;
+    if (record.state === 'deleted') return { siteId, state: 'deleted' };
+    if (record.state === 'new' || !record.placement)
+      throw ApplicationFailure.create({
+        type: 'InvalidInput',
+        message: `site ${siteId} is not known to the platform (state ${record.state}): nothing to deprovision`,
+        nonRetryable: true,
+      });
+    const { placement } = record;
+    await lock.update({ state: 'deprovisioning' });
+    op.hosts([...placement.appHosts, placement.dbHost, placement.storageHost, ...placement.proxyHosts]);
+
+    let finalBackup: DeprovisionSiteResult['finalBackup'];
+    if (!skipFinalBackup) {
+      op.step('final backup');
+      const name = `final-${new Date()
+        .toISOString()
+        .replace(/[-:.TZ]/g, '')
+        .slice(0, 14)}`;
+      const snapshot = await slow.snapshotSiteDatabase({ siteId, dbHost: placement.dbHost, name });
+      finalBackup = {
+        databaseSnapshot: snapshot.path,
+        filesArchive: `/srv/qm/archive/${siteId}/${name}.tar.gz`,
+      };
+      await lock.update({ state: 'deprovisioning' });
+      await slow.removeSiteFiles({
+        siteId,
+        storageHost: placement.storageHost,
+        archiveName: name,
+        keepFiles: true,
+      });
+    }
+
+    op.step('routes');
+    for (const host of placement.proxyHosts) await quick.removeSiteRoute({ host, siteId });
+
+    op.step('containers');
+    const everyHost = (await quick.listHosts()).map((h) => h.name);
+    await Promise.all(everyHost.map((host) => quick.removeSiteContainers({ siteId, host })));
+
+    op.step('files mounts');
+    await Promise.all(placement.appHosts.map((host) => quick.unmountSiteFiles({ siteId, host })));
+
+    op.step('database');
+    await quick.dropSiteDatabase({ siteId, dbHost: placement.dbHost });
+
+    op.step('files');
+    await quick.removeSiteFiles({ siteId, storageHost: placement.storageHost });
+
+    await lock.update({ state: 'deleted', placement: undefined, release: undefined });
+    op.finish();
+    return { siteId, state: 'deleted', finalBackup };
+  });
+}
