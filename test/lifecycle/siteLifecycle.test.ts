@@ -118,7 +118,7 @@ test('provision → serves through the proxy from both app servers → suspend �
     });
     // the site's own workflow ends once the site is deleted
     await env.client.workflow.getHandle(ids.site).result();
-    for (const [name, workflowId] of Object.entries(ids)) await recordHistory(env.client, workflowId, name);
+    for (const [name, workflowId] of Object.entries(ids)) await recordHistory(workflowId, name);
     expect(gone.state).toBe('deleted');
     expect(gone.finalBackup?.databaseSnapshot).toMatch(/\.sql\.gz$/);
     expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);

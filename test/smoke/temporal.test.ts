@@ -21,7 +21,7 @@ test('a workflow runs on the dev server and checks every host over SSH, Docker a
   const result = await withWorker(env, fleet, (taskQueue) =>
     env.client.workflow.execute(checkFleet, { taskQueue, workflowId, args: [{}] }),
   );
-  await recordHistory(env.client, workflowId, 'checkFleet');
+  await recordHistory(workflowId, 'checkFleet');
   expect(result.failed).toEqual([]);
   expect(result.healthy).toEqual(fleet.hosts.map((h) => h.name).sort());
 });
