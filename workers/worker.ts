@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { Fleet } from '../activities/fleet';
@@ -12,6 +13,8 @@ export interface StartWorkerOptions {
   client: Client;
   /** A prebuilt workflow bundle (tests build it once a run); else workflows/ is bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** The payload codec (workers/codec.ts): the same one the API's and the CLI's clients use. */
+  dataConverter?: DataConverter;
 }
 
 /** The Quartermaster worker: every workflow type and every activity, on one task queue. */
@@ -20,6 +23,7 @@ export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue,
+    dataConverter: opts.dataConverter,
     activities: createActivities(opts.fleet, { temporal: opts.client, taskQueue: opts.taskQueue }),
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }

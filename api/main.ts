@@ -1,0 +1,27 @@
+import { codecFromEnv } from '../workers/codec';
+import { ApiEnv, loadEnv } from './config';
+import { buildApi } from './server';
+import { connectClient } from './temporalClient';
+
+/**
+ * `npm run api`: the billing API alone. Configuration from the environment (api/config.ts):
+ * QM_API_SECRETS, QM_CODEC_KEY (the worker's key), TEMPORAL_ADDRESS, QM_TASK_QUEUE,
+ * QM_API_HOST/QM_API_PORT.
+ */
+async function main() {
+  const env = loadEnv(ApiEnv);
+  const codec = codecFromEnv({ QM_CODEC_KEY: env.QM_CODEC_KEY });
+  const { client, close } = await connectClient(env, codec);
+  const app = buildApi({ client, taskQueue: env.QM_TASK_QUEUE, secrets: env.QM_API_SECRETS, logger: true });
+  await app.listen({ host: env.QM_API_HOST, port: env.QM_API_PORT });
+  const stop = async () => {
+    await app.close(); // finishes in-flight requests; new ones get 503
+    await close();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop());
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

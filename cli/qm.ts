@@ -1,0 +1,253 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { loadEnv, TemporalEnv } from '../api/config';
+import {
+  IdempotencyConflictError,
+  listSites,
+  NoWorkerError,
+  OPERATIONS,
+  readOperation,
+  readSite,
+  SiteNotFoundError,
+  startOperation,
+  type OperationView,
+} from '../api/operations';
+import { IdempotencyKey, OperationId, SiteParams, type OperationKind } from '../api/requests';
+import { connectClient } from '../api/temporalClient';
+import { InvalidInputError, parseOrThrow } from '../schema/common';
+import { codecFromEnv } from '../workers/codec';
+import { progressLines, siteLines, sitesTable } from './render';
+
+const USAGE = `qm: Quartermaster operations from the shell (the same client code as the billing API)
+
+  qm provision <spec.json|->   provision a site from its spec (a SiteSpec, as JSON; - reads stdin)
+  qm suspend <siteId> [--reason TEXT]
+  qm resume <siteId>
+  qm deprovision <siteId> [--skip-final-backup]
+  qm status <siteId> [--json]   the site's record, lock holder and queue
+  qm op <operationId> [--follow] [--json]
+  qm sites [--json]             every site, from Temporal visibility
+
+Operations print their id and follow it to the end (--no-follow: just start it). --key K sets the
+idempotency key (default: a fresh one); running the same command with the same key never starts
+a second operation.
+
+Environment: TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE, QM_TASK_QUEUE (quartermaster),
+QM_CODEC_KEY (the worker's payload key). Exit status: 0 done, 1 the operation failed, 2 bad usage
+or input, 3 not found, 4 Temporal or the worker did not answer.`;
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
+
+class UsageError extends Error {}
+
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  readStdin: () => string;
+}
+
+const defaultIo: Io = {
+  out: (l) => process.stdout.write(`${l}\n`),
+  err: (l) => process.stderr.write(`${l}\n`),
+  readStdin: () => fs.readFileSync(0, 'utf8'),
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function whoAmI(): string {
+  const name = (process.env.SUDO_USER || os.userInfo().username || 'unknown').replace(
+    /[^A-Za-z0-9._-]/g,
+    '_',
+  );
+  return `ops:${name.slice(0, 60)}`;
+}
+
+function readJson(path: string, io: Io): unknown {
+  const text = path === '-' ? io.readStdin() : fs.readFileSync(path, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${path === '-' ? 'stdin' : path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function readSpec(path: string | undefined, io: Io): { siteId?: unknown } {
+  if (!path) throw new UsageError('qm provision <spec.json|->');
+  const spec = readJson(path, io);
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+    throw new UsageError('the spec must be a JSON object (a SiteSpec)');
+  parseOrThrow(OPERATIONS.provision.input, { site: spec }, 'site spec'); // every bad field named
+  return spec as { siteId?: unknown };
+}
+
+function siteIdArg(value: string | undefined): string {
+  const p = SiteParams.safeParse({ siteId: value });
+  if (!p.success)
+    throw new UsageError(`bad site id ${JSON.stringify(value ?? '')}: ${p.error.issues[0]!.message}`);
+  return p.data.siteId;
+}
+
+/** Follow an operation until it ends, printing what changes; the exit status says how it ended. */
+export async function follow(client: Client, id: string, io: Io, intervalMs = 1000): Promise<number> {
+  const parsed = OperationId.safeParse(id);
+  if (!parsed.success)
+    throw new UsageError(`bad operation id ${JSON.stringify(id)}: ${parsed.error.issues[0]!.message}`);
+  let prev: OperationView | undefined;
+  for (;;) {
+    const view = await readOperation(client, parsed.data);
+    if (!view) {
+      io.err(`no operation ${id}`);
+      return EXIT.notFound;
+    }
+    for (const line of progressLines(prev, view)) io.out(line);
+    if (view.state !== 'RUNNING') return view.state === 'COMPLETED' ? EXIT.ok : EXIT.failed;
+    prev = view;
+    await sleep(intervalMs);
+  }
+}
+
+async function run(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      key: { type: 'string' },
+      reason: { type: 'string' },
+      follow: { type: 'boolean', default: false },
+      'no-follow': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'skip-final-backup': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command, arg, ...extra] = positionals;
+  if (values.help || !command) {
+    io.out(USAGE);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  // Arguments are checked before anything connects: a typo never reaches Temporal.
+  if (!['provision', 'suspend', 'resume', 'deprovision', 'status', 'op', 'sites'].includes(command))
+    throw new UsageError(`unknown command ${command} (qm --help)`);
+  if (['suspend', 'resume', 'deprovision', 'status'].includes(command)) siteIdArg(arg);
+  if (command === 'op') {
+    const parsed = OperationId.safeParse(arg ?? '');
+    if (!parsed.success) throw new UsageError(`bad operation id: ${parsed.error.issues[0]!.message}`);
+  }
+  if (values.key !== undefined) {
+    const k = IdempotencyKey.safeParse(values.key);
+    if (!k.success) throw new UsageError(`bad --key: ${k.error.issues[0]!.message}`);
+  }
+  const spec = command === 'provision' ? readSpec(arg, io) : undefined;
+
+  const env = loadEnv(TemporalEnv);
+  const { client, close } = await connectClient(env, codecFromEnv());
+  try {
+    const startAndFollow = async (kind: OperationKind, siteId: string, input: unknown) => {
+      const key = values.key ?? `cli-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+      const op = await startOperation(client, {
+        kind,
+        siteId,
+        key,
+        input,
+        taskQueue: env.QM_TASK_QUEUE,
+        triggeredBy: whoAmI(),
+      });
+      io.out(
+        `${op.created ? 'started' : 'already started (same key)'} ${op.operationId}` +
+          (op.queued ? `, queued behind ${op.behind}` : ''),
+      );
+      return values['no-follow'] ? EXIT.ok : follow(client, op.operationId, io);
+    };
+
+    switch (command) {
+      case 'provision':
+        return await startAndFollow('provision', String(spec!.siteId ?? ''), { site: spec });
+      case 'suspend':
+        return await startAndFollow('suspend', siteIdArg(arg), {
+          siteId: siteIdArg(arg),
+          ...(values.reason ? { reason: values.reason } : {}),
+        });
+      case 'resume':
+        return await startAndFollow('resume', siteIdArg(arg), { siteId: siteIdArg(arg) });
+      case 'deprovision':
+        return await startAndFollow('deprovision', siteIdArg(arg), {
+          siteId: siteIdArg(arg),
+          skipFinalBackup: values['skip-final-backup'],
+        });
+      case 'status': {
+        const siteId = siteIdArg(arg);
+        const site = await readSite(client, siteId);
+        if (!site) {
+          io.err(`site ${siteId} is not known to the platform`);
+          return EXIT.notFound;
+        }
+        for (const line of values.json ? [JSON.stringify(site, null, 2)] : siteLines(siteId, site))
+          io.out(line);
+        return EXIT.ok;
+      }
+      case 'op': {
+        if (values.follow) return await follow(client, arg!, io);
+        const view = await readOperation(client, OperationId.parse(arg));
+        if (!view) {
+          io.err(`no operation ${arg}`);
+          return EXIT.notFound;
+        }
+        for (const line of values.json ? [JSON.stringify(view, null, 2)] : progressLines(undefined, view))
+          io.out(line);
+        return view.state === 'FAILED' || view.state === 'TERMINATED' || view.state === 'TIMED_OUT'
+          ? EXIT.failed
+          : EXIT.ok;
+      }
+      case 'sites': {
+        const sites = await listSites(client);
+        for (const line of values.json ? [JSON.stringify(sites, null, 2)] : sitesTable(sites)) io.out(line);
+        return EXIT.ok;
+      }
+      default:
+        throw new UsageError(`unknown command ${command} (qm --help)`);
+    }
+  } finally {
+    await close();
+  }
+}
+
+/** Run `qm` with these arguments; resolves to the exit status. */
+export async function main(argv: string[] = process.argv.slice(2), io: Io = defaultIo): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (
+      err instanceof UsageError ||
+      err instanceof InvalidInputError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      io.err(`qm: ${message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof SiteNotFoundError) {
+      io.err(`qm: ${message}`);
+      return EXIT.notFound;
+    }
+    if (err instanceof IdempotencyConflictError) {
+      io.err(`qm: ${message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof NoWorkerError || /UNAVAILABLE|ECONNREFUSED|Failed to connect/i.test(message)) {
+      io.err(`qm: Temporal or the worker did not answer: ${message}`);
+      return EXIT.unavailable;
+    }
+    if (/Unknown encoding: binary\/encrypted/.test(message)) {
+      io.err('qm: the payloads are encrypted: set QM_CODEC_KEY to the key the worker uses');
+      return EXIT.usage;
+    }
+    io.err(`qm: ${message}`);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) void main().then((code) => process.exit(code));

@@ -1,0 +1,77 @@
+import type { OperationView, SiteState, SiteSummary } from '../api/operations';
+
+/**
+ * What `qm` prints, as pure functions of what it read (unit-tested): a followed operation prints
+ * only what changed since the last look, so the output reads as a log in a terminal or a file.
+ */
+
+/** The lines to print when an operation went from `prev` (undefined: first look) to `next`. */
+export function progressLines(prev: OperationView | undefined, next: OperationView): string[] {
+  const lines: string[] = [];
+  if (!prev) lines.push(`${next.id}  ${next.state}  (started ${next.startedAt})`);
+  if (next.state === 'RUNNING') {
+    const p = next.progress;
+    const was = prev?.progress;
+    if (p === null && was !== null)
+      lines.push(`  (no progress: ${next.progressUnavailable ?? 'no worker answered'})`);
+    if (p) {
+      if (p.waitingForLock && !was?.waitingForLock)
+        lines.push('  waiting for the site lock (another operation holds it)');
+      else if (!p.waitingForLock && was?.waitingForLock) lines.push('  got the site lock');
+      if (!p.waitingForLock && p.step !== was?.step) lines.push(`  step ${p.done.length + 1}: ${p.step}`);
+      for (const [host, status] of Object.entries(p.hosts))
+        if (was?.hosts[host] !== status) lines.push(`    ${host}: ${status}`);
+    }
+    return lines;
+  }
+  if (next.state === 'COMPLETED') lines.push(`COMPLETED  ${JSON.stringify(next.result)}`);
+  else
+    lines.push(`${next.state}  ${next.error ? `${next.error.type}: ${next.error.message}` : ''}`.trimEnd());
+  return lines;
+}
+
+export function siteLines(siteId: string, site: SiteState): string[] {
+  const r = site.view?.record;
+  const lines = [`site ${siteId}: ${r?.state ?? 'unknown'} (site workflow ${site.status})`];
+  if (!r) return lines;
+  if (r.customerId) lines.push(`  customer   ${r.customerId}`);
+  if (r.spec)
+    lines.push(
+      `  plan       ${r.spec.plan}, profile ${r.spec.profile}`,
+      `  domains    ${r.spec.domains.join(', ')}`,
+    );
+  if (r.release) lines.push(`  release    ${r.release}`);
+  if (r.placement) {
+    const p = r.placement;
+    lines.push(
+      `  app hosts  ${p.appHosts.join(', ')} (port ${p.port})`,
+      `  db ${p.dbHost}, storage ${p.storageHost}, cache ${p.cacheHost}, proxies ${p.proxyHosts.join(', ')}`,
+    );
+  }
+  if (r.lastOperation) lines.push(`  last op    ${r.lastOperation}`);
+  const v = site.view!;
+  if (v.holder) lines.push(`  running    ${v.holder.workflowId} (since ${v.holder.since})`);
+  for (const q of v.queue) lines.push(`  queued     ${q.workflowId} (since ${q.since})`);
+  return lines;
+}
+
+export function sitesTable(sites: SiteSummary[]): string[] {
+  const rows = [
+    ['SITE', 'STATE', 'RELEASE', 'HOSTS', 'OPERATION', 'CUSTOMER'],
+    ...sites.map((s) => [
+      s.siteId,
+      s.state,
+      s.release ?? '-',
+      s.hosts.join(',') || '-',
+      s.operation ?? '-',
+      s.customerId ?? '-',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
+}

@@ -1,0 +1,94 @@
+import { createHmac } from 'node:crypto';
+import { ReplayGuard } from '../../api/replayGuard';
+import { checkTimestamp, sign, verify } from '../../api/signature';
+
+const A = 'a'.repeat(32);
+const B = 'b'.repeat(40);
+const NOW = 1_750_000_000;
+const body = Buffer.from('{"site":{"siteId":"acme"}}');
+const headersOf = (h: ReturnType<typeof sign>) => ({
+  timestamp: h['X-QM-Timestamp'],
+  signature: h['X-QM-Signature'],
+});
+
+describe('sign', () => {
+  test('is HMAC-SHA256 over "<timestamp>.<body>", hex, v1= prefix (what a billing system computes by hand)', () => {
+    const h = sign(A, body, NOW);
+    const expected = createHmac('sha256', A).update(`${NOW}.${body.toString()}`).digest('hex');
+    expect(h).toEqual({ 'X-QM-Timestamp': String(NOW), 'X-QM-Signature': `v1=${expected}` });
+  });
+});
+
+describe('verify', () => {
+  test('a good signature passes, with either secret of a rotating pair', () => {
+    expect(verify(headersOf(sign(A, body, NOW)), body, [A, B], NOW).ok).toBe(true);
+    expect(verify(headersOf(sign(B, body, NOW)), body, [A, B], NOW).ok).toBe(true);
+  });
+
+  test.each([
+    ['another secret', () => headersOf(sign('c'.repeat(32), body, NOW)), 'mismatch'],
+    ['another body', () => headersOf(sign(A, Buffer.from('{}'), NOW)), 'mismatch'],
+    [
+      'another timestamp',
+      () => ({ ...headersOf(sign(A, body, NOW)), timestamp: String(NOW + 1) }),
+      'mismatch',
+    ],
+    ['older than 5 minutes', () => headersOf(sign(A, body, NOW - 301)), 'expired'],
+    ['more than 5 minutes ahead', () => headersOf(sign(A, body, NOW + 301)), 'future'],
+    ['no signature', () => ({ timestamp: String(NOW), signature: undefined }), 'missing'],
+    [
+      'no timestamp',
+      () => ({ timestamp: undefined, signature: sign(A, body, NOW)['X-QM-Signature'] }),
+      'missing',
+    ],
+    [
+      'no v1= prefix',
+      () => ({ ...headersOf(sign(A, body, NOW)), signature: sign(A, body, NOW)['X-QM-Signature'].slice(3) }),
+      'malformed',
+    ],
+    ['a short digest', () => ({ timestamp: String(NOW), signature: 'v1=abcd' }), 'malformed'],
+    ['a non-hex digest', () => ({ timestamp: String(NOW), signature: `v1=${'z'.repeat(64)}` }), 'malformed'],
+    ['a non-numeric timestamp', () => ({ timestamp: '1e9', signature: `v1=${'0'.repeat(64)}` }), 'malformed'],
+    [
+      'repeated headers',
+      () => ({ timestamp: [String(NOW), String(NOW)], signature: `v1=${'0'.repeat(64)}` }),
+      'malformed',
+    ],
+  ] as const)('refused: %s', (_name, headers, reason) => {
+    expect(verify(headers(), body, [A, B], NOW)).toEqual({ ok: false, reason });
+  });
+
+  test('the edges of the window are inside it', () => {
+    expect(verify(headersOf(sign(A, body, NOW - 300)), body, [A], NOW).ok).toBe(true);
+    expect(verify(headersOf(sign(A, body, NOW + 300)), body, [A], NOW).ok).toBe(true);
+    expect(checkTimestamp(String(NOW - 300), NOW).ok).toBe(true);
+  });
+});
+
+describe('ReplayGuard', () => {
+  test('accepts a digest once while it is live, again after it expired', () => {
+    const g = new ReplayGuard();
+    expect(g.check('d1', NOW + 300, NOW)).toBe('fresh');
+    expect(g.check('d1', NOW + 300, NOW + 10)).toBe('replay');
+    expect(g.check('d1', NOW + 300, NOW + 300)).toBe('replay');
+    expect(g.check('d1', NOW + 700, NOW + 301)).toBe('fresh'); // expired: the timestamp check refuses it anyway
+  });
+
+  test('bounded: forgets expired entries, refuses (fails closed) when full of live ones', () => {
+    const g = new ReplayGuard(3);
+    for (const d of ['a', 'b', 'c']) expect(g.check(d, NOW + 300, NOW)).toBe('fresh');
+    expect(g.check('d', NOW + 300, NOW)).toBe('full');
+    expect(g.check('a', NOW + 300, NOW)).toBe('replay'); // still remembered
+    expect(g.check('d', NOW + 900, NOW + 301)).toBe('fresh'); // a, b, c expired and were dropped
+    expect(g.size).toBe(1);
+  });
+
+  test('expired entries behind a live one are swept when the guard fills up', () => {
+    const g = new ReplayGuard(3);
+    g.check('live', NOW + 1000, NOW);
+    g.check('old1', NOW + 10, NOW);
+    g.check('old2', NOW + 10, NOW);
+    expect(g.check('new', NOW + 400, NOW + 20)).toBe('fresh');
+    expect(g.size).toBe(2);
+  });
+});
