@@ -1,10 +1,12 @@
 import { makeDockerActivities } from './docker/activities';
 import { makeDatabaseActivities } from './db/activities';
+import { makeHostActivities } from './host/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
 import { makeProxyActivities } from './proxy/activities';
 import { makeSiteActivities } from './site/activities';
 import { makeStorageActivities } from './storage/activities';
+import { makeSiteRecordActivities } from './temporal/siteRecords';
 import { makeTemporalActivities } from './temporal/siteLock';
 import type { Client } from '@temporalio/client';
 
@@ -32,6 +34,8 @@ export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
     ...makeSiteActivities(fleet),
     ...makeStorageActivities(fleet),
     ...makeTemporalActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
+    ...makeHostActivities(fleet),
+    ...makeSiteRecordActivities(deps.temporal),
   };
 }
 

@@ -4,3 +4,4 @@ export { site } from './site';
 export { provisionSite } from './provisionSite';
 export { deprovisionSite } from './deprovisionSite';
 export { suspendSite, resumeSite } from './suspendSite';
+export { patchRoll } from './patchRoll';

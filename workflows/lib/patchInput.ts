@@ -40,7 +40,7 @@ const Argv = z
   )
   .min(1, 'a command needs at least its program')
   .max(256)
-  .refine((a) => a[0]!.length > 0, 'the program cannot be empty');
+  .refine((a) => a.length === 0 || a[0] !== '', 'the program cannot be empty');
 
 export const DEFAULT_PATCH_COMMAND = ['sh', '-c', 'apt-get update && apt-get -y upgrade'];
 export const DEFAULT_REBOOT_CHECK = ['test', '-e', '/run/reboot-required'];

@@ -1,0 +1,39 @@
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { z } from 'zod';
+import { SiteId, type SiteRecord } from '../../schema/site';
+import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { failure, FailureType } from '../errors';
+import { parseInput } from '../input';
+
+const ReadSiteRecordsInput = z.strictObject({ siteIds: z.array(SiteId).max(10_000) });
+
+/**
+ * The records of several sites, from each site's own workflow (`site` query): what a patch roll
+ * plans with (every site's app servers). A site with no workflow is `null` (containers with its
+ * label may still be on a host: the roll leaves their routes alone). Read-only; a decision that
+ * must hold is re-made under the site's lock, from the record the lock grant carries.
+ */
+export function makeSiteRecordActivities(client: Client | undefined) {
+  return {
+    async readSiteRecords(
+      input: z.input<typeof ReadSiteRecordsInput>,
+    ): Promise<Record<string, SiteRecord | null>> {
+      const { siteIds } = parseInput(ReadSiteRecordsInput, input, 'readSiteRecords');
+      if (!client)
+        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for site records');
+      const out: Record<string, SiteRecord | null> = {};
+      for (let i = 0; i < siteIds.length; i += 16)
+        await Promise.all(
+          siteIds.slice(i, i + 16).map(async (siteId) => {
+            try {
+              out[siteId] = (await client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)).record;
+            } catch (err) {
+              if (!(err instanceof WorkflowNotFoundError)) throw err;
+              out[siteId] = null;
+            }
+          }),
+        );
+      return out;
+    },
+  };
+}

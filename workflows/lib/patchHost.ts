@@ -1,0 +1,247 @@
+import { CancellationScope, proxyActivities, type RetryPolicy } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { NON_RETRYABLE } from '../../activities/errors';
+import type { Profile } from '../../schema/profile';
+import type { Route } from '../../schema/route';
+import type { SiteRecord } from '../../schema/site';
+import { patient, quick, slow } from './activities';
+import { rootMessage } from './input';
+import type { PatchRollConfig } from './patchInput';
+import type { HostDecision, SiteAction } from './patchPlan';
+import { PATCH_FAILED, type HostProgress, type HostState } from './patchProtocol';
+
+/** A site on the host, as the roll sees it under the site's lock. */
+export interface LockedSite {
+  siteId: string;
+  record: SiteRecord;
+  /** Its stored route on each of its proxy hosts (active sites only). */
+  routes: Map<string, Route>;
+  /** Whether any of its containers on this host ran before the patch. */
+  ranHere: boolean;
+  /** Its containers' roles on this host (app, cache, cron). */
+  rolesHere: string[];
+}
+
+export interface HostContext {
+  cfg: PatchRollConfig;
+  rollId: string;
+  host: string;
+  progress: HostProgress;
+  sites: Map<string, LockedSite>;
+  /** Why the host's patch must not start now (skip, abort, budget, window), or undefined to go on. */
+  mayStart(): { state: HostState; reason: string } | undefined;
+  profile(name: string): Promise<Profile>;
+}
+
+/**
+ * One host's turn, as ops would do it by hand:
+ *   take its sites' traffic off it (drain its backend on every proxy; the maintenance page for a
+ *   site it alone serves) → last look (skip, abort, window, budget) → patch → reboot if needed and
+ *   wait for it → its sites' containers running and healthy (files remounted after a reboot) →
+ *   each backend answers, straight from the proxy host → readmit → each site answers through the
+ *   proxy → done.
+ * The caller holds the locks of all the host's sites. Every step is an idempotent activity, so a
+ * worker that dies mid-host resumes at the step it was on (Temporal replays the rest).
+ * On failure before the patch started, what was taken out is put back (the host is as it was);
+ * after, the host stays out of rotation (drained, or its single-server sites on the maintenance
+ * page) and the failure is reported: a half-patched host must not take traffic until a person
+ * has looked.
+ */
+export async function patchHost(
+  ctx: HostContext,
+  decision: HostDecision,
+): Promise<'done' | 'failed' | 'stopped'> {
+  const { cfg, host, progress: hp } = ctx;
+  hp.sites = decision.actions;
+  if (decision.heldBack) return finish(hp, 'held-back', decision.heldBack, 'untouched');
+
+  const out = decision.actions.filter((a) => a.action !== 'none');
+  let takenOut = false;
+  let patchStarted = false;
+  const acts = hostActivities(cfg);
+  try {
+    hp.state = 'draining';
+    takenOut = out.length > 0;
+    await forEachSite(ctx, out, (site, action) => takeOut(ctx, site, action));
+
+    const stop = ctx.mayStart();
+    if (stop) {
+      if (takenOut) await putBack(ctx, out);
+      return finish(hp, stop.state, stop.reason, takenOut ? 'readmitted' : 'untouched');
+    }
+
+    hp.state = 'patching';
+    patchStarted = true;
+    const patch = await acts.patch.runPatch({
+      host,
+      rollId: ctx.rollId,
+      command: cfg.patchCommand,
+      timeoutSeconds: cfg.patchTimeoutSeconds,
+    });
+    hp.patch = { result: patch.result, seconds: patch.seconds };
+
+    const reboot =
+      cfg.reboot === 'always' ||
+      (cfg.reboot === 'if-required' &&
+        (await quick.rebootRequired({ host, command: cfg.rebootCheck })).required);
+    if (reboot) {
+      hp.state = 'rebooting';
+      const r = await acts.reboot.rebootHost({ host, rollId: ctx.rollId });
+      await acts.wait.waitForHost({
+        host,
+        bootIdBefore: r.action === 'already-rebooted' ? undefined : r.bootIdBefore,
+        timeoutSeconds: cfg.rebootTimeoutSeconds,
+      });
+      hp.rebooted = true;
+    }
+
+    hp.state = 'starting';
+    const active = [...ctx.sites.values()].filter((s) => s.record.state === 'active' && s.record.placement);
+    await Promise.all(
+      active
+        .filter((s) => s.ranHere)
+        .map(async (s) => {
+          const placement = s.record.placement!;
+          // a reboot loses the sshfs mount of the site's files; the containers bind-mount it
+          if (
+            reboot &&
+            s.rolesHere.some((r) => r === 'app' || r === 'cron') &&
+            placement.appHosts.includes(host)
+          )
+            await quick.mountSiteFiles({ siteId: s.siteId, host, storageHost: placement.storageHost });
+          await slow.startSiteContainers({ siteId: s.siteId, host });
+        }),
+    );
+
+    hp.state = 'checking';
+    await forEachSite(ctx, out, async (site) => {
+      const profile = await ctx.profile(site.record.spec!.profile);
+      for (const proxyHost of site.record.placement!.proxyHosts)
+        await patient.checkBackendHealth({
+          proxyHost,
+          backendHost: host,
+          port: site.record.placement!.port,
+          domain: site.record.spec!.domains[0]!,
+          path: profile.health.path,
+          expectStatus: profile.health.expectStatus,
+          expectText: profile.health.expectText,
+        });
+    });
+
+    hp.state = 'readmitting';
+    await putBack(ctx, out);
+    takenOut = false;
+    await forEachSite(ctx, out, async (site) => {
+      const profile = await ctx.profile(site.record.spec!.profile);
+      for (const proxyHost of site.record.placement!.proxyHosts)
+        await patient.checkSiteHealth({
+          proxyHost,
+          domain: site.record.spec!.domains[0]!,
+          path: profile.health.path,
+          expectStatus: profile.health.expectStatus,
+          expectText: profile.health.expectText,
+        });
+    });
+    return finish(hp, 'done');
+  } catch (err) {
+    const reason = `${hp.state}: ${rootMessage(err)}`;
+    // put the host back as it was if nothing was patched; else keep (or take) it out of rotation
+    const leftAs = await CancellationScope.nonCancellable(async () => {
+      try {
+        if (!patchStarted) {
+          if (takenOut) await putBack(ctx, out);
+          return takenOut ? ('readmitted' as const) : ('untouched' as const);
+        }
+        if (!takenOut) await forEachSite(ctx, out, (site, action) => takeOut(ctx, site, action));
+        return out.length ? ('drained' as const) : ('untouched' as const);
+      } catch (undoErr) {
+        hp.reason = `${reason}; and then: ${rootMessage(undoErr)}`;
+        return patchStarted ? ('drained' as const) : ('untouched' as const);
+      }
+    });
+    return finish(hp, 'failed', hp.reason ?? reason, leftAs);
+  }
+}
+
+function finish(
+  hp: HostProgress,
+  state: HostState,
+  reason?: string,
+  leftAs?: HostProgress['leftAs'],
+): 'done' | 'failed' | 'stopped' {
+  hp.state = state;
+  if (reason) hp.reason = reason;
+  if (leftAs) hp.leftAs = leftAs;
+  return state === 'done' ? 'done' : state === 'failed' ? 'failed' : 'stopped';
+}
+
+async function forEachSite(
+  ctx: HostContext,
+  actions: { siteId: string; action: SiteAction }[],
+  fn: (site: LockedSite, action: SiteAction) => Promise<unknown>,
+): Promise<void> {
+  await Promise.all(actions.map((a) => fn(ctx.sites.get(a.siteId)!, a.action)));
+}
+
+/** Drain the host's backend of the site on every proxy, or put the site on the maintenance page. */
+async function takeOut(ctx: HostContext, site: LockedSite, action: SiteAction): Promise<void> {
+  await Promise.all(
+    [...site.routes].map(([proxyHost, route]) =>
+      action === 'drain'
+        ? quick.setBackendState({
+            host: proxyHost,
+            siteId: site.siteId,
+            backendHost: ctx.host,
+            state: 'drained',
+          })
+        : quick.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' } }),
+    ),
+  );
+}
+
+/** The reverse of takeOut: the route exactly as it was found (under the lock, nobody else changed it). */
+async function putBack(ctx: HostContext, actions: { siteId: string; action: SiteAction }[]): Promise<void> {
+  await forEachSite(ctx, actions, (site, action) =>
+    Promise.all(
+      [...site.routes].map(([proxyHost, route]) =>
+        action === 'drain'
+          ? quick.setBackendState({
+              host: proxyHost,
+              siteId: site.siteId,
+              backendHost: ctx.host,
+              state: 'active',
+            })
+          : quick.putSiteRoute({ host: proxyHost, route }),
+      ),
+    ),
+  );
+}
+
+/**
+ * The patch, reboot and wait steps, with timeouts from the input. The patch is retried only for a
+ * lost host or worker (its guard makes a retry safe), never when the command itself failed.
+ */
+function hostActivities(cfg: PatchRollConfig) {
+  const retry: RetryPolicy = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '20 seconds',
+  };
+  return {
+    patch: proxyActivities<Activities>({
+      startToCloseTimeout: `${cfg.patchTimeoutSeconds + 120} seconds`,
+      heartbeatTimeout: '20 seconds',
+      retry: { ...retry, maximumAttempts: 4, nonRetryableErrorTypes: [...NON_RETRYABLE, PATCH_FAILED] },
+    }),
+    reboot: proxyActivities<Activities>({
+      startToCloseTimeout: '3 minutes',
+      heartbeatTimeout: '20 seconds',
+      retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+    }),
+    wait: proxyActivities<Activities>({
+      startToCloseTimeout: `${cfg.rebootTimeoutSeconds + 60} seconds`,
+      heartbeatTimeout: '30 seconds',
+      retry: { ...retry, maximumAttempts: 2, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+    }),
+  };
+}
