@@ -237,6 +237,12 @@ export function openApiDocument() {
           },
         },
       },
+      '/openapi.json': {
+        get: {
+          summary: 'This document (unauthenticated)',
+          responses: { '200': { description: 'The OpenAPI 3.1 document.' } },
+        },
+      },
       '/healthz': {
         get: {
           summary: 'Health (unauthenticated)',

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  isGrpcServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -191,10 +192,18 @@ async function queryWithin<T>(client: Client, what: string, fn: () => Promise<T>
   try {
     return await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, fn);
   } catch (err) {
-    if (err instanceof Error && /deadline|DEADLINE_EXCEEDED|timed? ?out/i.test(err.message))
+    if (deadlineExceeded(err))
       throw new NoWorkerError(`${what}: no worker answered within ${QUERY_TIMEOUT_MS / 1000} s`);
     throw err;
   }
+}
+
+function deadlineExceeded(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isGrpcServiceError(e) && e.code === 4) return true; // DEADLINE_EXCEEDED
+    if (e instanceof Error && /DEADLINE_EXCEEDED|deadline exceeded/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 export interface SiteState {

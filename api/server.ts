@@ -124,7 +124,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: BODY_LIMIT,
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     requestTimeout: 30_000,
     return503OnClosing: true,
   });
@@ -148,11 +148,14 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verdict = verify(
       { timestamp: request.headers[TIMESTAMP_HEADER], signature: request.headers[SIGNATURE_HEADER] },
-      body,
+      { method: request.method, path: request.url, body },
       opts.secrets,
       now(),
     );
     if (!verdict.ok) return unauthorized(reply, verdict.reason);
+    // A replayed read shows no more than its first answer did; a replayed write could act again.
+    // Reads are not remembered, so a client polling an operation twice in a second is not refused.
+    if (request.method === 'GET' || request.method === 'HEAD') return;
     const seen = guard.check(verdict.digest, verdict.expiresAt, now());
     if (seen === 'replay') return unauthorized(reply, 'already used (replay)');
     if (seen === 'full')
@@ -173,12 +176,10 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
         .code(413)
         .send({ error: 'payload_too_large', message: `the body is over ${BODY_LIMIT} bytes` });
     if (status === 415)
-      return reply
-        .code(415)
-        .send({
-          error: 'unsupported_media_type',
-          message: 'send the body as Content-Type: application/json',
-        });
+      return reply.code(415).send({
+        error: 'unsupported_media_type',
+        message: 'send the body as Content-Type: application/json',
+      });
     if (status >= 400 && status < 500)
       return reply.code(status).send({ error: 'bad_request', message: err.message });
     if (err instanceof NoWorkerError || temporalUnreachable(err)) {

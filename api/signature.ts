@@ -4,10 +4,16 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * Request signatures, shared by the API (verify), the billing system and the Git webhook (sign):
  *
  *     X-QM-Timestamp: <unix seconds>
- *     X-QM-Signature: v1=<hex HMAC-SHA256(secret, `${timestamp}.${rawBody}`)>
+ *     X-QM-Signature: v1=<hex HMAC-SHA256(secret, `${timestamp}.${METHOD} ${path}\n${rawBody}`)>
  *
- * A signature is good for ±5 minutes around its timestamp; the caller (the API) also refuses one
- * it has seen before (ReplayGuard). Up to two secrets are valid at once, so a secret can rotate
+ * `path` is the request target exactly as sent (with its query string). The method and path are
+ * signed as well as the body: over the body alone, every body-less request (GET, DELETE, an empty
+ * suspend) signed in the same second would carry the same signature, and a captured signature of
+ * `GET /v1/sites/a` would authorize `DELETE /v1/sites/b`. The newline cannot occur in a method or
+ * a path, so no two requests sign the same text.
+ *
+ * A signature is good for ±5 minutes around its timestamp; the API also refuses a signature it
+ * has already accepted (ReplayGuard). Up to two secrets are valid at once, so a secret can rotate
  * without downtime: add the new one, move the signers over, remove the old one.
  */
 
@@ -16,20 +22,30 @@ export const SIGNATURE_HEADER = 'x-qm-signature';
 export const SIGNATURE_WINDOW_SECONDS = 5 * 60;
 const SCHEME = 'v1=';
 
-const hmac = (secret: string, timestamp: string, body: Buffer | string): Buffer =>
-  createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest();
+/** What is signed: the method, the request target and the exact bytes of the body. */
+export interface SignedRequest {
+  method: string;
+  /** The request target as sent: `/v1/sites/acme/suspend?x=1`. */
+  path: string;
+  body: Buffer | string;
+}
+
+const hmac = (secret: string, timestamp: string, req: SignedRequest): Buffer =>
+  createHmac('sha256', secret)
+    .update(`${timestamp}.${req.method.toUpperCase()} ${req.path}\n`)
+    .update(req.body)
+    .digest();
 
 /**
- * The headers that sign `body` (the exact bytes sent) with `secret` at `timestamp` (unix seconds,
- * now by default).
+ * The headers that sign `req` with `secret` at `timestamp` (unix seconds, now by default).
  */
 export function sign(
   secret: string,
-  body: Buffer | string,
+  req: SignedRequest,
   timestamp: number = Math.floor(Date.now() / 1000),
 ): { 'X-QM-Timestamp': string; 'X-QM-Signature': string } {
   const ts = String(Math.floor(timestamp));
-  return { 'X-QM-Timestamp': ts, 'X-QM-Signature': `${SCHEME}${hmac(secret, ts, body).toString('hex')}` };
+  return { 'X-QM-Timestamp': ts, 'X-QM-Signature': `${SCHEME}${hmac(secret, ts, req).toString('hex')}` };
 }
 
 export type Verdict =
@@ -57,7 +73,7 @@ export function checkTimestamp(
 /** Verify a request's signature against every valid secret, in constant time. */
 export function verify(
   headers: { timestamp: string | string[] | undefined; signature: string | string[] | undefined },
-  body: Buffer,
+  req: SignedRequest,
   secrets: readonly string[],
   nowSeconds: number = Math.floor(Date.now() / 1000),
 ): Verdict {
@@ -72,7 +88,7 @@ export function verify(
   let match = false;
   // Every secret is tried (no early exit), each comparison on two 32-byte buffers.
   for (const secret of secrets) {
-    const expected = hmac(secret, headers.timestamp as string, body);
+    const expected = hmac(secret, headers.timestamp as string, req);
     if (expected.length === given.length && timingSafeEqual(expected, given)) match = true;
   }
   if (!match) return { ok: false, reason: 'mismatch' };

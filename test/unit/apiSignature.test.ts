@@ -5,16 +5,18 @@ import { checkTimestamp, sign, verify } from '../../api/signature';
 const A = 'a'.repeat(32);
 const B = 'b'.repeat(40);
 const NOW = 1_750_000_000;
-const body = Buffer.from('{"site":{"siteId":"acme"}}');
+const body = { method: 'POST', path: '/v1/sites', body: Buffer.from('{"site":{"siteId":"acme"}}') };
 const headersOf = (h: ReturnType<typeof sign>) => ({
   timestamp: h['X-QM-Timestamp'],
   signature: h['X-QM-Signature'],
 });
 
 describe('sign', () => {
-  test('is HMAC-SHA256 over "<timestamp>.<body>", hex, v1= prefix (what a billing system computes by hand)', () => {
+  test('is HMAC-SHA256 over "<timestamp>.<METHOD> <path>\\n<body>", hex, v1= prefix (what a billing system computes by hand)', () => {
     const h = sign(A, body, NOW);
-    const expected = createHmac('sha256', A).update(`${NOW}.${body.toString()}`).digest('hex');
+    const expected = createHmac('sha256', A)
+      .update(`${NOW}.POST /v1/sites\n{"site":{"siteId":"acme"}}`)
+      .digest('hex');
     expect(h).toEqual({ 'X-QM-Timestamp': String(NOW), 'X-QM-Signature': `v1=${expected}` });
   });
 });
@@ -27,7 +29,14 @@ describe('verify', () => {
 
   test.each([
     ['another secret', () => headersOf(sign('c'.repeat(32), body, NOW)), 'mismatch'],
-    ['another body', () => headersOf(sign(A, Buffer.from('{}'), NOW)), 'mismatch'],
+    ['another body', () => headersOf(sign(A, { ...body, body: '{}' }, NOW)), 'mismatch'],
+    ['another path', () => headersOf(sign(A, { ...body, path: '/v1/sites/x/suspend' }, NOW)), 'mismatch'],
+    ['another method', () => headersOf(sign(A, { ...body, method: 'DELETE' }, NOW)), 'mismatch'],
+    [
+      'path and body split differently',
+      () => headersOf(sign(A, { ...body, path: '/v1/sites\n{"site"', body: ':{"siteId":"acme"}}' }, NOW)),
+      'mismatch',
+    ],
     [
       'another timestamp',
       () => ({ ...headersOf(sign(A, body, NOW)), timestamp: String(NOW + 1) }),
