@@ -33,6 +33,10 @@ function run(argv: string[], stdin = ''): Promise<[number | null, string, string
     p.stderr.on('data', (c: Buffer) => (err += c.toString()));
     p.on('error', reject);
     p.on('close', (code) => resolve([code, out, err]));
+    // a script that never reads its stdin may exit before we finish writing it: not a failure
+    p.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     p.stdin.end(stdin);
   });
 }
