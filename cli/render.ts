@@ -18,7 +18,13 @@ export function progressLines(prev: OperationView | undefined, next: OperationVi
       if (p.waitingForLock && !was?.waitingForLock)
         lines.push('  waiting for the site lock (another operation holds it)');
       else if (!p.waitingForLock && was?.waitingForLock) lines.push('  got the site lock');
-      if (!p.waitingForLock && p.step !== was?.step) lines.push(`  step ${p.done.length + 1}: ${p.step}`);
+      if (!p.waitingForLock) {
+        // Every step once, in order, even those begun and done between two looks.
+        const printed = new Set([...(was?.done ?? []), ...(was && !was.waitingForLock ? [was.step] : [])]);
+        [...p.done, p.step].forEach((step, i) => {
+          if (!printed.has(step)) lines.push(`  step ${i + 1}: ${step}`);
+        });
+      }
       for (const [host, status] of Object.entries(p.hosts))
         if (was?.hosts[host] !== status) lines.push(`    ${host}: ${status}`);
     }

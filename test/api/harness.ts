@@ -29,6 +29,8 @@ export interface Api {
   /** A client without the codec: sees what Temporal stores. */
   rawClient: Client;
   codec: AesGcmCodec;
+  /** QM_CODEC_KEY for a process (the CLI) that must read what this API writes. */
+  codecKey: string;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,7 @@ export async function startApi(
     client,
     rawClient,
     codec,
+    codecKey: key.toString('base64'),
     async close() {
       await app.close();
       await terminateAll(client, taskQueue);
