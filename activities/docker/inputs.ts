@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { describeIssues, hostName } from '../../schema/common';
+import { hostName } from '../../schema/common';
 import { ContainerSpec, dockerName, ImageRef, Labels, MAX_STOP_TIMEOUT_SEC } from '../../schema/container';
-import { failure, FailureType } from '../errors';
 
 /** The inputs of the Docker activities: one plain JSON object each, checked at the activity's edge. */
 
@@ -59,16 +58,5 @@ export const ListContainersInput = z.strictObject({
     .refine((l) => Object.keys(l).length > 0, 'give at least one label to filter on'),
 });
 
-/**
- * Parse an activity's input, or fail with InvalidInput (never retried) naming every bad field:
- * `invalid ensureContainer input: spec.name: container name must be lowercase letters...`. The
- * input itself is not echoed back: it may hold secrets (env values).
- */
-export function parseInput<T extends z.ZodType>(schema: T, input: unknown, activity: string): z.output<T> {
-  const result = schema.safeParse(input);
-  if (!result.success)
-    throw failure(FailureType.InvalidInput, `invalid ${activity} input: ${describeIssues(result.error)}`, {
-      fields: result.error.issues.map((i) => i.path.map(String).join('.')),
-    });
-  return result.data;
-}
+/** The shared edge check (InvalidInput naming every bad field, never echoing values). */
+export { parseInput } from '../input';

@@ -98,7 +98,7 @@ export function makeProxyActivities(fleet: Fleet) {
     async ensureProxy(
       input: EnsureProxyInput,
     ): Promise<ProxyChange & { started: boolean; masterPid: number }> {
-      const { host } = parseInput(EnsureProxyInput, input, 'ensureProxy input');
+      const { host } = parseInput(EnsureProxyInput, input, 'ensureProxy');
       const h = proxyHost(fleet, host);
       return withHeartbeat(async () => {
         await makeDirs(fleet, host);
@@ -127,7 +127,7 @@ export function makeProxyActivities(fleet: Fleet) {
      * A stopped proxy is left stopped (ensureProxy starts it); its files are updated.
      */
     async putSiteRoute(input: PutSiteRouteInput): Promise<ProxyChange> {
-      const { host, route } = parseInput(PutSiteRouteInput, input, 'putSiteRoute input');
+      const { host, route } = parseInput(PutSiteRouteInput, input, 'putSiteRoute');
       proxyHost(fleet, host);
       return withHeartbeat(() => writeRoute(host, route));
     },
@@ -137,7 +137,7 @@ export function makeProxyActivities(fleet: Fleet) {
      * default server's 404. Safe to run twice: a site with no files is already removed.
      */
     async removeSiteRoute(input: SiteOnProxyInput): Promise<ProxyChange> {
-      const { host, siteId } = parseInput(SiteOnProxyInput, input, 'removeSiteRoute input');
+      const { host, siteId } = parseInput(SiteOnProxyInput, input, 'removeSiteRoute');
       proxyHost(fleet, host);
       const paths = sitePaths(siteId);
       return withHeartbeat(async () => {
@@ -170,7 +170,7 @@ export function makeProxyActivities(fleet: Fleet) {
       const { host, siteId, backendHost, backendPort, state } = parseInput(
         SetBackendStateInput,
         input,
-        'setBackendState input',
+        'setBackendState',
       );
       proxyHost(fleet, host);
       const paths = sitePaths(siteId);
@@ -206,7 +206,7 @@ export function makeProxyActivities(fleet: Fleet) {
 
     /** The site's route as stored on the proxy host, or null if it has none. Read-only. */
     async readSiteRoute(input: SiteOnProxyInput): Promise<Route | null> {
-      const { host, siteId } = parseInput(SiteOnProxyInput, input, 'readSiteRoute input');
+      const { host, siteId } = parseInput(SiteOnProxyInput, input, 'readSiteRoute');
       proxyHost(fleet, host);
       return (await storedRoute(host, siteId)).route;
     },
@@ -216,12 +216,7 @@ export function makeProxyActivities(fleet: Fleet) {
      * state header and a body excerpt, for health checks through the proxy. Read-only.
      */
     async probeSite(input: ProbeSiteInput): Promise<ProbeResult> {
-      const {
-        proxyHost: name,
-        domain,
-        path,
-        timeoutMs,
-      } = parseInput(ProbeSiteInput, input, 'probeSite input');
+      const { proxyHost: name, domain, path, timeoutMs } = parseInput(ProbeSiteInput, input, 'probeSite');
       const h = proxyHost(fleet, name);
       return probeThroughProxy({ address: h.address, domain, path, timeoutMs, signal: activityIO().signal });
     },
@@ -231,7 +226,7 @@ export function makeProxyActivities(fleet: Fleet) {
      * one not running is already stopped. Its files stay, for the next ensureProxy.
      */
     async stopProxy(input: StopProxyInput): Promise<{ stopped: boolean }> {
-      const { host, graceSeconds } = parseInput(StopProxyInput, input, 'stopProxy input');
+      const { host, graceSeconds } = parseInput(StopProxyInput, input, 'stopProxy');
       proxyHost(fleet, host);
       return { stopped: await withHeartbeat(() => stopNginx(fleet, host, graceSeconds)) };
     },

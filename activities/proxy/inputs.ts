@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { describeIssues, hostName } from '../../schema/common';
+import { hostName } from '../../schema/common';
 import { BackendState, DomainName, Route, SiteId } from '../../schema/route';
-import { failure, FailureType } from '../errors';
+import { hostWithRole } from '../input';
 import type { Fleet } from '../fleet';
 
 /** The inputs of the proxy activities, checked at the activity edge before anything runs. */
@@ -44,22 +44,10 @@ export const ProbeSiteInput = z.strictObject({
 });
 export type ProbeSiteInput = z.input<typeof ProbeSiteInput>;
 
-/** Parse an activity's input; anything wrong is InvalidInput (never retried), naming every bad field. */
-export function parseInput<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(input);
-  if (!result.success)
-    throw failure(FailureType.InvalidInput, `invalid ${what}: ${describeIssues(result.error)}`, {
-      issues: result.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
-    });
-  return result.data;
-}
+/** The shared edge check (InvalidInput naming every bad field, never echoing values). */
+export { parseInput } from '../input';
 
 /** The inventory entry of a host that must have the proxy role. */
 export function proxyHost(fleet: Fleet, name: string) {
-  const host = fleet.pool.host(name);
-  if (!host.roles.includes('proxy'))
-    throw failure(FailureType.InvalidInput, `${name} is not a proxy host (roles: ${host.roles.join(', ')})`, {
-      host: name,
-    });
-  return host;
+  return hostWithRole(fleet, name, 'proxy');
 }
