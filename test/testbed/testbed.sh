@@ -37,7 +37,20 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 addr() { echo "$SUBNET.$((10 + $1))"; }
 hdir() { echo "$DIR/hosts/h$1"; }
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PIDFILE: the process it names runs and is the daemon the file belongs to (after a machine
+# restart a stale file's PID may belong to anything).
+alive() {
+  local pid comm
+  pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+  case "$1" in
+    */holder.pid) [ "$comm" = sleep ] ;;
+    */sshd.pid) [ "$comm" = sshd ] ;;
+    */docker/pid) [ "$comm" = dockerd ] ;;
+    */mysqld.pid) [ "$comm" = mariadbd ] ;;
+    *) true ;;
+  esac
+}
 holder() { cat "$(hdir "$1")/holder.pid"; }
 in_host() { local i=$1; shift; nsenter -t "$(holder "$i")" -n -m -u "$@"; }
 wait_for() { # wait_for TRIES CMD...: poll every 0.1 s
