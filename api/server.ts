@@ -124,7 +124,8 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: BODY_LIMIT,
-    routerOptions: { maxParamLength: 200 },
+    // Long ids reach the schemas (a 400 naming the field); Node caps the whole URL (16 KiB of headers).
+    routerOptions: { maxParamLength: 4096 },
     requestTimeout: 30_000,
     return503OnClosing: true,
   });

@@ -150,7 +150,14 @@ export function rawRequest(
   body: Buffer,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, { method, headers, agent: false }, (res) => {
+    // Framed like any real client frames it (Node sends a DELETE's body unframed otherwise).
+    const framed =
+      body.length && !('content-length' in headers)
+        ? { ...headers, 'content-length': String(body.length) }
+        : headers;
+    // The path goes out byte for byte (a URL string would be re-encoded: the signature covers it).
+    const { hostname, port } = new URL(base);
+    const req = http.request({ hostname, port, path, method, headers: framed, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
