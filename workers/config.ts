@@ -1,27 +1,184 @@
+import fs from 'node:fs';
 import { z } from 'zod';
-import { describeIssues } from '../schema/common';
+import { CodecKeys } from './codec';
 
 /**
- * The worker's configuration, from the environment, validated at start: one error lists every
- * missing or bad variable.
+ * The processes' configuration, from the environment, validated at start: one schema per process
+ * (worker, codec server), one error naming every missing or bad variable, never their values
+ * (paths are shown, they are not secrets). docs: deploy/env/*.env.example lists every variable.
  */
+
+const unset = (v: unknown) => (v === '' ? undefined : v);
+/** An optional variable: an empty value (`X=` in an env file) counts as unset. */
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(unset, schema.optional());
+
+function isReadableFile(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.R_OK);
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A path to a file this process can read (checked now, not at first use at 3 a.m.). */
+export const readableFile = z
+  .string()
+  .min(1)
+  .refine(isReadableFile, { error: (issue) => `no readable file at ${String(issue.input)}` });
+
+const port = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a port number (0-65535)' })
+    .int('must be a port number (0-65535)')
+    .min(0, 'must be a port number (0-65535)')
+    .max(65535, 'must be a port number (0-65535)')
+    .default(fallback);
+const seconds = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a whole number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(1, 'must be at least 1 second')
+    .default(fallback);
+const flag = z
+  .enum(['0', '1', 'true', 'false'], { error: 'must be 1/true or 0/false' })
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
+
+export const LogLevel = z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+/**
+ * Where Temporal is and how to reach it. The same variables for every process that talks to it.
+ * Without TLS variables the connection is plain gRPC (the dev server, a cluster on a private
+ * network); TEMPORAL_TLS=1 uses the system CAs (e.g. Temporal Cloud); a CA file pins the server's
+ * CA; a client certificate and key (both or neither) are mTLS.
+ */
+const temporalFields = {
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TLS: flag,
+  TEMPORAL_TLS_CA: optional(readableFile),
+  TEMPORAL_TLS_CERT: optional(readableFile),
+  TEMPORAL_TLS_KEY: optional(readableFile),
+  TEMPORAL_TLS_SERVER_NAME: optional(z.string().min(1)),
+};
+
+type TemporalFields = {
+  TEMPORAL_TLS_CERT?: string;
+  TEMPORAL_TLS_KEY?: string;
+};
+const certAndKeyTogether = (env: TemporalFields, ctx: z.RefinementCtx) => {
+  if (Boolean(env.TEMPORAL_TLS_CERT) !== Boolean(env.TEMPORAL_TLS_KEY))
+    ctx.addIssue({
+      code: 'custom',
+      path: [env.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_CERT'],
+      message: 'mTLS needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY',
+    });
+};
+
+/**
+ * Cross-field checks run even when a field failed (`when`), so one error still lists everything;
+ * they only look at presence and equality, which holds for raw values too.
+ */
+const always = { when: () => true };
+
+export const TemporalConnectionEnv = z.object(temporalFields).superRefine(certAndKeyTogether, always);
+export type TemporalConnectionEnv = z.infer<typeof TemporalConnectionEnv>;
+
+export interface TemporalTls {
+  serverNameOverride?: string;
+  serverRootCACertificate?: Buffer;
+  clientCertPair?: { crt: Buffer; key: Buffer };
+}
+
+/**
+ * The `tls` option of Connection.connect and NativeConnection.connect (they take the same shape):
+ * undefined for plain gRPC.
+ */
+export function temporalTls(env: TemporalConnectionEnv): TemporalTls | undefined {
+  const { TEMPORAL_TLS_CA: ca, TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key } = env;
+  if (!env.TEMPORAL_TLS && !ca && !cert && !env.TEMPORAL_TLS_SERVER_NAME) return undefined;
+  return {
+    ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
+    ...(ca ? { serverRootCACertificate: fs.readFileSync(ca) } : {}),
+    ...(cert && key ? { clientCertPair: { crt: fs.readFileSync(cert), key: fs.readFileSync(key) } } : {}),
+  };
+}
+
+/** The worker (workers/main.ts). */
 export const WorkerEnv = z
   .object({
-    TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
-    TEMPORAL_NAMESPACE: z.string().default('default'),
-    QM_TASK_QUEUE: z.string().default('quartermaster'),
-    QM_INVENTORY: z.string().min(1, 'path of the fleet inventory (JSON or YAML)'),
-    QM_SSH_KEY: z.string().optional(),
-    SSH_AUTH_SOCK: z.string().optional(),
+    ...temporalFields,
+    QM_TASK_QUEUE: z.string().min(1).default('quartermaster'),
+    QM_INVENTORY: z
+      .string({ error: 'required: path of the fleet inventory (JSON or YAML)' })
+      .pipe(readableFile),
+    QM_SSH_KEY: optional(readableFile),
+    SSH_AUTH_SOCK: optional(z.string().min(1)),
+    /** Payload encryption keys (workers/codec.ts); unset = plain payloads, with a warning. */
+    QM_CODEC_KEY: optional(CodecKeys),
+    /** A prebuilt workflow bundle (`npm run build` makes dist/workflow-bundle.js). */
+    QM_WORKFLOW_BUNDLE: optional(readableFile),
+    QM_LOG_LEVEL: z.preprocess(
+      (v) => (typeof v === 'string' ? v.toUpperCase() : v),
+      LogLevel.default('INFO'),
+    ),
+    /** /metrics and /healthz; 0 = no endpoint. */
+    QM_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+    QM_METRICS_PORT: port(9464),
+    /** The SDK's own Prometheus exporter, on loopback only: /metrics re-serves it. */
+    QM_SDK_METRICS_PORT: port(9465),
+    /** How often the fleet-wide gauges (backup age, drained hosts) are refreshed. */
+    QM_METRICS_REFRESH_SECONDS: seconds(60),
+    /** On SIGTERM: how long in-flight activities may run on before they are cancelled. */
+    QM_SHUTDOWN_GRACE_SECONDS: seconds(120),
   })
-  .refine((env) => env.QM_SSH_KEY || env.SSH_AUTH_SOCK, {
-    message: 'set QM_SSH_KEY (a private key file) or SSH_AUTH_SOCK (an ssh-agent)',
-    path: ['QM_SSH_KEY'],
-  });
+  .superRefine(certAndKeyTogether, always)
+  .superRefine((env, ctx) => {
+    if (!env.QM_SSH_KEY && !env.SSH_AUTH_SOCK)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['QM_SSH_KEY'],
+        message: 'set QM_SSH_KEY (a private key file) or SSH_AUTH_SOCK (an ssh-agent)',
+      });
+    if (env.QM_METRICS_PORT !== 0 && env.QM_METRICS_PORT === env.QM_SDK_METRICS_PORT)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['QM_SDK_METRICS_PORT'],
+        message: 'must differ from QM_METRICS_PORT',
+      });
+  }, always);
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
-export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
-  const parsed = WorkerEnv.safeParse(env);
-  if (!parsed.success) throw new Error(`bad configuration: ${describeIssues(parsed.error)}`);
+/** The codec server (workers/codecServer.ts): the Web UI's decryption of payloads. */
+export const CodecServerEnv = z.object({
+  QM_CODEC_KEY: z.string({ error: 'required: the payload encryption key(s), base64' }).pipe(CodecKeys),
+  QM_CODEC_TOKEN: z
+    .string({ error: 'required: the codec server token (at least 32 characters)' })
+    .min(32, 'the codec server token must be at least 32 characters'),
+  QM_CODEC_HOST: z.string().min(1).default('127.0.0.1'),
+  QM_CODEC_PORT: port(8481),
+  QM_CODEC_UI_ORIGINS: z.string().min(1).default('http://localhost:8233,http://127.0.0.1:8233'),
+});
+export type CodecServerEnv = z.infer<typeof CodecServerEnv>;
+
+/**
+ * Parse the environment or throw one error naming every bad variable, one per line (never their
+ * values).
+ */
+export function loadConfig<T extends z.ZodType>(
+  schema: T,
+  env: NodeJS.ProcessEnv = process.env,
+): z.output<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success)
+    throw new Error(
+      `bad configuration:\n${parsed.error.issues.map((i) => `  ${i.path.map(String).join('.')}: ${i.message}`).join('\n')}`,
+    );
   return parsed.data;
+}
+
+export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  return loadConfig(WorkerEnv, env);
 }

@@ -1,17 +1,40 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
-import { codecFromEnv, dataConverterFor } from './codec';
-import { loadWorkerEnv } from './config';
+import { AesGcmCodec, dataConverterFor } from './codec';
+import { loadWorkerEnv, temporalTls, type WorkerEnv } from './config';
+import { PlatformMetrics } from './metrics';
+import { startMetricsServer } from './metricsServer';
+import { installTelemetry } from './telemetry';
 import { createWorker } from './worker';
 
-/** The worker process: `npm run worker` (configuration from the environment, see workers/config.ts). */
+/**
+ * The worker process: `npm run worker`, or `node dist/workers/main.js` in the image.
+ * Configuration from the environment (workers/config.ts). Logs are JSON lines on stdout.
+ * SIGTERM/SIGINT: stop polling, let in-flight activities finish (up to QM_SHUTDOWN_GRACE_SECONDS),
+ * then exit 0.
+ */
+
+/** The prebuilt bundle: QM_WORKFLOW_BUNDLE, else dist/workflow-bundle.js next to the compiled code. */
+function workflowBundlePath(env: WorkerEnv): string | undefined {
+  if (env.QM_WORKFLOW_BUNDLE) return env.QM_WORKFLOW_BUNDLE;
+  const built = path.join(__dirname, '..', 'workflow-bundle.js');
+  return fs.existsSync(built) ? built : undefined;
+}
+
 async function main() {
   const env = loadWorkerEnv();
-  const codec = codecFromEnv();
+  const metricsOn = env.QM_METRICS_PORT !== 0;
+  const { logger, sdkMetricsUrl } = installTelemetry({
+    logLevel: env.QM_LOG_LEVEL,
+    sdkMetricsPort: metricsOn ? env.QM_SDK_METRICS_PORT : undefined,
+  });
+  const codec = env.QM_CODEC_KEY ? new AesGcmCodec(env.QM_CODEC_KEY) : undefined;
   if (!codec)
-    console.warn(
-      'WARNING: QM_CODEC_KEY is not set: workflow inputs and results (site specs, customer data) are stored ' +
+    logger.warn(
+      'QM_CODEC_KEY is not set: workflow inputs and results (site specs, customer data) are stored ' +
         'in plain text in Temporal. Set it to the key the API and the CLI use.',
     );
   const fleet = openFleet({
@@ -19,13 +42,15 @@ async function main() {
     privateKeyPath: env.QM_SSH_KEY,
     agent: env.SSH_AUTH_SOCK,
   });
-  const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
-  const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+  const tls = temporalTls(env);
+  const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS, tls });
+  const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, tls });
   const client = new Client({
     connection: clientConnection,
     namespace: env.TEMPORAL_NAMESPACE,
     dataConverter: dataConverterFor(codec),
   });
+  const bundle = workflowBundlePath(env);
   const worker = await createWorker({
     connection,
     namespace: env.TEMPORAL_NAMESPACE,
@@ -33,21 +58,46 @@ async function main() {
     fleet,
     client,
     dataConverter: dataConverterFor(codec),
+    workflowBundle: bundle ? { codePath: bundle } : undefined,
+    shutdownGraceTime: `${env.QM_SHUTDOWN_GRACE_SECONDS}s`,
   });
-  console.log(
-    `worker on task queue ${env.QM_TASK_QUEUE} at ${env.TEMPORAL_ADDRESS}, ${fleet.hosts.length} hosts` +
-      (codec ? `, payloads encrypted (key ${codec.keyId})` : ''),
-  );
+
+  const metrics = metricsOn ? new PlatformMetrics({ client, fleet, logger }) : undefined;
+  const server = metrics
+    ? await startMetricsServer({
+        host: env.QM_METRICS_HOST,
+        port: env.QM_METRICS_PORT,
+        registry: metrics.registry,
+        sdkMetricsUrl,
+        healthy: () => worker.getState() === 'RUNNING',
+      })
+    : undefined;
+  metrics?.start(env.QM_METRICS_REFRESH_SECONDS);
+
+  logger.info(`worker on task queue ${env.QM_TASK_QUEUE} at ${env.TEMPORAL_ADDRESS}`, {
+    taskQueue: env.QM_TASK_QUEUE,
+    namespace: env.TEMPORAL_NAMESPACE,
+    temporal: env.TEMPORAL_ADDRESS,
+    tls: tls ? (tls.clientCertPair ? 'mtls' : 'tls') : 'off',
+    hosts: fleet.hosts.length,
+    payloadKey: codec?.keyId,
+    workflowBundle: bundle ?? 'bundled at start',
+    metrics: server ? `${server.url}/metrics` : 'off',
+  });
   try {
     await worker.run(); // SIGINT/SIGTERM: finishes in-flight activities, then returns
   } finally {
+    await metrics?.stop();
+    await server?.close();
     await fleet.close();
     await connection.close();
     await clientConnection.close();
   }
+  logger.info('worker stopped');
 }
 
 main().catch((err) => {
+  // before the JSON logger exists (bad configuration) or after the worker failed: say it plainly
   console.error(err instanceof Error ? err.message : err);
   process.exit(1);
 });

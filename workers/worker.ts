@@ -15,7 +15,15 @@ export interface StartWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** The payload codec (workers/codec.ts): the same one the API's and the CLI's clients use. */
   dataConverter?: DataConverter;
+  /** On shutdown (SIGTERM), how long in-flight activities may run on before they are cancelled. */
+  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
 }
+
+/**
+ * Sandbox interceptors bundled with the workflows (operation metrics). A prebuilt bundle has them
+ * already (deploy/build.ts bundles with them).
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('./workflowInterceptors')];
 
 /** The Quartermaster worker: every workflow type and every activity, on one task queue. */
 export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
@@ -25,8 +33,12 @@ export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue,
     dataConverter: opts.dataConverter,
     activities: createActivities(opts.fleet, { temporal: opts.client, taskQueue: opts.taskQueue }),
+    ...(opts.shutdownGraceTime !== undefined ? { shutdownGraceTime: opts.shutdownGraceTime } : {}),
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }
-      : { workflowsPath: require.resolve('../workflows') }),
+      : {
+          workflowsPath: require.resolve('../workflows'),
+          interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
+        }),
   });
 }
