@@ -15,14 +15,13 @@ export function progressLines(prev: OperationView | undefined, next: OperationVi
     if (p === null && was !== null)
       lines.push(`  (no progress: ${next.progressUnavailable ?? 'no worker answered'})`);
     if (p) {
-      if (p.waitingForLock && !was?.waitingForLock)
-        lines.push('  waiting for the site lock (another operation holds it)');
+      if (p.waitingForLock && !was?.waitingForLock) lines.push('  waiting for the site lock');
       else if (!p.waitingForLock && was?.waitingForLock) lines.push('  got the site lock');
       if (!p.waitingForLock) {
         // Every step once, in order, even those begun and done between two looks.
         const printed = new Set([...(was?.done ?? []), ...(was && !was.waitingForLock ? [was.step] : [])]);
         [...p.done, p.step].forEach((step, i) => {
-          if (!printed.has(step)) lines.push(`  step ${i + 1}: ${step}`);
+          if (!printed.has(step) && step !== 'done') lines.push(`  step ${i + 1}: ${step}`);
         });
       }
       for (const [host, status] of Object.entries(p.hosts))

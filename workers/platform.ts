@@ -1,9 +1,15 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
+import { ApiSecrets } from '../api/config';
+import { parseOrThrow } from '../schema/common';
+import { buildApi } from '../api/server';
+import { codecFromEnv, dataConverterFor } from './codec';
+import { createCodecServer, uiCodecEndpoint } from './codecServer';
 import { startDevServer } from './devServer';
 import { createWorker } from './worker';
 
@@ -12,7 +18,9 @@ import { createWorker } from './worker';
  * - an embedded Temporal dev server (SQLite under data/, Web UI on :8233, gRPC on :7233);
  * - a demo fleet of three hosts (the test bed under data/fleet, its own subnet 10.77.100.0/24)
  *   when no inventory is given (QM_INVENTORY + QM_SSH_KEY point at a real fleet instead);
- * - the worker.
+ * - the worker, with payloads encrypted (QM_CODEC_KEY, else a key made once in data/codec.key);
+ * - the codec server on 127.0.0.1:8481, so the Web UI shows payloads in clear;
+ * - the billing API on 127.0.0.1:8480 (QM_API_SECRETS, else a secret made once in data/api.secret).
  * Ctrl-C stops everything; data/ keeps Temporal's history and the fleet's data for the next start.
  */
 const ROOT = path.resolve(__dirname, '..');
@@ -34,8 +42,36 @@ function demoFleet(verb: 'up' | 'down') {
   });
 }
 
+/** A secret kept in data/ (mode 0600), made once: the demo's history stays readable across restarts. */
+function localSecret(name: string, make: () => string): string {
+  const file = path.join(DATA, name);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `${make()}\n`, { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
 async function main() {
   fs.mkdirSync(DATA, { recursive: true });
+  const codec = codecFromEnv({
+    QM_CODEC_KEY:
+      process.env.QM_CODEC_KEY ?? localSecret('codec.key', () => randomBytes(32).toString('base64')),
+  })!;
+  const secrets = parseOrThrow(
+    ApiSecrets,
+    process.env.QM_API_SECRETS ?? localSecret('api.secret', () => randomBytes(32).toString('hex')),
+    'QM_API_SECRETS',
+  );
+  const uiPort = Number(process.env.QM_UI_PORT ?? 8233);
+  const codecToken = process.env.QM_CODEC_TOKEN ?? randomBytes(24).toString('hex');
+  const codecServer = createCodecServer({
+    codec,
+    token: codecToken,
+    uiOrigins: [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+  });
+  const codecUrl = await codecServer.listen({
+    host: '127.0.0.1',
+    port: Number(process.env.QM_CODEC_PORT ?? 8481),
+  });
+
   const useDemo = !process.env.QM_INVENTORY;
   if (useDemo) {
     console.log('[platform] no QM_INVENTORY: bringing up the demo fleet (3 hosts) under data/fleet');
@@ -47,7 +83,8 @@ async function main() {
   const server = await startDevServer({
     dbFile: path.join(DATA, 'temporal.db'),
     port: Number(process.env.QM_TEMPORAL_PORT ?? 7233),
-    uiPort: Number(process.env.QM_UI_PORT ?? 8233),
+    uiPort,
+    uiCodecEndpoint: uiCodecEndpoint(codecUrl, codecToken),
     logFile: path.join(DATA, 'temporal.log'),
   });
   console.log(`[platform] Temporal at ${server.address}, Web UI at ${server.uiUrl}`);
@@ -56,15 +93,33 @@ async function main() {
   const connection = await NativeConnection.connect({ address: server.address });
   const taskQueue = process.env.QM_TASK_QUEUE ?? 'quartermaster';
   const clientConnection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection: clientConnection });
-  const worker = await createWorker({ connection, taskQueue, fleet, client });
+  const client = new Client({ connection: clientConnection, dataConverter: dataConverterFor(codec) });
+  const worker = await createWorker({
+    connection,
+    taskQueue,
+    fleet,
+    client,
+    dataConverter: dataConverterFor(codec),
+  });
   console.log(
-    `[platform] worker on task queue '${taskQueue}' with ${fleet.hosts.length} hosts; Ctrl-C to stop`,
+    `[platform] worker on task queue '${taskQueue}' with ${fleet.hosts.length} hosts, payloads encrypted ` +
+      `(key ${codec.keyId}); codec server at ${codecUrl}/codec for the Web UI`,
+  );
+  const api = buildApi({ client, taskQueue, secrets, logger: { level: 'warn' } });
+  const apiUrl = await api.listen({
+    host: process.env.QM_API_HOST ?? '127.0.0.1',
+    port: Number(process.env.QM_API_PORT ?? 8480),
+  });
+  console.log(
+    `[platform] billing API at ${apiUrl} (OpenAPI at ${apiUrl}/openapi.json; signing secret ` +
+      `${process.env.QM_API_SECRETS ? 'from QM_API_SECRETS' : `in ${path.join(DATA, 'api.secret')}`}); Ctrl-C to stop`,
   );
 
   try {
     await worker.run(); // returns after SIGINT/SIGTERM, once in-flight activities are done
   } finally {
+    await api.close();
+    await codecServer.close();
     await fleet.close();
     await connection.close();
     await clientConnection.close();

@@ -23,7 +23,7 @@ describe('qm: following an operation prints what changed', () => {
   test('first look: the header, the lock wait', () => {
     expect(progressLines(undefined, running('starting', [], {}, true))).toEqual([
       'provision:acme:k1  RUNNING  (started 2025-01-01T00:00:00.000Z)',
-      '  waiting for the site lock (another operation holds it)',
+      '  waiting for the site lock',
     ]);
   });
 
@@ -46,6 +46,7 @@ describe('qm: following an operation prints what changed', () => {
     const c = running('app containers', b.progress.done, { host2: 'app healthy' });
     expect(progressLines(b, c)).toEqual(['    host2: app healthy']);
     expect(progressLines(c, c)).toEqual([]);
+    expect(progressLines(c, running('done', [...c.progress.done, 'app containers']))).toEqual([]);
   });
 
   test('the end: result or error', () => {
