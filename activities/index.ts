@@ -1,3 +1,5 @@
+import { makeBackupActivities } from './backup/activities';
+import { makeScheduleActivities } from './backup/schedule';
 import { makeDockerActivities } from './docker/activities';
 import { makeDatabaseActivities } from './db/activities';
 import { makeHostActivities } from './host/activities';
@@ -34,6 +36,8 @@ export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
     ...makeSiteActivities(fleet),
     ...makeStorageActivities(fleet),
     ...makeTemporalActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
+    ...makeBackupActivities(fleet),
+    ...makeScheduleActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
     ...makeHostActivities(fleet),
     ...makeSiteRecordActivities(deps.temporal),
   };

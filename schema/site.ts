@@ -84,6 +84,8 @@ export interface SiteRecord {
   release?: string;
   /** Workflow id of the last operation that changed the record. */
   lastOperation?: string;
+  /** The newest backup that was verified (restored into scratch and matched): set by backupSite. */
+  lastGoodBackup?: { backupId: string; at: string };
 }
 
 /** Deterministic names of everything a site owns: the same site always gets the same names. */

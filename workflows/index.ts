@@ -5,3 +5,6 @@ export { provisionSite } from './provisionSite';
 export { deprovisionSite } from './deprovisionSite';
 export { suspendSite, resumeSite } from './suspendSite';
 export { patchRoll } from './patchRoll';
+export { backupSite } from './backupSite';
+export { restoreSite } from './restoreSite';
+export { nightlyBackups } from './nightlyBackups';

@@ -10,7 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { SiteRecord } from '../schema/site';
-import { CustomerId, Hosts, Operation, Release, SiteId, State } from './searchAttributes';
+import { CustomerId, Hosts, LastGoodBackup, Operation, Release, SiteId, State } from './searchAttributes';
 import {
   lockGrantedSignal,
   releaseLockSignal,
@@ -126,6 +126,7 @@ function publish(record: SiteRecord) {
     { key: CustomerId, value: record.customerId ?? null },
     { key: Release, value: record.release ?? null },
     { key: Hosts, value: hosts },
+    { key: LastGoodBackup, value: record.lastGoodBackup ? new Date(record.lastGoodBackup.at) : null },
   ]);
   upsertMemo({
     summary: `site ${record.siteId}: ${record.state}${record.release ? `, release ${record.release}` : ''}${

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/**
+ * Backup ids: made by the workflow that takes the backup (deterministic: its start time and id),
+ * checked by the activities that touch the directory named after it. Pure: shared by both.
+ */
+
+/** `20260301T020000Z-k3x9q1`: sorts by time; nothing in it can become a path or shell syntax. */
+export const BackupId = z
+  .string()
+  .regex(/^\d{8}T\d{6}Z-[0-9a-z]{6}$/, 'backup id must look like 20260301T020000Z-k3x9q1');
+
+/** The UTC second `start` and 6 base-36 characters of a hash of `salt`. */
+export function backupIdFor(start: Date, salt: string): string {
+  const stamp = start.toISOString().replace(/[-:]/g, '').slice(0, 15) + 'Z';
+  return `${stamp}-${(fnv1a(salt) % 36 ** 6).toString(36).padStart(6, '0')}`;
+}
+
+/** The time a backup id carries (ISO), or undefined if it is not one. */
+export function timeOfBackupId(backupId: string): string | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(backupId);
+  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.000Z` : undefined;
+}
+
+/** FNV-1a, 32 bits: a stable, dependency-free hash for names and offsets (not for security). */
+export function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}

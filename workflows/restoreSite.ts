@@ -1,0 +1,139 @@
+import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
+import { z } from 'zod';
+import { SiteId, type SiteRecord } from '../schema/site';
+import { takeVerifiedBackup, type TakenBackup } from './backupSite';
+import { patient, quick, slow } from './lib/activities';
+import { BackupId } from './lib/backupId';
+import { parseWorkflowInput, rootMessage } from './lib/input';
+import { startOperation } from './lib/operation';
+import { withSiteLock } from './lib/siteLock';
+import { routeFor } from './suspendSite';
+
+export const RestoreSiteInput = z.strictObject({
+  siteId: SiteId,
+  /** The backup to go back to (its directory name on the storage host, e.g. 20260301T010000Z-k3x9q1). */
+  backupId: BackupId,
+  triggeredBy: z.string().max(100).optional(),
+});
+export type RestoreSiteInput = z.input<typeof RestoreSiteInput>;
+
+export interface RestoreSiteResult {
+  siteId: string;
+  restored: string;
+  /** The backup taken just before, to go back to if the restore was a mistake. */
+  safetyBackup: TakenBackup;
+}
+
+/**
+ * Restore a site, in place, from one of its verified backups, as ops would by hand:
+ *   lock the site → check the backup (verified, checksums still match: else refuse, nothing
+ *   touched) → safety backup of the site as it is → maintenance page → stop the containers →
+ *   database and files from the backup → check row counts and files against the manifest → start
+ *   the containers → leave maintenance → health check through the proxy.
+ * If anything fails after the maintenance page went up, the site is put back from the safety
+ * backup the same way and leaves maintenance, and the workflow fails with the first cause.
+ * (Restoring into a new site, a clone, is not done here.)
+ */
+export async function restoreSite(input: RestoreSiteInput): Promise<RestoreSiteResult> {
+  const { siteId, backupId, triggeredBy } = parseWorkflowInput(RestoreSiteInput, input, 'restoreSite input');
+  const op = startOperation({
+    operation: 'restore',
+    siteId,
+    triggeredBy,
+    summary: `restore ${siteId} from backup ${backupId}`,
+  });
+
+  return withSiteLock(siteId, 'restore', op.progress, async (lock) => {
+    const { record } = lock;
+    if (record.state !== 'active' || !record.placement || !record.spec)
+      throw ApplicationFailure.create({
+        type: 'Conflict',
+        message: `site ${siteId} is ${record.state}: only an active site is restored in place`,
+        nonRetryable: true,
+      });
+    const { storageHost } = record.placement;
+
+    op.step('check the backup');
+    await slow.checkBackup({ siteId, storageHost, backupId });
+
+    const safetyBackup = await takeVerifiedBackup(lock, op, 'safety');
+
+    try {
+      await putBack(record, backupId, op);
+    } catch (err) {
+      const failedStep = op.progress.step;
+      op.step(`restoring the safety backup ${safetyBackup.backupId} (failed at ${failedStep})`);
+      let rollback =
+        'the site was put back as it was before, from the safety backup, and is out of maintenance';
+      try {
+        await CancellationScope.nonCancellable(() => putBack(record, safetyBackup.backupId, op));
+      } catch (rollbackErr) {
+        rollback =
+          `PUTTING THE SITE BACK FAILED too (${rootMessage(rollbackErr)}): it may still show the maintenance page; ` +
+          `ops must restore backup ${safetyBackup.backupId} by hand`;
+      }
+      throw ApplicationFailure.create({
+        type: 'RestoreFailed',
+        message: `restoring ${siteId} from ${backupId} failed at "${failedStep}": ${rootMessage(err)}; ${rollback}`,
+        details: [{ failedStep, safetyBackup: safetyBackup.backupId }],
+        cause: err instanceof Error ? err : undefined,
+        nonRetryable: true,
+      });
+    }
+    op.finish();
+    return { siteId, restored: backupId, safetyBackup };
+  });
+}
+
+/** Maintenance page, containers stopped, data from the backup, checked, containers back, page off. */
+async function putBack(
+  record: SiteRecord,
+  backupId: string,
+  op: ReturnType<typeof startOperation>,
+): Promise<void> {
+  const siteId = record.siteId;
+  const placement = record.placement!;
+  const { dbHost, storageHost } = placement;
+  const where = { siteId, backupId, storageHost };
+  const hosts = new Map((await quick.listHosts()).map((h) => [h.name, h]));
+  const containerHosts = [...new Set([placement.cacheHost, ...placement.appHosts])];
+
+  op.step(`${backupId}: maintenance page`);
+  for (const host of placement.proxyHosts)
+    await quick.putSiteRoute({ host, route: routeFor(record, hosts, 'maintenance') });
+
+  op.step(`${backupId}: stop the containers`);
+  await Promise.all(containerHosts.map((host) => quick.stopSiteContainers({ siteId, host })));
+
+  op.step(`${backupId}: database`);
+  await slow.restoreBackupDatabase({ ...where, dbHost });
+  op.step(`${backupId}: files`);
+  await slow.restoreBackupFiles(where);
+
+  op.step(`${backupId}: check row counts and files`);
+  const check = await slow.checkRestoredSite({ ...where, dbHost });
+  if (!check.ok)
+    throw ApplicationFailure.create({
+      type: 'RestoreCheckFailed',
+      message: `the restored site does not match backup ${backupId}: ${check.problems.join('; ')}`,
+      nonRetryable: true,
+    });
+
+  op.step(`${backupId}: start the containers`);
+  await Promise.all(containerHosts.map((host) => quick.startSiteContainers({ siteId, host })));
+
+  op.step(`${backupId}: leave maintenance`);
+  for (const host of placement.proxyHosts)
+    await quick.putSiteRoute({ host, route: routeFor(record, hosts, 'active') });
+
+  op.step(`${backupId}: health check through the proxy`);
+  const profile = await quick.loadProfile({ name: record.spec!.profile });
+  for (const proxyHost of placement.proxyHosts)
+    await patient.checkSiteHealth({
+      proxyHost,
+      domain: record.spec!.domains[0]!,
+      path: profile.health.path,
+      expectStatus: profile.health.expectStatus,
+      expectText: profile.health.expectText,
+    });
+}
