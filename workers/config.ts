@@ -151,6 +151,20 @@ export const WorkerEnv = z
   }, always);
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
+/** The one-shot Temporal set-up (workers/setupTemporal.ts): namespace and search attributes. */
+export const SetupEnv = z
+  .object({
+    ...temporalFields,
+    /** Days a closed workflow's history is kept (and so visible in the Web UI). */
+    TEMPORAL_RETENTION_DAYS: z.coerce
+      .number({ error: 'must be a whole number of days' })
+      .int('must be a whole number of days')
+      .min(1, 'must be at least 1 day')
+      .default(30),
+  })
+  .superRefine(certAndKeyTogether, always);
+export type SetupEnv = z.infer<typeof SetupEnv>;
+
 /** The codec server (workers/codecServer.ts): the Web UI's decryption of payloads. */
 export const CodecServerEnv = z.object({
   QM_CODEC_KEY: z.string({ error: 'required: the payload encryption key(s), base64' }).pipe(CodecKeys),
