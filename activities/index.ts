@@ -5,7 +5,9 @@ import { makeDatabaseActivities } from './db/activities';
 import { makeHostActivities } from './host/activities';
 import type { Fleet } from './fleet';
 import { makeCheckHost } from './fleetcheck/checkHost';
+import { makeGitActivities, type GitHookConfig } from './git/activities';
 import { makeProxyActivities } from './proxy/activities';
+import { makeReleaseActivities } from './release/activities';
 import { makeSiteActivities } from './site/activities';
 import { makeStorageActivities } from './storage/activities';
 import { makeSiteRecordActivities } from './temporal/siteRecords';
@@ -21,6 +23,8 @@ export interface ActivityDeps {
   temporal?: Client;
   /** The task queue the site workflows run on. */
   taskQueue?: string;
+  /** Where the Git hook notifies the platform, and its secret (default: QM_GIT_HOOK_URL/_SECRET_FILE). */
+  gitHook?: GitHookConfig;
 }
 
 export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
@@ -40,6 +44,8 @@ export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
     ...makeScheduleActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
     ...makeHostActivities(fleet),
     ...makeSiteRecordActivities(deps.temporal),
+    ...makeGitActivities(fleet, deps.gitHook),
+    ...makeReleaseActivities(fleet),
   };
 }
 

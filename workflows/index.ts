@@ -8,3 +8,5 @@ export { patchRoll } from './patchRoll';
 export { backupSite } from './backupSite';
 export { restoreSite } from './restoreSite';
 export { nightlyBackups } from './nightlyBackups';
+export { deployRelease } from './deployRelease';
+export { rollbackSite } from './rollbackSite';

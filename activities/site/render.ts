@@ -1,6 +1,13 @@
 import { describeIssues } from '../../schema/common';
 import { ContainerSpec, type ContainerSpecInput } from '../../schema/container';
 import type { ContainerProfile, Profile } from '../../schema/profile';
+import {
+  isCommitRelease,
+  RELEASE_MOUNT,
+  releaseDir,
+  STANDBY_PORT_OFFSET,
+  type AppSlot,
+} from '../../schema/release';
 import { siteNames, type Placement, type SiteSpec } from '../../schema/site';
 import { CACHE_PORT_OFFSET } from './placement';
 
@@ -19,6 +26,7 @@ export const LABELS = {
   site: 'qm.site',
   role: 'qm.role',
   release: 'qm.release',
+  slot: 'qm.slot',
   customer: 'qm.customer',
 } as const;
 
@@ -91,6 +99,8 @@ export interface RenderInput {
   placement: Placement;
   release: string;
   values: ResolvedValues;
+  /** The app container's slot (default live); see AppSlot. */
+  slot?: AppSlot;
 }
 
 /**
@@ -100,11 +110,15 @@ export interface RenderInput {
  * - app publishes its profile port on placement.port, cache its port on placement.port + 10000
  *   (on every address of the host), cron nothing;
  * - the site's shared files (/srv/qm/sites/<id>/files, an sshfs mount) at the profile's filesMount;
+ * - for a release that is a commit, its code (/srv/qm/releases/<id>/<commit>) read-only at
+ *   /srv/release (app and cron);
+ * - the standby app slot: name site-<id>-app-standby, port placement.port + 20000, label qm.slot;
  * - image, cmd, env, healthcheck and memory from the profile, with the placeholders filled.
  */
 export function renderSiteContainer(input: RenderInput): ContainerSpec {
   const { profile, role, site, placement, release, values } = input;
   const p = roleProfile(profile, role);
+  const standby = role === 'app' && input.slot === 'standby';
   const names = siteNames(site.siteId);
   const cache = profile.containers.cache;
   const vars: Record<string, string | undefined> = {
@@ -124,12 +138,16 @@ export function renderSiteContainer(input: RenderInput): ContainerSpec {
   const cmd = p.cmd?.map((a, i) => substitute(a, vars, `containers.${role}.cmd.${i}`));
 
   const ports: ContainerSpecInput['ports'] = [];
-  if (role === 'app') ports.push({ containerPort: p.port!, hostPort: placement.port });
+  if (role === 'app')
+    ports.push({
+      containerPort: p.port!,
+      hostPort: placement.port + (standby ? STANDBY_PORT_OFFSET : 0),
+    });
   if (role === 'cache' && p.port !== undefined)
     ports.push({ containerPort: p.port, hostPort: cachePort(placement) });
 
   const spec: ContainerSpecInput = {
-    name: names.container(role),
+    name: standby ? `${names.container(role)}-standby` : names.container(role),
     image: p.image,
     cmd,
     env,
@@ -138,9 +156,22 @@ export function renderSiteContainer(input: RenderInput): ContainerSpec {
       [LABELS.role]: role,
       [LABELS.release]: release,
       [LABELS.customer]: site.customerId,
+      ...(standby ? { [LABELS.slot]: 'standby' } : {}),
     },
     ports,
-    mounts: p.filesMount ? [{ type: 'bind', source: names.mountDir, target: p.filesMount }] : [],
+    mounts: [
+      ...(p.filesMount ? [{ type: 'bind' as const, source: names.mountDir, target: p.filesMount }] : []),
+      ...(role !== 'cache' && isCommitRelease(release)
+        ? [
+            {
+              type: 'bind' as const,
+              source: releaseDir(site.siteId, release),
+              target: RELEASE_MOUNT,
+              readOnly: true,
+            },
+          ]
+        : []),
+    ],
     network: names.network,
     memoryMb: p.memoryMb,
     healthcheck: p.healthcheck,

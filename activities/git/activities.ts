@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import { z } from 'zod';
+import { activityIO } from '../context';
+import { failure, FailureType } from '../errors';
+import type { Fleet } from '../fleet';
+import { parseInput } from '../input';
+import {
+  ensureRepoArgv,
+  HOOK_SCRIPT,
+  hookPaths,
+  linkHookArgv,
+  resolveRefArgv,
+  writeFileArgv,
+} from './commands';
+import { CommitId, GIT_ROOT, GitBranch, GitRef, GitRepo } from './refs';
+
+/**
+ * Where the post-receive hook tells the platform about pushes, and the secret it signs with. Worker
+ * configuration (never workflow input, so the secret never enters history): QM_GIT_HOOK_URL and
+ * QM_GIT_HOOK_SECRET_FILE (a file holding the secret, at least 32 characters).
+ */
+export interface GitHookConfig {
+  url: string;
+  secret: string;
+}
+
+export function gitHookConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GitHookConfig | undefined {
+  const url = env.QM_GIT_HOOK_URL;
+  const file = env.QM_GIT_HOOK_SECRET_FILE;
+  if (!url || !file) return undefined;
+  return { url, secret: fs.readFileSync(file, 'utf8').trim() };
+}
+
+const HookUrl = z.url({ protocol: /^https?$/ }).max(500);
+const EnsureGitRepoInput = z.strictObject({ repo: GitRepo });
+const ResolveGitRefInput = z.strictObject({ repo: GitRepo, ref: GitRef });
+const BranchHeadInput = z.strictObject({ repo: GitRepo, branch: GitBranch });
+
+const QUICK_MS = 60_000;
+
+/** The Git activities: the platform's bare repositories on the host with role `git`. */
+export function makeGitActivities(fleet: Fleet, hook: GitHookConfig | undefined = gitHookConfigFromEnv()) {
+  const pool = fleet.pool;
+  const gitHost = () => {
+    const host = fleet.hosts.find((h) => h.roles.includes('git'));
+    if (!host) throw failure(FailureType.InvalidInput, 'the fleet has no git host');
+    return host.name;
+  };
+  const exec = (argv: string[], opts: { stdin?: string; check?: boolean } = {}) =>
+    pool.exec(gitHost(), argv, { ...activityIO(), timeoutMs: QUICK_MS, ...opts });
+
+  return {
+    /**
+     * The repository /srv/git/<repo> on the Git host, bare, with the platform's post-receive hook:
+     * the shared hook script, its config (the platform's URL) and its secret (mode 0600, sent on
+     * stdin, never on a command line), then hooks/post-receive linked to the script. Safe twice:
+     * the repository is created only if absent, each file is replaced only if its content differs
+     * (write to a temporary name, then rename), the link only if it points elsewhere.
+     */
+    async ensureGitRepo(input: z.input<typeof EnsureGitRepoInput>): Promise<{
+      repo: string;
+      host: string;
+      path: string;
+      repository: 'created' | 'existing';
+      hook: 'installed' | 'unchanged';
+    }> {
+      const { repo } = parseInput(EnsureGitRepoInput, input, 'ensureGitRepo');
+      if (!hook)
+        throw failure(
+          FailureType.InvalidInput,
+          'this worker has no Git hook configuration (QM_GIT_HOOK_URL and QM_GIT_HOOK_SECRET_FILE)',
+        );
+      if (!HookUrl.safeParse(hook.url).success || hook.secret.length < 32)
+        throw failure(
+          FailureType.InvalidInput,
+          'the Git hook configuration is unusable: an http(s) URL and a secret of at least 32 characters are needed',
+        );
+      const created = (await exec(ensureRepoArgv(repo))).stdout.trim();
+      const results = [
+        (await exec(writeFileArgv(hookPaths.script, '0755'), { stdin: HOOK_SCRIPT })).stdout.trim(),
+        (
+          await exec(writeFileArgv(hookPaths.config, '0644'), {
+            stdin: JSON.stringify({ url: hook.url, gitRoot: GIT_ROOT }) + '\n',
+          })
+        ).stdout.trim(),
+        (await exec(writeFileArgv(hookPaths.secret, '0600'), { stdin: hook.secret + '\n' })).stdout.trim(),
+        (await exec(linkHookArgv(repo))).stdout.trim(),
+      ];
+      return {
+        repo,
+        host: gitHost(),
+        path: `${GIT_ROOT}/${repo}`,
+        repository: created === 'created' ? 'created' : 'existing',
+        hook: results.every((r) => r === 'unchanged') ? 'unchanged' : 'installed',
+      };
+    },
+
+    /**
+     * The full commit id a ref (branch, tag, abbreviated id) names in the repository now. Read-only.
+     * An unknown ref is InvalidInput (never retried): the caller named something that is not there.
+     */
+    async resolveGitRef(input: z.input<typeof ResolveGitRefInput>): Promise<{ commit: string }> {
+      const { repo, ref } = parseInput(ResolveGitRefInput, input, 'resolveGitRef');
+      const r = await exec(resolveRefArgv(repo, ref), { check: false });
+      const commit = r.stdout.trim();
+      if (r.code !== 0 || !CommitId.safeParse(commit).success)
+        throw failure(FailureType.InvalidInput, `${repo} has no commit named ${ref}`, { repo, ref });
+      return { commit };
+    },
+
+    /**
+     * The commit a branch points at now, or null if there is no such branch (or repository).
+     * Read-only: what a deploy of an older push compares its commit with (coalescing).
+     */
+    async gitBranchHead(input: z.input<typeof BranchHeadInput>): Promise<{ commit: string | null }> {
+      const { repo, branch } = parseInput(BranchHeadInput, input, 'gitBranchHead');
+      const r = await exec(resolveRefArgv(repo, `refs/heads/${branch}`), { check: false });
+      const commit = r.stdout.trim();
+      return { commit: r.code === 0 && CommitId.safeParse(commit).success ? commit : null };
+    },
+  };
+}
+
+export type GitActivities = ReturnType<typeof makeGitActivities>;

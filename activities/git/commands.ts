@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { GIT_ROOT, HOOK_DIR, repoPath } from './refs';
+
+/**
+ * Everything the Git activities run on the Git host, built and never run here: argument vectors
+ * whose scripts are constants taking each variable part as a positional argument, so no repo,
+ * ref or path ever becomes shell syntax. Contents (the hook, its config, its secret) go on stdin.
+ */
+
+/** The post-receive hook's text (activities/git/post-receive.pl). */
+export const HOOK_SCRIPT = fs.readFileSync(path.join(__dirname, 'post-receive.pl'), 'utf8');
+
+export const hookPaths = {
+  script: `${HOOK_DIR}/post-receive`,
+  config: `${HOOK_DIR}/hook.json`,
+  secret: `${HOOK_DIR}/hook.secret`,
+  spool: `${HOOK_DIR}/spool`,
+  failed: `${HOOK_DIR}/failed`,
+};
+
+const ENSURE_REPO_SCRIPT = `set -eu
+repo=$1
+if [ -f "$repo/HEAD" ] && [ -d "$repo/objects" ]; then echo existing; exit 0; fi
+umask 022
+mkdir -p -- "$repo"
+git init --quiet --bare -- "$repo"
+echo created`;
+
+/** A bare repository at /srv/git/<repo> if there is none; prints `created` or `existing`. */
+export function ensureRepoArgv(repo: string): string[] {
+  return ['sh', '-c', ENSURE_REPO_SCRIPT, 'qm-ensure-repo', repoPath(repo)];
+}
+
+const WRITE_FILE_SCRIPT = `set -eu
+file=$1 mode=$2
+umask 077
+mkdir -p -- "$(dirname -- "$file")"
+tmp="$file.qm-tmp.$$"
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+chmod "$mode" -- "$tmp"
+if [ -f "$file" ] && cmp -s -- "$tmp" "$file"; then chmod "$mode" -- "$file"; echo unchanged; exit 0; fi
+mv -f -- "$tmp" "$file"
+echo written`;
+
+/**
+ * Write stdin to `file` with `mode` if its content differs (temporary file, then rename: a reader
+ * never sees half a file); prints `written` or `unchanged`. Secrets are written this way: on stdin.
+ */
+export function writeFileArgv(file: string, mode: '0600' | '0644' | '0755'): string[] {
+  return ['sh', '-c', WRITE_FILE_SCRIPT, 'qm-write-file', file, mode];
+}
+
+const LINK_HOOK_SCRIPT = `set -eu
+hook=$1/hooks/post-receive target=$2
+mkdir -p -- "$1/hooks" "$3" "$4"
+chmod 0700 -- "$3" "$4"
+if [ -L "$hook" ] && [ "$(readlink -- "$hook")" = "$target" ]; then echo unchanged; exit 0; fi
+ln -sfn -- "$target" "$hook.qm-tmp"
+mv -Tf -- "$hook.qm-tmp" "$hook"
+echo linked`;
+
+/** The repository's hooks/post-receive as a link to the shared hook script; the spool directories. */
+export function linkHookArgv(repo: string): string[] {
+  return [
+    'sh',
+    '-c',
+    LINK_HOOK_SCRIPT,
+    'qm-link-hook',
+    repoPath(repo),
+    hookPaths.script,
+    hookPaths.spool,
+    hookPaths.failed,
+  ];
+}
+
+/** The commit a ref names, or exit 1 (`git rev-parse --verify`; `--end-of-options` keeps it a ref). */
+export function resolveRefArgv(repo: string, ref: string): string[] {
+  return [
+    'git',
+    '-C',
+    repoPath(repo),
+    'rev-parse',
+    '--verify',
+    '--quiet',
+    '--end-of-options',
+    `${ref}^{commit}`,
+  ];
+}
+
+/** A tar of the commit's tree on stdout. */
+export function archiveArgv(repo: string, commit: string): string[] {
+  return ['git', '-C', repoPath(repo), 'archive', '--format=tar', commit];
+}
+
+export { GIT_ROOT };

@@ -1,0 +1,125 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { Profile } from '../../schema/profile';
+import { siteNames, type Placement, type SiteSpec } from '../../schema/site';
+import { activityIO, withHeartbeat } from '../context';
+import { ensureContainer, removeContainer } from '../docker/container';
+import { ensureImage } from '../docker/image';
+import { ensureNetwork } from '../docker/network';
+import { waitHealthy } from '../docker/waitHealthy';
+import { failure, FailureType, isFailureOfType } from '../errors';
+import type { Fleet } from '../fleet';
+import { isCommitRelease, type AppSlot } from '../../schema/release';
+import { LABELS, RenderError, renderSiteContainer, usesPlaceholder } from '../site/render';
+import { readSitePassword } from '../site/secrets';
+import { isMountedArgv } from '../storage/commands';
+import { hasReleaseArgv, RELEASE_PRESENT } from './commands';
+
+export interface ReleaseContainerInput {
+  siteId: string;
+  host: string;
+  role: 'app' | 'cron';
+  slot: AppSlot;
+  release: string;
+  profile: Profile;
+  site: SiteSpec;
+  placement: Placement;
+  timeoutMs: number;
+}
+
+/**
+ * The site's app (live or standby slot) or cron container on `host`, running `release`, healthy.
+ * Like ensureSiteContainer (site/containers.ts), with the slot: render (with the DB password read
+ * on the DB host, never returned), image, network, container, health. Safe twice: every step is
+ * create-if-absent or compare-then-replace, so the same input finds the same container
+ * (`unchanged`); another release replaces it. A commit release needs its folder on the host
+ * (fetchRelease), and the site's files mount: either missing is a Conflict. Unhealthy at the
+ * deadline is not retried (the deadline was the patience).
+ */
+export async function ensureReleaseContainer(
+  fleet: Fleet,
+  i: ReleaseContainerInput,
+): Promise<{ name: string; port?: number; action: string; ms: number }> {
+  const { siteId, host, role, slot, release, profile, site, placement } = i;
+  const t0 = Date.now();
+  if (!placement.appHosts.includes(host))
+    throw failure(FailureType.InvalidInput, `host: ${siteId} does not run on ${host}`, { host, siteId });
+  const dbHost = fleet.pool.host(placement.dbHost);
+  const cacheHost = fleet.pool.host(placement.cacheHost);
+  const io = activityIO();
+  return withHeartbeat(async () => {
+    const dbPassword = usesPlaceholder(profile, role, 'db.password')
+      ? await readSitePassword(fleet.pool, dbHost.name, siteId)
+      : undefined;
+    let spec;
+    try {
+      spec = renderSiteContainer({
+        profile,
+        role,
+        site,
+        placement,
+        release,
+        slot,
+        values: { dbHostAddress: dbHost.address, cacheHostAddress: cacheHost.address, dbPassword },
+      });
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      throw failure(
+        FailureType.InvalidInput,
+        `cannot render the ${role} container of ${siteId}: ${err.message}`,
+        {
+          fields: [err.field],
+        },
+      );
+    }
+    if (isCommitRelease(release)) {
+      const r = await fleet.pool.exec(host, hasReleaseArgv(siteId, release), { ...io, check: false });
+      if (r.code !== RELEASE_PRESENT)
+        throw failure(
+          FailureType.Conflict,
+          `${host}: release ${release} of ${siteId} is not there (fetch it first)`,
+          {
+            host,
+            siteId,
+            release,
+          },
+        );
+    }
+    if (spec.mounts.some((m) => m.source === siteNames(siteId).mountDir)) {
+      const mounted = await fleet.pool.exec(host, isMountedArgv(siteId), { ...io, check: false });
+      if (mounted.code !== 0)
+        throw failure(FailureType.Conflict, `${host}: the files of ${siteId} are not mounted`, {
+          host,
+          siteId,
+        });
+    }
+    await ensureImage(fleet, host, spec.image);
+    await ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } });
+    const { action } = await ensureContainer(fleet, host, spec);
+    try {
+      await waitHealthy(fleet, host, spec.name, i.timeoutMs);
+    } catch (err) {
+      if (!isFailureOfType(err, FailureType.Unhealthy)) throw err;
+      throw ApplicationFailure.create({
+        type: FailureType.Unhealthy,
+        message: err.message,
+        details: err.details ? [...err.details] : undefined,
+        nonRetryable: true,
+      });
+    }
+    return { name: spec.name, port: spec.ports[0]?.hostPort, action, ms: Date.now() - t0 };
+  });
+}
+
+/** Remove the standby app container on the host. Safe twice: a missing one is `absent`. */
+export async function removeStandbyContainer(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+): Promise<{ result: 'removed' | 'absent'; ms: number }> {
+  fleet.pool.host(host);
+  const t0 = Date.now();
+  const { result } = await withHeartbeat(() =>
+    removeContainer(fleet, host, `${siteNames(siteId).container('app')}-standby`),
+  );
+  return { result, ms: Date.now() - t0 };
+}

@@ -1,0 +1,388 @@
+import type { ChildProcess } from 'node:child_process';
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Fleet } from '../../activities/fleet';
+import { makeGitActivities } from '../../activities/git/activities';
+import { sign } from '../../api/signature';
+import { makeReleaseActivities } from '../../activities/release/activities';
+import { sitePaths } from '../../activities/proxy/layout';
+import type { Placement, SiteSpecInput } from '../../schema/site';
+import { deployRelease, deprovisionSite, provisionSite, rollbackSite } from '../../workflows';
+import { deployWorkflowId } from '../../workflows/lib/deployId';
+import { progressQuery } from '../../workflows/lib/operation';
+import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { openTestFleet } from '../support/fleet';
+import { recordHistory } from '../support/histories';
+import { fetchSite, siteLeftovers, testSite } from '../support/site';
+import { testEnv } from '../support/temporal';
+import { killWorker, startWorkerProcess } from '../support/workerProcess';
+import { testbed } from '../testbed';
+import { Clone, pollSite, startDeployBed, type DeployBed } from './gitBed';
+
+/**
+ * Deploys end to end on the real bed: a real Git server (bare repositories on host1, pushed to over
+ * SSH, the platform's post-receive hook signing its notification to the webhook), sites provisioned
+ * by provisionSite on the test profile (2 app servers behind the real nginx), the release folders,
+ * the standby/live switch and the rollbacks. Outcomes are checked on the hosts and through the
+ * proxy, as a visitor sees the site.
+ */
+
+jest.setTimeout(240_000);
+
+let env: TestWorkflowEnvironment;
+let fleet: Fleet;
+let bed: DeployBed;
+let clone: Clone;
+const tag = Math.random().toString(36).slice(2, 7);
+const repo = `customers/dep-${tag}.git`;
+const siteA = testSite({ siteId: `dep-a-${tag}`, git: { repo, branch: 'main' } });
+const siteB = testSite({ siteId: `dep-b-${tag}`, git: { repo, branch: 'other' }, appServers: 1 });
+let placement: Placement;
+let worker: ChildProcess | undefined;
+const commits: string[] = [];
+
+beforeAll(async () => {
+  env = await testEnv();
+  fleet = openTestFleet();
+  bed = await startDeployBed(env, fleet, { drainSeconds: 1, healthTimeoutSeconds: 30 });
+  // one after the other: placeSite does not reserve a port against a provision running beside it
+  const results = [];
+  for (const site of [siteA, siteB])
+    results.push(
+      await env.client.workflow.execute(provisionSite, {
+        taskQueue: bed.taskQueue,
+        workflowId: `provision-${site.siteId}`,
+        args: [{ site, triggeredBy: 'test' }],
+      }),
+    );
+  placement = results[0]!.placement;
+  clone = await Clone.create(fleet, repo);
+});
+
+afterAll(async () => {
+  try {
+    for (const site of [siteA, siteB])
+      await env.client.workflow
+        .execute(deprovisionSite, {
+          taskQueue: bed.taskQueue,
+          workflowId: `deprovision-${site.siteId}`,
+          args: [{ siteId: site.siteId, skipFinalBackup: true }],
+        })
+        .catch((err: unknown) => console.error(`deprovision ${site.siteId}:`, err));
+    await removeReleasesEverywhere([siteA, siteB]);
+    await fleet.pool.exec(fleet.hosts[0]!.name, ['rm', '-rf', '--', `/srv/git/${repo}`]);
+    for (const site of [siteA, siteB]) expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+  } finally {
+    if (worker) await killWorker(worker, 'SIGTERM');
+    clone?.remove();
+    await bed?.stop();
+    await fleet?.close();
+    await env?.teardown();
+  }
+});
+
+/** Deprovision leaves release folders (it predates them): the release activity removes them. */
+async function removeReleasesEverywhere(sites: SiteSpecInput[]) {
+  const releases = makeReleaseActivities(fleet);
+  for (const site of sites)
+    for (const h of fleet.hosts.filter((x) => x.roles.includes('app')))
+      await releases.removeSiteReleases({ siteId: site.siteId, host: h.name });
+}
+
+/** What each app host runs: the live container's release label, and whether a standby is there. */
+async function onHosts(siteId: string, hosts: string[]) {
+  const out: Record<string, { live?: string; standby: boolean }> = {};
+  for (const host of hosts) {
+    const list = await fleet.docker.engine(host).listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`qm.site=${siteId}`, 'qm.role=app'] }),
+    });
+    const live = list.find((c) => c.Names[0] === `/site-${siteId}-app`);
+    out[host] = {
+      live: live?.State === 'running' ? live.Labels['qm.release'] : undefined,
+      standby: list.some((c) => c.Names[0] === `/site-${siteId}-app-standby`),
+    };
+  }
+  return out;
+}
+
+/** The backend ports of the site's route as stored on the proxy host. */
+async function routePorts(siteId: string): Promise<number[]> {
+  const proxy = fleet.hosts.find((h) => h.roles.includes('proxy'))!.name;
+  const r = await fleet.pool.exec(proxy, ['cat', sitePaths(siteId).json]);
+  return (JSON.parse(r.stdout) as { backends: { port: number }[] }).backends.map((b) => b.port);
+}
+
+async function recordOf(siteId: string) {
+  return (await env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)).record;
+}
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return (err as WorkflowFailedError).cause as ApplicationFailure;
+}
+
+function expectAllOn(hosts: Record<string, { live?: string; standby: boolean }>, release: string) {
+  expect(Object.values(hosts)).toEqual(placement.appHosts.map(() => ({ live: release, standby: false })));
+}
+
+test('ensureGitRepo: a bare repository with the hook, its secret root-only; unchanged the second time', async () => {
+  const git = makeGitActivities(fleet, { url: bed.hookUrl, secret: bed.secret });
+  const first = await git.ensureGitRepo({ repo });
+  expect(first).toMatchObject({ repository: 'created', hook: 'installed', path: `/srv/git/${repo}` });
+  expect(await git.ensureGitRepo({ repo })).toMatchObject({ repository: 'existing', hook: 'unchanged' });
+  const gitHost = first.host;
+  const mode = await fleet.pool.exec(gitHost, ['stat', '-c', '%a %U', '/srv/qm/git/hook.secret']);
+  expect(mode.stdout.trim()).toBe('600 root');
+  const hook = await fleet.pool.exec(gitHost, ['readlink', `/srv/git/${repo}/hooks/post-receive`]);
+  expect(hook.stdout.trim()).toBe('/srv/qm/git/post-receive');
+});
+
+test('a push deploys to every app server of the sites on that branch, with no failed request; the site on another branch is untouched', async () => {
+  const poller = pollSite(fleet, siteA.domains![0]!);
+  const { commit, stderr } = await clone.push('main', { VERSION: 'v1\n', 'index.txt': 'hello\n' }, 'v1');
+  commits.push(commit);
+  // the hook told the pusher what it started
+  expect(stderr).toContain(`qm: deploying ${commit.slice(0, 12)} to ${siteA.siteId}`);
+  const handle = env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit));
+  const result = await handle.result();
+  const seen = await poller.stop();
+
+  expect(result).toMatchObject({
+    status: 'deployed',
+    release: commit,
+    previous: 'initial',
+    triggeredBy: 'push:root',
+  });
+  expect(result.trigger).toMatchObject({ kind: 'push', push: { repo, branch: 'main', pusher: 'root' } });
+  expect(seen.failed).toEqual([]);
+  expect(seen.ok).toBeGreaterThan(10);
+  expect([...seen.releases].every((r) => ['initial', commit].includes(r))).toBe(true);
+
+  // every app server runs it, nothing else is left running, the proxy routes to the live port
+  expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commit);
+  expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
+  // through the proxy: the release's own files, from both app servers
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+  const pages = new Set<string>();
+  for (let n = 0; n < 8; n++) {
+    const r = await fetchSite(fleet, siteA.domains![0]!);
+    expect(r.bodyExcerpt).toContain(`release ${commit}`);
+    pages.add(r.bodyExcerpt);
+  }
+  expect(pages.size).toBe(2);
+  expect((await recordOf(siteA.siteId)).release).toBe(commit);
+  // the postDeploy hook ran (once, in one app container)
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/files/.last-deploy-hook')).status).toBe(200);
+
+  // what ops see: per-server progress, the release and the trigger as search attributes and memo
+  const progress = await handle.query(progressQuery);
+  expect(progress.step).toBe('done');
+  for (const h of placement.appHosts) expect(progress.hosts[h]).toBe(`live on ${commit.slice(0, 12)}`);
+  const d = await handle.describe();
+  expect(d.searchAttributes.Release).toEqual([commit]);
+  expect(d.searchAttributes.TriggeredBy).toEqual(['push:root']);
+  expect(d.searchAttributes.Hosts).toEqual(expect.arrayContaining(placement.appHosts));
+  expect((d.memo as { trigger: { kind: string } }).trigger.kind).toBe('push');
+
+  // site B tracks another branch of the same repository: no deploy, still on its first release
+  await expect(
+    env.client.workflow.getHandle(deployWorkflowId(siteB.siteId, commit)).describe(),
+  ).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  expect((await recordOf(siteB.siteId)).release).toBe('initial');
+  expect((await fetchSite(fleet, siteB.domains![0]!)).bodyExcerpt).toContain('release initial');
+
+  await recordHistory(handle.workflowId, 'deployRelease');
+});
+
+test('one app server failing its health check: every server stays on (or returns to) the old release, with no failed request', async () => {
+  const { commit } = await clone.push('feature', { VERSION: 'v2\n' }, 'v2');
+  commits.push(commit);
+  const [, sick] = placement.appHosts;
+  // the proxy host cannot reach the standby port of one app server (a firewall rule gone wrong)
+  const rule = ['-p', 'tcp', '--dport', String(placement.port + 20000), '-j', 'DROP'];
+  testbed.exec(sick!, ['iptables', '-t', 'raw', '-I', 'PREROUTING', ...rule]);
+  const poller = pollSite(fleet, siteA.domains![0]!);
+  try {
+    const failure = await failureOf(
+      env.client.workflow.execute(deployRelease, {
+        taskQueue: bed.taskQueue,
+        workflowId: `deploy-sick-${siteA.siteId}`,
+        args: [
+          { siteId: siteA.siteId, commit, triggeredBy: 'ops:test', drainSeconds: 1, healthTimeoutSeconds: 4 },
+        ],
+      }),
+    );
+    expect(failure.type).toBe('DeployFailed');
+    expect(failure.message).toContain(`every app server is back on ${commits[0]!.slice(0, 12)}`);
+    expect(failure.details?.[0]).toMatchObject({
+      failedHost: sick,
+      rolledBack: true,
+      databaseRestored: false,
+    });
+  } finally {
+    testbed.exec(sick!, ['iptables', '-t', 'raw', '-D', 'PREROUTING', ...rule]);
+  }
+  const seen = await poller.stop();
+  expect(seen.failed).toEqual([]);
+  expect([...seen.releases]).toEqual([commits[0]]);
+  expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[0]!);
+  expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
+  expect((await recordOf(siteA.siteId)).release).toBe(commits[0]);
+});
+
+test('deploy a chosen ref from the API/UI, then roll back to the kept release in one switch', async () => {
+  const deployed = await env.client.workflow.execute(deployRelease, {
+    taskQueue: bed.taskQueue,
+    workflowId: `deploy-ref-${siteA.siteId}`,
+    args: [{ siteId: siteA.siteId, ref: 'feature', triggeredBy: 'api:test', drainSeconds: 1 }],
+  });
+  expect(deployed).toMatchObject({
+    status: 'deployed',
+    release: commits[1],
+    trigger: { kind: 'request', ref: 'feature' },
+  });
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v2\n');
+  expect(deployed.kept).toEqual([commits[1], commits[0]]);
+
+  const poller = pollSite(fleet, siteA.domains![0]!);
+  const rollbackId = `rollback-${siteA.siteId}`;
+  const rolled = await env.client.workflow.execute(rollbackSite, {
+    taskQueue: bed.taskQueue,
+    workflowId: rollbackId,
+    args: [
+      {
+        siteId: siteA.siteId,
+        release: commits[0]!,
+        triggeredBy: 'ops:test',
+        reason: 'v2 is slow',
+        drainSeconds: 1,
+      },
+    ],
+  });
+  const seen = await poller.stop();
+  expect(rolled).toMatchObject({ status: 'rolled-back', release: commits[0], previous: commits[1] });
+  expect(seen.failed).toEqual([]);
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+  expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[0]!);
+  expect((await recordOf(siteA.siteId)).release).toBe(commits[0]);
+  await recordHistory(rollbackId, 'rollbackSite');
+
+  // a release that is not kept is refused before anything changes
+  const refused = await failureOf(
+    env.client.workflow.execute(rollbackSite, {
+      taskQueue: bed.taskQueue,
+      workflowId: `rollback-unkept-${siteA.siteId}`,
+      args: [{ siteId: siteA.siteId, release: 'f'.repeat(40) }],
+    }),
+  );
+  expect(refused.type).toBe('Conflict');
+});
+
+test('5 pushes in a row (while the first deploys): at most 2 deploys, the others superseded, the last commit live', async () => {
+  // back to back, as fast as the Git server takes them: all land while the first deploy runs
+  const pushed: string[] = [];
+  for (let n = 1; n <= 5; n++)
+    pushed.push((await clone.push('main', { VERSION: `storm ${n}\n` }, `storm ${n}`)).commit);
+  const results = await Promise.all(
+    pushed.map((c) => env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, c)).result()),
+  );
+  const statuses = results.map((r) => r.status);
+  expect(statuses.filter((s) => s === 'deployed').length).toBeLessThanOrEqual(2);
+  expect(statuses[4]).toBe('deployed');
+  for (const r of results.filter((x) => x.status === 'superseded')) expect(r.supersededBy).toBe(pushed[4]);
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
+  expectAllOn(await onHosts(siteA.siteId, placement.appHosts), pushed[4]!);
+  commits.push(pushed[4]!);
+  // the same notification again (a hook retrying after a lost answer): nothing new starts
+  const body = JSON.stringify({
+    repo,
+    ref: 'refs/heads/main',
+    before: pushed[3],
+    after: pushed[4],
+    pusher: 'root',
+  });
+  const path = new URL(bed.hookUrl).pathname;
+  const again = await fetch(bed.hookUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...sign(bed.secret, { method: 'POST', path, body }),
+    },
+    body,
+  });
+  expect(again.status).toBe(200);
+  expect(((await again.json()) as { deploys: unknown[] }).deploys).toEqual([
+    { siteId: siteA.siteId, workflowId: deployWorkflowId(siteA.siteId, pushed[4]!), status: 'duplicate' },
+  ]);
+  // and a forged one is refused
+  const forged = await fetch(bed.hookUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...sign('not-the-secret', { method: 'POST', path, body }),
+    },
+    body,
+  });
+  expect(forged.status).toBe(401);
+});
+
+test('a failing postDeploy hook: the database goes back to the snapshot and every server to the old release', async () => {
+  const { commit } = await clone.push(
+    'main',
+    { '.fail-post-deploy': 'yes\n', VERSION: 'broken\n' },
+    'broken',
+  );
+  const failure = await failureOf(
+    env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit)).result(),
+  );
+  expect(failure.type).toBe('DeployFailed');
+  expect(failure.message).toContain('postDeploy fails on purpose');
+  expect(failure.details?.[0]).toMatchObject({
+    failedStep: 'postDeploy hooks',
+    rolledBack: true,
+    databaseRestored: true,
+  });
+  expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[2]!);
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
+  expect((await recordOf(siteA.siteId)).release).toBe(commits[2]);
+  expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
+});
+
+test('SIGKILL the worker mid-switch, start a new one: the deploy completes, every server on the new release', async () => {
+  // site A's workflows move to the real worker process (same task queue), which the test kills
+  await bed.stopWorker();
+  worker = await startWorkerProcess(bed.taskQueue);
+  const { commit } = await clone.push('crash', { VERSION: 'crash\n', '.fail-post-deploy': null }, 'crash');
+  const handle = await env.client.workflow.start(deployRelease, {
+    taskQueue: bed.taskQueue,
+    workflowId: `deploy-crash-${siteA.siteId}`,
+    args: [{ siteId: siteA.siteId, commit, triggeredBy: 'ops:test', drainSeconds: 2 }],
+  });
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const progress = await handle.query(progressQuery).catch(() => undefined);
+    if (
+      progress?.step === 'switch app servers' &&
+      Object.values(progress.hosts).some((s) => /standby/.test(s))
+    )
+      break;
+    if (Date.now() > deadline)
+      throw new Error(`the deploy never reached the switch: ${JSON.stringify(progress)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await killWorker(worker, 'SIGKILL');
+  worker = await startWorkerProcess(bed.taskQueue);
+  const result = await handle.result();
+  expect(result.status).toBe('deployed');
+  expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commit);
+  expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
+  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('crash\n');
+  expect((await recordOf(siteA.siteId)).release).toBe(commit);
+});

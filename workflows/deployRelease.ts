@@ -1,0 +1,320 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { z } from 'zod';
+import { CommitId, GitRef } from '../schema/release';
+import { GitBranch, GitRepo, siteNames, SiteId, type SiteRecord } from '../schema/site';
+import { quick, slow } from './lib/activities';
+import { parseWorkflowInput, rootMessage } from './lib/input';
+import { startOperation } from './lib/operation';
+import {
+  converge,
+  healthThroughProxies,
+  HostStepFailed,
+  observeServing,
+  once,
+  short,
+  slotRoute,
+  type SwitchContext,
+  type SwitchState,
+} from './lib/release';
+import { withSiteLock } from './lib/siteLock';
+import { Release } from './searchAttributes';
+import { INITIAL_RELEASE } from './provisionSite';
+
+/** What a push told the platform (the Git hook's notification): the audit of a push deploy. */
+export const PushTrigger = z.strictObject({
+  repo: GitRepo,
+  branch: GitBranch,
+  before: z.string().regex(/^[0-9a-f]{40}$/, 'before must be 40 hex digits'),
+  pusher: z.string().max(100),
+  pushedAt: z.string().max(40).optional(),
+});
+export type PushTrigger = z.infer<typeof PushTrigger>;
+
+export const DeployReleaseInput = z
+  .strictObject({
+    siteId: SiteId,
+    /** The commit to deploy; or `ref` (branch, tag, abbreviated id), resolved on the Git host. */
+    commit: CommitId.optional(),
+    ref: GitRef.optional(),
+    /** Set when a push started the deploy: it then deploys only if the commit is still the branch's head. */
+    push: PushTrigger.optional(),
+    /** Who asked: `push:<pusher>`, `ops:<name>`, `api:<client>` (a search attribute). */
+    triggeredBy: z.string().max(100).optional(),
+    reason: z.string().max(200).optional(),
+    /** Release folders kept on each app host for instant rollback (the live one included). */
+    keepReleases: z.number().int().min(2).max(20).default(3),
+    /** After traffic moves, how long requests in flight on the old containers get to finish. */
+    drainSeconds: z.number().int().min(0).max(600).default(10),
+    /** How long a new container may take to become healthy. */
+    healthTimeoutSeconds: z.number().int().min(2).max(1800).default(120),
+  })
+  .refine((i) => (i.commit === undefined) !== (i.ref === undefined), {
+    message: 'give exactly one of commit and ref',
+    path: ['commit'],
+  })
+  .refine((i) => !i.push || i.commit, { message: 'a push deploy names its commit', path: ['commit'] });
+export type DeployReleaseInput = z.input<typeof DeployReleaseInput>;
+
+export interface DeployReleaseResult {
+  siteId: string;
+  /**
+   * deployed: live on every app server. unchanged: it already was. superseded: a newer push to
+   * the branch arrived before this one's turn (that one deploys; this one did nothing).
+   * not-tracking: the site no longer tracks the pushed repo and branch.
+   */
+  status: 'deployed' | 'unchanged' | 'superseded' | 'not-tracking';
+  release: string;
+  previous?: string;
+  supersededBy?: string;
+  triggeredBy: string;
+  trigger: { kind: 'push'; push: PushTrigger } | { kind: 'request'; ref?: string; reason?: string };
+  /** Per app host, how it ended. */
+  hosts?: Record<string, string>;
+  snapshot?: string;
+  /** Release folders kept on the app hosts after this deploy (newest first on the first host). */
+  kept?: string[];
+  pruneProblems?: string[];
+  /** Per app host, the milliseconds of its own work (fetch, containers, probes). */
+  serverWorkMs?: Record<string, number>;
+}
+
+/**
+ * Deploy a release (a commit of the site's repository) to every app server of a site, as ops
+ * would by hand:
+ *   validate → lock the site → (a push: still the branch's head? else superseded) → snapshot the
+ *   database and fetch the commit onto every app server, in parallel → switch every server with
+ *   zero downtime (lib/release.ts: standby beside live, health as the proxy sees it, flip, drain)
+ *   → postDeploy hooks once, in one app container → health through every proxy → record the
+ *   release → keep the last N releases.
+ * Any failure switches every server back to the release it started from (the same zero-downtime
+ * switch), and if the hooks had started, restores the database snapshot behind the maintenance
+ * page first. The workflow then fails with the cause, and says whether the rollback was complete.
+ */
+export async function deployRelease(input: DeployReleaseInput): Promise<DeployReleaseResult> {
+  const i = parseWorkflowInput(DeployReleaseInput, input, 'deployRelease input');
+  const triggeredBy = i.triggeredBy ?? (i.push ? `push:${i.push.pusher}` : 'ui');
+  const trigger: DeployReleaseResult['trigger'] = i.push
+    ? { kind: 'push', push: i.push }
+    : { kind: 'request', ref: i.ref ?? i.commit, reason: i.reason };
+  const what = i.commit ? short(i.commit) : i.ref!;
+  const op = startOperation({
+    operation: 'deploy',
+    siteId: i.siteId,
+    triggeredBy,
+    summary:
+      `deploy ${what} to ${i.siteId}` +
+      (i.push
+        ? ` (push to ${i.push.branch} by ${i.push.pusher})`
+        : ` (${triggeredBy}${i.reason ? `: ${i.reason}` : ''})`),
+  });
+  upsertMemo({ trigger });
+  if (i.commit) upsertSearchAttributes([{ key: Release, value: i.commit }]);
+
+  return withSiteLock(i.siteId, 'deploy', op.progress, async (lock) => {
+    const record = requireActive(lock.record);
+    const spec = record.spec!;
+    const placement = record.placement!;
+    const from = record.release ?? INITIAL_RELEASE;
+    const base = { siteId: i.siteId, triggeredBy, trigger, previous: from };
+
+    if (i.push && (i.push.repo !== spec.git.repo || i.push.branch !== spec.git.branch)) {
+      op.finish();
+      return { ...base, status: 'not-tracking', release: from };
+    }
+    op.step('resolve');
+    const commit = i.commit ?? (await quick.resolveGitRef({ repo: spec.git.repo, ref: i.ref! })).commit;
+    upsertSearchAttributes([{ key: Release, value: commit }]);
+    if (i.push) {
+      // Coalescing: of the pushes that queued while a deploy ran, only the branch's head deploys.
+      const { commit: head } = await quick.gitBranchHead({ repo: i.push.repo, branch: i.push.branch });
+      if (head && head !== commit) {
+        upsertMemo({ outcome: `superseded by ${head}` });
+        op.finish();
+        return { ...base, status: 'superseded', release: commit, supersededBy: head };
+      }
+    }
+    if (from === commit) {
+      op.finish();
+      return { ...base, status: 'unchanged', release: commit };
+    }
+
+    op.step('load profile');
+    const profile = await quick.loadProfile({ name: spec.profile });
+    const inventory = await quick.listHosts();
+    const gitHost = inventory.find((h) => h.roles.includes('git'))?.name;
+    op.hosts([
+      ...placement.appHosts,
+      placement.dbHost,
+      ...placement.proxyHosts,
+      ...(gitHost ? [gitHost] : []),
+    ]);
+    const ctx: SwitchContext = {
+      siteId: i.siteId,
+      spec,
+      placement,
+      profile,
+      addresses: Object.fromEntries(inventory.map((h) => [h.name, h.address])),
+      progress: op.progress,
+      drainSeconds: i.drainSeconds,
+      healthTimeoutMs: i.healthTimeoutSeconds * 1000,
+      workMs: {},
+    };
+    const state: SwitchState = { serving: await observeServing(ctx), live: from };
+    if (state.serving !== 'live') state.live = 'mixed'; // an earlier switch was cut short
+
+    op.step('snapshot database, fetch release');
+    const snapshot = `deploy-${short(commit)}-${workflowInfo().runId.slice(0, 8)}`;
+    await Promise.all([
+      slow.snapshotSiteDatabase({ siteId: i.siteId, dbHost: placement.dbHost, name: snapshot }),
+      ...placement.appHosts.map(async (host) => {
+        op.progress.hosts[host] = `fetching ${short(commit)}`;
+        const fetched = await slow.fetchRelease({ siteId: i.siteId, host, repo: spec.git.repo, commit });
+        ctx.workMs[host] = (ctx.workMs[host] ?? 0) + fetched.ms;
+        op.progress.hosts[host] = `fetched ${short(commit)}`;
+      }),
+    ]);
+
+    let hooksStarted = false;
+    try {
+      op.step('switch app servers');
+      await converge(ctx, state, commit);
+      if (profile.hooks.postDeploy.length) {
+        op.step('postDeploy hooks');
+        hooksStarted = true;
+        await once.runPostDeployHooks({
+          siteId: i.siteId,
+          host: placement.appHosts[0]!,
+          hooks: profile.hooks.postDeploy,
+        });
+      }
+      op.step('health through the proxy');
+      await healthThroughProxies(ctx);
+    } catch (err) {
+      const failedStep = op.progress.step;
+      op.step(`rolling back to ${short(from)} (failed at ${failedStep})`);
+      const undo = await rollBack(ctx, state, from, hooksStarted ? snapshot : undefined);
+      for (const h of placement.appHosts)
+        op.progress.hosts[h] = undo.problems.length ? 'UNKNOWN' : `back on ${short(from)}`;
+      if (undo.problems.length) await lock.update({ state: 'failed' });
+      throw ApplicationFailure.create({
+        type: 'DeployFailed',
+        message:
+          `deploying ${short(commit)} to ${i.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
+          (undo.problems.length
+            ? `; ROLLBACK INCOMPLETE, ops must finish it: ${undo.problems.join('; ')}`
+            : `; every app server is back on ${short(from)}` +
+              (undo.databaseRestored ? `, and the database on snapshot ${snapshot}` : '')),
+        details: [
+          {
+            failedStep,
+            failedHost: err instanceof HostStepFailed ? err.host : undefined,
+            rolledBack: undo.problems.length === 0,
+            databaseRestored: undo.databaseRestored,
+            problems: undo.problems,
+            snapshot,
+          },
+        ],
+        cause: err instanceof Error ? err : undefined,
+        nonRetryable: true,
+      });
+    }
+
+    await lock.update({ release: commit });
+    op.step('keep the last releases');
+    const prune = await pruneReleases(ctx, commit, from, i.keepReleases);
+    op.finish();
+    return {
+      ...base,
+      status: 'deployed',
+      release: commit,
+      hosts: { ...op.progress.hosts },
+      snapshot,
+      kept: prune.kept,
+      serverWorkMs: ctx.workMs,
+      pruneProblems: prune.problems.length ? prune.problems : undefined,
+    };
+  });
+}
+
+/**
+ * Back to `from` after a failure: if the hooks may have changed the database, the maintenance
+ * page goes up and the snapshot is restored first (the old code must not run on a half-migrated
+ * database, and nobody may write to one being restored); then the zero-downtime switch back.
+ * Runs even if the workflow is cancelled; reports what it could not do instead of throwing.
+ */
+async function rollBack(
+  ctx: SwitchContext,
+  state: SwitchState,
+  from: string,
+  restoreSnapshot: string | undefined,
+): Promise<{ problems: string[]; databaseRestored: boolean }> {
+  const problems: string[] = [];
+  let databaseRestored = false;
+  await CancellationScope.nonCancellable(async () => {
+    if (restoreSnapshot) {
+      try {
+        for (const host of ctx.placement.proxyHosts)
+          await quick.putSiteRoute({ host, route: slotRoute(ctx, state.serving, 'maintenance') });
+        await slow.restoreDatabaseSnapshot({
+          host: ctx.placement.dbHost,
+          db: siteNames(ctx.siteId).database,
+          name: restoreSnapshot,
+        });
+        databaseRestored = true;
+      } catch (err) {
+        problems.push(`restore database snapshot ${restoreSnapshot}: ${rootMessage(err)}`);
+        return; // the maintenance page stays up: the site must not serve a database in doubt
+      }
+    }
+    try {
+      await converge(ctx, state, from);
+    } catch (err) {
+      problems.push(`switch back to ${short(from)}: ${rootMessage(err)}`);
+    }
+  });
+  return { problems, databaseRestored };
+}
+
+/** Mark the release live on every app host and keep the last `keep`; problems are reported, not fatal. */
+async function pruneReleases(
+  ctx: SwitchContext,
+  live: string,
+  previous: string,
+  keep: number,
+): Promise<{ kept: string[]; problems: string[] }> {
+  const problems: string[] = [];
+  let kept: string[] = [];
+  await Promise.all(
+    ctx.placement.appHosts.map(async (host, n) => {
+      try {
+        const r = await quick.pruneReleases({
+          siteId: ctx.siteId,
+          host,
+          live,
+          keep,
+          protect: [previous],
+        });
+        if (n === 0) kept = r.kept;
+      } catch (err) {
+        problems.push(`${host}: ${rootMessage(err)}`);
+      }
+    }),
+  );
+  return { kept, problems };
+}
+
+export function requireActive(record: SiteRecord): SiteRecord {
+  if (record.state !== 'active' || !record.spec || !record.placement)
+    throw ApplicationFailure.create({
+      type: 'Conflict',
+      message: `site ${record.siteId} is ${record.state}; a release can only be switched on an active site`,
+      nonRetryable: true,
+    });
+  return record;
+}
