@@ -1,0 +1,253 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Fleet } from '../../activities/fleet';
+import type { Manifest } from '../../activities/backup/manifest';
+import { ensureNightlyBackupSchedule } from '../../activities/backup/schedule';
+import { backupSite, type nightlyBackups } from '../../workflows';
+import { backupIdFor } from '../../workflows/lib/backupId';
+import { planRetention, RETENTION } from '../../workflows/lib/retention';
+import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { nightlyBackupId } from '../../workflows/nightlyBackups';
+import { openTestFleet } from '../support/fleet';
+import { testEnv, withWorker } from '../support/temporal';
+import { testbed } from '../testbed';
+import { createSmallSite, removeSmallSite, type SmallSite } from './smallSites';
+
+/**
+ * The nightly Schedule and its fan-out, and retention applied by a real backup to a site's real
+ * backup directory, on the bed (small real sites: a database, a files directory, a site workflow).
+ */
+
+let env: TestWorkflowEnvironment;
+let fleet: Fleet;
+const run = Date.now().toString(36);
+
+beforeAll(async () => {
+  env = await testEnv();
+  fleet = openTestFleet();
+});
+afterAll(async () => {
+  await fleet?.close();
+  await env?.teardown();
+});
+
+test('the schedule is ensured (create, unchanged, update), fires, backs up every site within the per-DB-host bound, and a re-run duplicates nothing', async () => {
+  const scheduleId = `nightly-test-${run}`;
+  const sites: SmallSite[] = [];
+  await withWorker(env, fleet, async (taskQueue) => {
+    try {
+      for (let i = 0; i < 5; i++)
+        sites.push(
+          await createSmallSite(env.client, fleet, taskQueue, {
+            siteId: `n${run}-${i}`,
+            dbHost: i < 4 ? 'host2' : 'host3',
+            storageHost: 'host1',
+          }),
+        );
+      // one site whose database is gone: its backup fails, the night goes on
+      const broken = await createSmallSite(env.client, fleet, taskQueue, {
+        siteId: `n${run}-broken`,
+        dbHost: 'host3',
+        storageHost: 'host1',
+      });
+      sites.push(broken);
+      testbed.exec('host3', ['mariadb', '-e', `DROP DATABASE site_n${run}_broken`]);
+      const ids = sites.map((s) => s.siteId);
+
+      const config = { scheduleId, windowMinutes: 0, perDbHost: 1, sites: ids };
+      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, config)).action).toBe('created');
+      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, config)).action).toBe('unchanged');
+      const wanted = { ...config, perDbHost: 2 };
+      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, wanted)).action).toBe('updated');
+      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, wanted)).action).toBe('unchanged');
+      const schedule = env.client.schedule.getHandle(scheduleId);
+      const described = await schedule.describe();
+      expect(described.spec.calendars?.[0]?.hour?.[0]?.start).toBe(1);
+      expect(described.action.type === 'startWorkflow' && described.action.args).toEqual([
+        { windowMinutes: 0, perDbHost: 2, triggeredBy: 'schedule', sites: ids },
+      ]);
+
+      const fired = async () => {
+        const seen = (await schedule.describe()).info.recentActions.length;
+        await schedule.trigger();
+        for (;;) {
+          const actions = (await schedule.describe()).info.recentActions;
+          const last = actions[seen];
+          if (last && last.action.type === 'startWorkflow')
+            return env.client.workflow
+              .getHandle<typeof nightlyBackups>(last.action.workflow.workflowId)
+              .result();
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+
+      const night = await fired();
+      const good = ids.filter((id) => id !== broken.siteId);
+      expect(night.succeeded).toEqual([...good].sort());
+      expect(night.failed).toEqual([
+        {
+          siteId: broken.siteId,
+          workflowId: nightlyBackupId(broken.siteId, night.night),
+          error: expect.stringContaining(`there is no database site_n${run}_broken`),
+        },
+      ]);
+      expect(night.maxConcurrentPerDbHost).toEqual({ host2: 2, host3: 2 }); // 4 sites on host2, 2 on host3
+      // the failed backup is a failed workflow ops can open
+      const failed = await env.client.workflow
+        .getHandle(nightlyBackupId(broken.siteId, night.night))
+        .describe();
+      expect(failed.status.name).toBe('FAILED');
+      // every other site has a verified backup, recorded as its last good one
+      for (const id of good) {
+        const record = (await env.client.workflow.getHandle(siteWorkflowId(id)).query(siteQuery)).record;
+        expect(record.lastGoodBackup?.backupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-z]{6}$/);
+        const m = JSON.parse(
+          testbed.exec('host1', [
+            'cat',
+            `/srv/qm/backups/${id}/${record.lastGoodBackup!.backupId}/manifest.json`,
+          ]),
+        ) as Manifest;
+        expect([m.verified, m.kind, m.database.rowCounts]).toEqual([true, 'scheduled', { node: 50 }]);
+      }
+
+      // the same night again: nothing backed up twice, the failed one tried again
+      const again = await fired();
+      expect(again.night).toBe(night.night);
+      expect(again.alreadyDone).toEqual([...good].sort());
+      expect(again.succeeded).toEqual([]);
+      expect(again.failed.map((f) => f.siteId)).toEqual([broken.siteId]);
+      for (const id of good)
+        expect(
+          testbed
+            .exec('host1', ['ls', `/srv/qm/backups/${id}`])
+            .split('\n')
+            .filter(Boolean),
+        ).toHaveLength(1);
+    } finally {
+      await env.client.schedule
+        .getHandle(scheduleId)
+        .delete()
+        .catch(() => undefined);
+      for (const s of sites) await removeSmallSite(env.client, fleet, s);
+    }
+  });
+}, 180_000);
+
+test('retention over 40 simulated nights: a real backup prunes the real backup directory to exactly the plan', async () => {
+  const siteId = `r${run}`;
+  await withWorker(env, fleet, async (taskQueue) => {
+    const small = await createSmallSite(env.client, fleet, taskQueue, {
+      siteId,
+      dbHost: 'host2',
+      storageHost: 'host1',
+    });
+    try {
+      // 40 nights of verified backups before today, two failed ones, one that never finished
+      const now = Date.now();
+      const seeded: { backupId: string; at: string; verified: boolean; manifest: boolean }[] = [];
+      for (let n = 1; n <= 40; n++) {
+        const at = new Date(now - n * 86_400_000);
+        seeded.push({
+          backupId: backupIdFor(at, `seed-${n}`),
+          at: at.toISOString(),
+          verified: true,
+          manifest: true,
+        });
+      }
+      const hoursAgo = (h: number) => new Date(now - h * 3_600_000);
+      seeded.push({
+        backupId: backupIdFor(hoursAgo(3), 'young-bad'),
+        at: hoursAgo(3).toISOString(),
+        verified: false,
+        manifest: true,
+      });
+      seeded.push({
+        backupId: backupIdFor(hoursAgo(50), 'old-bad'),
+        at: hoursAgo(50).toISOString(),
+        verified: false,
+        manifest: true,
+      });
+      seeded.push({
+        backupId: backupIdFor(hoursAgo(30), 'unfinished'),
+        at: hoursAgo(30).toISOString(),
+        verified: false,
+        manifest: false,
+      });
+      const lines = seeded.map((s) => {
+        const manifest = s.manifest
+          ? Buffer.from(JSON.stringify(fakeManifest(siteId, s))).toString('base64')
+          : '-';
+        return `${s.backupId} ${manifest}`;
+      });
+      await fleet.pool.exec(
+        'host1',
+        [
+          'bash',
+          '-c',
+          'while read -r id m; do mkdir -p "$1/$id"; [ "$m" = - ] || base64 -d <<<"$m" >"$1/$id/manifest.json"; done',
+          'qm',
+          `/srv/qm/backups/${siteId}`,
+        ],
+        { stdin: lines.join('\n') + '\n' },
+      );
+
+      const result = await env.client.workflow.execute(backupSite, {
+        taskQueue,
+        workflowId: `backup-${siteId}`,
+        args: [{ siteId, kind: 'scheduled' }],
+      });
+
+      // what the policy says, for everything that was there when retention ran
+      const everything = [...seeded, { backupId: result.backupId, at: result.createdAt, verified: true }];
+      const expected = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
+      const left = testbed
+        .exec('host1', ['ls', `/srv/qm/backups/${siteId}`])
+        .split('\n')
+        .filter(Boolean)
+        .sort();
+      expect(left).toEqual(expected.keep.map((k) => k.backupId).sort());
+      expect(result.retention.kept.sort()).toEqual(left);
+      expect(result.retention.pruned.sort()).toEqual(expected.prune.map((p) => p.backupId).sort());
+      // by hand: today's real one and the 6 nights before (7 daily), the young failed one; the old
+      // failed and the unfinished ones gone; at most 4 weekly and 3 monthly more
+      expect(left).toContain(result.backupId);
+      for (let n = 1; n <= 6; n++) expect(left).toContain(seeded[n - 1]!.backupId);
+      expect(left).toContain(seeded[40]!.backupId);
+      expect(left).not.toContain(seeded[41]!.backupId);
+      expect(left).not.toContain(seeded[42]!.backupId);
+      expect(left.length).toBeGreaterThanOrEqual(7 + 1 + 2);
+      expect(left.length).toBeLessThanOrEqual(7 + 1 + 4 + 3);
+      // and it is visible: the memo of the backup workflow lists them
+      const memo = (await env.client.workflow.getHandle(`backup-${siteId}`).describe()).memo as {
+        retention: { kept: string[]; pruned: string[] };
+      };
+      expect(memo.retention.pruned.sort()).toEqual(result.retention.pruned);
+    } finally {
+      await removeSmallSite(env.client, fleet, small);
+    }
+  });
+}, 120_000);
+
+function fakeManifest(siteId: string, s: { backupId: string; at: string; verified: boolean }): Manifest {
+  const sha = 'a'.repeat(64);
+  return {
+    version: 1,
+    siteId,
+    backupId: s.backupId,
+    kind: 'scheduled',
+    createdAt: s.at,
+    workflowId: 'seeded-by-test',
+    dbHost: 'host2',
+    storageHost: 'host1',
+    database: { file: 'db.sql.gz', bytes: 1, sha256: sha, rowCounts: {}, changedDuringDump: {} },
+    files: {
+      file: 'files.tar.gz',
+      bytes: 1,
+      sha256: sha,
+      entries: 1,
+      files: 0,
+      fileBytes: 0,
+      treeDigest: sha,
+    },
+    verified: s.verified,
+  };
+}
