@@ -8,7 +8,7 @@ import {
 
 /** The patch roll's site-aware planning: pure rules, checked exhaustively where it is cheap. */
 
-const inventory = [
+const inventory: { name: string; roles: string[]; labels: Record<string, string> }[] = [
   { name: 'proxy1', roles: ['proxy'], labels: {} },
   { name: 'app1', roles: ['app', 'cache'], labels: { zone: 'a' } },
   { name: 'app2', roles: ['app'], labels: { zone: 'b' } },
