@@ -55,7 +55,7 @@ export interface NightlyProgress {
 export const nightlyProgressQuery = defineQuery<NightlyProgress>('progress');
 
 /** The workflow id of a site's backup on a night: a re-run of the night never backs a site up twice. */
-export const nightlyBackupId = (siteId: string, night: string) => `backup-${siteId}-${night}`;
+export const nightlyBackupId = (siteId: string, night: string) => `backup:${siteId}:nightly-${night}`;
 
 /** Where in the window a site's backup starts: the same minute every night, spread by its id's hash. */
 export function offsetMs(siteId: string, windowMinutes: number): number {
@@ -65,7 +65,7 @@ export function offsetMs(siteId: string, windowMinutes: number): number {
 /**
  * Back up every active site, once a night (started by the `nightly-backups` Schedule):
  *   list the active sites → each starts at its own offset in the window → at most `perDbHost`
- *   backups at once per DB host → each is a backupSite child workflow (`backup-<site>-<night>`,
+ *   backups at once per DB host → each is a backupSite child workflow (`backup:<site>:nightly-<night>`,
  *   which takes the site's lock, so a site is never backed up twice at once).
  * A failed backup is its own failed workflow in the Web UI, and is listed in this one's result and
  * memo; the run goes on with the other sites. Run twice the same night, sites already backed up
