@@ -19,7 +19,16 @@ beforeAll(async () => {
 
 test('there is a recorded history for every workflow type', () => {
   const types = new Set(files.map((f) => f.replace(/(\.[^.]+)?\.json$/, '')));
-  for (const type of ['checkFleet', 'site', 'provisionSite', 'deprovisionSite', 'suspendSite', 'resumeSite'])
+  for (const type of [
+    'checkFleet',
+    'site',
+    'provisionSite',
+    'deprovisionSite',
+    'suspendSite',
+    'resumeSite',
+    'deployRelease',
+    'rollbackSite',
+  ])
     expect(types).toContain(type);
 });
 

@@ -30,7 +30,8 @@ use Fcntl qw(:flock);
 use HTTP::Tiny;
 use POSIX qw(setsid strftime);
 
-my $DIR = '/srv/qm/git';
+# QM_GIT_HOOK_DIR: only for the hook's own tests (sshd passes no client environment to git).
+my $DIR = $ENV{QM_GIT_HOOK_DIR} // '/srv/qm/git';
 my $SPOOL = "$DIR/spool";
 my $FAILED = "$DIR/failed";
 my $LOG = "$DIR/deliver.log";
