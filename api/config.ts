@@ -29,6 +29,12 @@ export const ApiEnv = TemporalEnv.extend({
   QM_API_HOST: z.string().min(1).default('127.0.0.1'),
   QM_API_PORT: z.coerce.number().int().min(0).max(65535).default(8480),
   QM_CODEC_KEY: z.string({ error: 'QM_CODEC_KEY is required (the payload encryption key, base64)' }).min(1),
+  /** The Git hook's signing secrets, comma-separated (one, or two while rotating): serves POST /hooks/git. */
+  QM_GIT_HOOK_SECRETS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .pipe(z.array(z.string().min(32, 'each Git hook secret must be at least 32 characters')).min(1).max(2))
+    .optional(),
 });
 export type ApiEnv = z.infer<typeof ApiEnv>;
 

@@ -12,7 +12,13 @@ async function main() {
   const env = loadEnv(ApiEnv);
   const codec = codecFromEnv({ QM_CODEC_KEY: env.QM_CODEC_KEY });
   const { client, close } = await connectClient(env, codec);
-  const app = buildApi({ client, taskQueue: env.QM_TASK_QUEUE, secrets: env.QM_API_SECRETS, logger: true });
+  const app = buildApi({
+    client,
+    taskQueue: env.QM_TASK_QUEUE,
+    secrets: env.QM_API_SECRETS,
+    gitHookSecrets: env.QM_GIT_HOOK_SECRETS,
+    logger: true,
+  });
   await app.listen({ host: env.QM_API_HOST, port: env.QM_API_PORT });
   const stop = async () => {
     await app.close(); // finishes in-flight requests; new ones get 503

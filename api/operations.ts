@@ -292,9 +292,13 @@ export async function readOperation(
       view.progress = await queryWithin(client, `operation ${op.id}`, () => handle.query(progressQuery));
       view.queued = view.progress.waitingForLock;
     } catch (err) {
-      if (!(err instanceof NoWorkerError)) throw err;
+      // The state is known (describe answered); only the query failed: no worker, or one that is
+      // stuck or overloaded. Say so rather than fail the whole answer.
       view.progress = null;
-      view.progressUnavailable = err.message;
+      view.progressUnavailable =
+        err instanceof NoWorkerError
+          ? err.message
+          : `the progress query failed: ${err instanceof Error ? `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ''}` : String(err)}`;
     }
     return view;
   }

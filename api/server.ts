@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import type { z } from 'zod';
 import { InvalidInputError } from '../schema/common';
+import { gitHookPlugin } from './gitHook';
 import { openApiDocument } from './openapi';
 import {
   IdempotencyConflictError,
@@ -54,6 +55,8 @@ export interface ApiOptions {
   replayCapacity?: number;
   /** The clock, in unix seconds (tests). */
   now?: () => number;
+  /** The Git webhook's signing secrets (QM_GIT_HOOK_SECRETS): with one, POST /hooks/git is served (api/gitHook.ts). */
+  gitHookSecrets?: readonly string[];
 }
 
 declare module 'fastify' {
@@ -190,6 +193,14 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     request.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged)' });
   });
+
+  if (opts.gitHookSecrets?.length)
+    void app.register(gitHookPlugin, {
+      client,
+      taskQueue: opts.taskQueue,
+      secrets: opts.gitHookSecrets,
+      now: opts.now,
+    });
 
   app.get('/healthz', { config: { auth: false } }, async (_request, reply) => {
     try {

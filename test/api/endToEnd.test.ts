@@ -112,6 +112,19 @@ test('create → serves → suspend (queued) → resume → cancel → nothing l
       const { end, seen } = await untilDone(provision.operationId);
       expect(end).toMatchObject({ state: 'COMPLETED', result: { siteId: site.siteId, state: 'active' } });
       provisioned = true;
+      // the same create again (billing retrying), once the workflow has updated its memo: the same operation
+      const retried = await request(api, {
+        method: 'POST',
+        path: '/v1/sites',
+        body: { site },
+        idempotencyKey: provision.operationId.split(':')[2],
+      });
+      expect(retried.status).toBe(200);
+      expect(retried.json).toMatchObject({
+        operationId: provision.operationId,
+        created: false,
+        state: 'COMPLETED',
+      });
       expect(
         seen.some((v) => v.progress && !v.progress.waitingForLock && v.progress.step !== 'starting'),
       ).toBe(true);

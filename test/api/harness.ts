@@ -52,6 +52,7 @@ export async function startApi(
     taskQueue,
     secrets: [SECRET, OLD_SECRET],
     clientName: 'test',
+    logger: process.env.QM_API_TEST_LOG ? { level: 'warn' } : false, // the API's own log, to debug a test
     replayCapacity: opts.replayCapacity,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -251,6 +251,7 @@ describe('idempotency', () => {
   test('the same key twice → one workflow, the same operation (200 the second time)', async () => {
     const site = testSite({ siteId: uniqueSiteId('idem') });
     // A retry is signed afresh (each signature is accepted once): a distinct timestamp each time.
+    const t0 = now();
     let retry = 0;
     const send = () =>
       request(api, {
@@ -258,7 +259,7 @@ describe('idempotency', () => {
         path: '/v1/sites',
         body: { site },
         idempotencyKey: 'order-4711',
-        timestamp: now() - retry++,
+        timestamp: t0 - retry++,
       });
     const first = await send();
     expect(first.status).toBe(202);
@@ -317,8 +318,11 @@ describe('idempotency', () => {
     expect(r.status).toBe(202);
     const t0 = Date.now();
     const view = await request(api, { path: `/v1/operations/${r.json.operationId}` });
-    expect(view.status).toBe(200);
-    expect(OperationResponse.parse(view.json)).toMatchObject({ state: 'RUNNING', progress: null });
+    expect({ status: view.status, body: view.json }).toMatchObject({
+      status: 200,
+      body: { state: 'RUNNING', progress: null },
+    });
+    OperationResponse.parse(view.json);
     expect(Date.now() - t0).toBeLessThan(10_000);
     const unknown = await request(api, { path: `/v1/operations/provision:${site.siteId}:nope` });
     expect(unknown.status).toBe(404);
