@@ -7,7 +7,10 @@ import {
 } from '../../activities/git/commands';
 import { parseReleaseList, releasesToPrune, unpackReleaseArgv } from '../../activities/release/commands';
 import { renderSiteContainer } from '../../activities/site/render';
+import type { Client } from '@temporalio/client';
 import { PushNotification } from '../../api/gitHook';
+import { buildApi } from '../../api/server';
+import { sign } from '../../api/signature';
 import { Profile } from '../../schema/profile';
 import { CommitId, GitRef } from '../../schema/release';
 import { SiteSpec } from '../../schema/site';
@@ -159,4 +162,44 @@ test('a push notification: a branch of a platform repository, full commit ids', 
   expect(PushNotification.safeParse({ ...ok, repo: '../x.git' }).success).toBe(false);
   expect(PushNotification.safeParse({ ...ok, after: 'abc' }).success).toBe(false);
   expect(PushNotification.safeParse({ ...ok, pusher: 'a b' }).success).toBe(false);
+});
+
+test('the API serves the Git webhook with its own secret: neither secret opens the other door', async () => {
+  const hookSecret = 'g'.repeat(40);
+  const apiSecret = 's'.repeat(40);
+  const app = buildApi({
+    client: {} as Client,
+    taskQueue: 'q',
+    secrets: [apiSecret],
+    gitHookSecrets: [hookSecret],
+  });
+  const body = JSON.stringify({
+    repo: 'customers/a.git',
+    ref: 'refs/heads/main',
+    before: C1,
+    after: 'zz',
+    pusher: 'a',
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  const post = async (url: string, secret: string, payload: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}${url}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...sign(secret, { method: 'POST', path: url, body: payload }),
+      },
+      body: payload,
+    });
+    return { statusCode: r.status, body: await r.text() };
+  };
+  try {
+    const bad = await post('/hooks/git', hookSecret, body); // signed right, then validated
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('after: commit must be 40 lowercase hex digits');
+    expect((await post('/hooks/git', apiSecret, body)).statusCode).toBe(401);
+    expect((await post('/v1/sites/abc/suspend', hookSecret, '{}')).statusCode).toBe(401);
+  } finally {
+    await app.close();
+  }
 });
