@@ -68,8 +68,20 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
+/** Refuse a port someone already listens on: the readiness check would talk to their server. */
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', () =>
+      reject(new Error(`port ${port} is already in use: is another Temporal server running?`)),
+    );
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve()));
+  });
+}
+
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
+  await assertPortFree(port);
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn'];
   args.push('--namespace', opts.namespace ?? 'default');
   args.push('--http-port', String(await freePort()), '--metrics-port', String(await freePort()));
