@@ -1,0 +1,283 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import type { Fleet } from '../../activities/fleet';
+import { patchRoll } from '../../workflows';
+import {
+  abortUpdate,
+  approveUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  skipHostUpdate,
+} from '../../workflows/lib/patchProtocol';
+import { openTestFleet } from '../support/fleet';
+import { recordHistory } from '../support/histories';
+import { fetchSite, siteContainers } from '../support/site';
+import { testEnv } from '../support/temporal';
+import {
+  cleanHost,
+  deprovision,
+  markerCommand,
+  markerCount,
+  poll,
+  progressOf,
+  provision,
+  readmitAll,
+  startFileWorker,
+  stopAllPolls,
+  waitFor,
+  withRoll,
+  type TestSiteOnBed,
+} from './support';
+
+/**
+ * The patch roll on the real bed (host1: proxy; host2, host3: app servers), with sites made by
+ * provisionSite: one on both app servers, one on each alone. What is checked is what a customer
+ * and ops would see: traffic through the real nginx while hosts go out and come back, the routes
+ * on the proxy, the marker files the patch command writes on each host, the containers.
+ */
+
+let env: TestWorkflowEnvironment;
+let fleet: Fleet;
+let worker: Awaited<ReturnType<typeof startFileWorker>>;
+const sites: { multi?: TestSiteOnBed; single2?: TestSiteOnBed; single3?: TestSiteOnBed } = {};
+/** Sites placed where a single-server site already was (placement picks the least loaded host). */
+const extra: TestSiteOnBed[] = [];
+const APP_HOSTS = ['host2', 'host3'];
+const MARKER = `/root/qm-patch-test-${process.pid}`;
+
+beforeAll(async () => {
+  env = await testEnv();
+  fleet = openTestFleet();
+  worker = await startFileWorker(env, fleet);
+  await worker.with(async (taskQueue) => {
+    // one site on both app servers, then one on each alone (placement: least loaded first)
+    sites.multi = await provision(env, taskQueue, 2);
+    for (let i = 0; i < 3 && !(sites.single2 && sites.single3); i++) {
+      const s = await provision(env, taskQueue, 1);
+      const key = s.placement.appHosts[0] === 'host2' ? 'single2' : 'single3';
+      if (sites[key]) extra.push(s);
+      else sites[key] = s;
+    }
+  });
+  expect(sites.single2 && sites.single3).toBeTruthy();
+}, 240_000);
+
+afterEach(async () => {
+  await stopAllPolls();
+  for (const h of APP_HOSTS) await cleanHost(fleet, h, MARKER);
+  for (const s of Object.values(sites)) if (s) await readmitAll(fleet, s);
+});
+
+afterAll(async () => {
+  await worker.with(async (taskQueue) => {
+    await Promise.all(
+      [...Object.values(sites), ...extra].map((s) => s && deprovision(env, taskQueue, s.siteId)),
+    );
+  });
+  await worker?.stop();
+  await fleet?.close();
+  await env?.teardown();
+}, 240_000);
+
+/** Why an Update was refused: the validator's message (the cause of the client's error). */
+async function refusal(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  return (err?.cause as Error | undefined)?.message ?? `not refused (${String(err)})`;
+}
+
+const rollId = (name: string) => `patch-roll-${name}-${Date.now()}`;
+
+test('roll every app host: a canary, ops pause/approve/resume, zero failed requests on the two-server site, the maintenance page (never an error) for a single-server site, a rebooted host serves again', async () => {
+  const multi = sites.multi!;
+  const single = sites.single3!;
+  const workflowId = rollId('all');
+  await worker.with(async (taskQueue) => {
+    const multiPoll = poll(fleet, multi.domain);
+    const singlePoll = poll(fleet, single.domain);
+    const handle = await env.client.workflow.start(patchRoll, {
+      taskQueue,
+      workflowId,
+      args: [
+        {
+          hosts: { roles: ['app'] },
+          batchSize: 2, // the planner still puts host2 and host3 apart: they share the two-server site
+          canary: true,
+          // host3 "needs a reboot" after its patch (/run/reboot-required, the default check)
+          patchCommand: markerCommand(
+            MARKER,
+            'if [ "$(hostname)" = host3 ]; then touch /run/reboot-required; fi; sleep 1.5',
+          ),
+          triggeredBy: 'test',
+        },
+      ],
+    });
+    await withRoll(handle, async () => {
+      // the canary (host2) alone, then the roll waits for ops
+      const waiting = await waitFor('the canary wait', async () => {
+        const p = await progressOf(env, workflowId);
+        return p.status === 'waiting-for-approval' && p;
+      });
+      expect(waiting.batches).toEqual([['host2'], ['host3']]);
+      expect(waiting.done).toEqual(['host2']);
+      expect(waiting.remaining).toEqual(['host3']);
+      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+
+      // paused, an approval does not start the next batch until resumed
+      expect(await handle.executeUpdate(pauseUpdate)).toBe('waiting-for-approval');
+      expect(await refusal(handle.executeUpdate(pauseUpdate))).toMatch(/already paused/);
+      await handle.executeUpdate(approveUpdate);
+      await waitFor('paused', async () => (await progressOf(env, workflowId)).status === 'paused');
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+      await handle.executeUpdate(resumeUpdate);
+
+      const result = await handle.result();
+      const [multiSeen, singleSeen] = await Promise.all([multiPoll.stop(), singlePoll.stop()]);
+      await recordHistory(workflowId, 'patchRoll');
+
+      expect(result.status).toBe('completed');
+      expect(result.done).toEqual(['host2', 'host3']);
+      expect(result.hosts.host3!.rebooted).toBe(true);
+      expect(result.hosts.host2!.rebooted).toBeUndefined();
+      expect(result.hosts.host2!.sites).toEqual(
+        expect.arrayContaining([
+          { siteId: multi.siteId, action: 'drain' },
+          { siteId: sites.single2!.siteId, action: 'maintenance' },
+        ]),
+      );
+      for (const h of APP_HOSTS) expect(await markerCount(fleet, h, MARKER)).toBe(1);
+
+      // the two-server site never failed a request, through a drain on each host and a reboot
+      const failed = multiSeen.filter((s) => s.status !== 200);
+      expect({ requests: multiSeen.length, failed }).toEqual({ requests: multiSeen.length, failed: [] });
+      expect(multiSeen.length).toBeGreaterThan(50);
+      // the single-server site: its page, or the maintenance page during its host's turn; never an error
+      const statuses = new Set(singleSeen.map((s) => `${s.status} ${s.siteState ?? ''}`.trim()));
+      expect([...statuses].sort()).toEqual(['200', '503 maintenance']);
+
+      // everything back: routes active on the proxy, containers running on the rebooted host
+      const acts = createActivities(fleet);
+      for (const s of [multi, sites.single2!, single]) {
+        const route = await acts.readSiteRoute({ host: 'host1', siteId: s.siteId });
+        expect(route!.mode).toBe('active');
+        expect(route!.backends.every((b) => b.state === 'active')).toBe(true);
+        expect((await fetchSite(fleet, s.domain)).status).toBe(200);
+      }
+      const onHost3 = (await siteContainers(fleet, single.siteId)).filter((c) => c.startsWith('host3:'));
+      expect(onHost3.length).toBeGreaterThan(0);
+      expect(onHost3.every((c) => c.endsWith('(running)'))).toBe(true);
+
+      // ops can find it: Operation=patch-roll and Hosts
+      const desc = await handle.describe();
+      expect(desc.searchAttributes.Operation).toEqual(['patch-roll']);
+      expect((desc.searchAttributes.Hosts as string[]).sort()).toEqual(APP_HOSTS);
+    });
+  });
+});
+
+test('a patch that fails with an error budget of 0 stops the roll: that host stays drained, the rest untouched', async () => {
+  const workflowId = rollId('fail');
+  await worker.with(async (taskQueue) => {
+    const result = await env.client.workflow.execute(patchRoll, {
+      taskQueue,
+      workflowId,
+      args: [
+        {
+          hosts: { names: ['host2', 'host3'] },
+          canary: false,
+          errorBudget: 0,
+          patchCommand: markerCommand(
+            MARKER,
+            'echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100',
+          ),
+        },
+      ],
+    });
+    expect(result.status).toBe('stopped');
+    expect(result.stopReason).toMatch(/error budget spent: 1 host\(s\) failed, 0 allowed/);
+    expect(result.failed).toEqual(['host2']);
+    expect(result.hosts.host2).toMatchObject({ state: 'failed', leftAs: 'drained' });
+    expect(result.hosts.host2!.reason).toMatch(
+      /patching: host2: the patch command exited 100: .*dpkg returned an error/,
+    );
+    expect(result.notStarted).toEqual(['host3']);
+    expect(await markerCount(fleet, 'host2', MARKER)).toBe(1);
+    expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+
+    // host2 out of rotation: drained for the two-server site (which still serves), maintenance page for its own
+    const acts = createActivities(fleet);
+    const multiRoute = await acts.readSiteRoute({ host: 'host1', siteId: sites.multi!.siteId });
+    expect(multiRoute!.backends.map((b) => `${b.host} ${b.state}`).sort()).toEqual([
+      'host2 drained',
+      'host3 active',
+    ]);
+    expect((await fetchSite(fleet, sites.multi!.domain)).status).toBe(200);
+    const own = await fetchSite(fleet, sites.single2!.domain);
+    expect([own.status, own.siteState]).toEqual([503, 'maintenance']);
+    // host3's site untouched
+    expect((await acts.readSiteRoute({ host: 'host1', siteId: sites.single3!.siteId }))!.mode).toBe('active');
+  });
+});
+
+test('skip a host during the canary wait, then abort mid-host: the host in flight finishes and is readmitted', async () => {
+  // a skip: host3 is left out, the roll completes without it
+  const skipId = rollId('skip');
+  await worker.with(async (taskQueue) => {
+    const handle = await env.client.workflow.start(patchRoll, {
+      taskQueue,
+      workflowId: skipId,
+      args: [{ hosts: { roles: ['app'] }, canary: true, patchCommand: markerCommand(MARKER, 'true') }],
+    });
+    await withRoll(handle, async () => {
+      await waitFor(
+        'the canary wait',
+        async () => (await progressOf(env, skipId)).status === 'waiting-for-approval',
+      );
+      expect(await refusal(handle.executeUpdate(skipHostUpdate, { args: [{ host: 'host2' }] }))).toMatch(
+        /host2 is done: only a host whose patch has not started can be skipped/,
+      );
+      expect(await refusal(handle.executeUpdate(skipHostUpdate, { args: [{ host: 'host9' }] }))).toMatch(
+        /not in this roll/,
+      );
+      expect(await handle.executeUpdate(skipHostUpdate, { args: [{ host: 'host3' }] })).toBe('skipped');
+      await handle.executeUpdate(approveUpdate);
+      const result = await handle.result();
+      expect(result).toMatchObject({ status: 'completed', done: ['host2'], skipped: ['host3'] });
+      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+    });
+  });
+  for (const h of APP_HOSTS) await cleanHost(fleet, h, MARKER);
+
+  // an abort while host2 patches: host2 finishes and is readmitted, host3 never starts
+  const abortId = rollId('abort');
+  await worker.with(async (taskQueue) => {
+    const handle = await env.client.workflow.start(patchRoll, {
+      taskQueue,
+      workflowId: abortId,
+      args: [{ hosts: { roles: ['app'] }, canary: false, patchCommand: markerCommand(MARKER, 'sleep 3') }],
+    });
+    await withRoll(handle, async () => {
+      await waitFor(
+        'host2 patching',
+        async () => (await progressOf(env, abortId)).hosts.host2?.state === 'patching',
+      );
+      expect(await handle.executeUpdate(abortUpdate, { args: [{ reason: 'customer event tonight' }] })).toBe(
+        'running',
+      );
+      const result = await handle.result();
+      expect(result.status).toBe('aborted');
+      expect(result.stopReason).toBe('aborted by ops: customer event tonight');
+      expect(result.done).toEqual(['host2']);
+      expect(result.notStarted).toEqual(['host3']);
+      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+      const route = await createActivities(fleet).readSiteRoute({
+        host: 'host1',
+        siteId: sites.multi!.siteId,
+      });
+      expect(route!.backends.every((b) => b.state === 'active')).toBe(true);
+    });
+  });
+});

@@ -1,0 +1,88 @@
+import type { ChildProcess } from 'node:child_process';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import type { Fleet } from '../../activities/fleet';
+import { patchRoll } from '../../workflows';
+import { openTestFleet } from '../support/fleet';
+import { fetchSite } from '../support/site';
+import { testEnv, uniqueTaskQueue } from '../support/temporal';
+import { killWorker, startWorkerProcess } from '../support/workerProcess';
+import {
+  cleanHost,
+  deprovision,
+  markerCommand,
+  markerCount,
+  progressOf,
+  provision,
+  waitFor,
+  withRoll,
+  type TestSiteOnBed,
+} from './support';
+
+/**
+ * A worker killed (SIGKILL) while a host is being patched: another worker takes over, the roll
+ * resumes at that host, and no host is patched twice (the marker file the patch command appends
+ * to has one line per host). The patch's activity result was lost with the worker; its retry finds
+ * the per-roll guard on the host and does not run the command again.
+ */
+
+let env: TestWorkflowEnvironment;
+let fleet: Fleet;
+let site: TestSiteOnBed | undefined;
+/** The worker process's task queue: the site's own workflow lives there too. */
+const taskQueue = uniqueTaskQueue('patch-crash');
+let worker: ChildProcess | undefined;
+const MARKER = `/root/qm-patch-crash-${process.pid}`;
+
+beforeAll(async () => {
+  env = await testEnv();
+  fleet = openTestFleet();
+  worker = await startWorkerProcess(taskQueue);
+  site = await provision(env, taskQueue, 2);
+}, 180_000);
+
+afterAll(async () => {
+  for (const h of ['host2', 'host3']) await cleanHost(fleet, h, MARKER);
+  if (site) await deprovision(env, taskQueue, site.siteId);
+  if (worker) await killWorker(worker, 'SIGTERM');
+  await fleet?.close();
+  await env?.teardown();
+}, 180_000);
+
+test('SIGKILL the worker while a host is patched: the roll resumes there, every host is patched exactly once', async () => {
+  const workflowId = `patch-roll-crash-${Date.now()}`;
+  {
+    const handle = await env.client.workflow.start(patchRoll, {
+      taskQueue,
+      workflowId,
+      args: [{ hosts: { roles: ['app'] }, canary: false, patchCommand: markerCommand(MARKER, 'sleep 4') }],
+    });
+    await withRoll(handle, async () => {
+      await waitFor(
+        'host2 patching',
+        async () => (await progressOf(env, workflowId)).hosts.host2?.state === 'patching',
+        90_000,
+      );
+      await new Promise((r) => setTimeout(r, 500)); // the command is running on host2
+      await killWorker(worker!, 'SIGKILL');
+      worker = await startWorkerProcess(taskQueue);
+
+      const result = await handle.result();
+      expect(result.status).toBe('completed');
+      expect(result.done).toEqual(['host2', 'host3']);
+      // the attempt that was running finished on the host; its retry ran nothing
+      expect(result.hosts.host2!.patch!.result).toBe('already-done');
+      expect(result.hosts.host3!.patch!.result).toBe('ran');
+      expect(await markerCount(fleet, 'host2', MARKER)).toBe(1);
+      expect(await markerCount(fleet, 'host3', MARKER)).toBe(1);
+
+      // and the site is back on both app servers
+      const route = await createActivities(fleet).readSiteRoute({ host: 'host1', siteId: site!.siteId });
+      expect(route!.backends.map((b) => `${b.host} ${b.state}`).sort()).toEqual([
+        'host2 active',
+        'host3 active',
+      ]);
+      expect((await fetchSite(fleet, site!.domain)).status).toBe(200);
+    });
+  }
+});
