@@ -124,9 +124,18 @@ export const WorkerEnv = z
       (v) => (typeof v === 'string' ? v.toUpperCase() : v),
       LogLevel.default('INFO'),
     ),
-    /** /metrics and /healthz; 0 = no endpoint. */
+    /**
+     * /metrics and /healthz. Unset: no endpoint (a dev worker grabs no fixed port); the image sets
+     * 9464 on 0.0.0.0.
+     */
     QM_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
-    QM_METRICS_PORT: port(9464),
+    QM_METRICS_PORT: optional(
+      z.coerce
+        .number({ error: 'must be a port number (1-65535)' })
+        .int('must be a port number (1-65535)')
+        .min(1, 'must be a port number (1-65535)')
+        .max(65535, 'must be a port number (1-65535)'),
+    ),
     /** The SDK's own Prometheus exporter, on loopback only: /metrics re-serves it. */
     QM_SDK_METRICS_PORT: port(9465),
     /** How often the fleet-wide gauges (backup age, drained hosts) are refreshed. */
@@ -142,7 +151,7 @@ export const WorkerEnv = z
         path: ['QM_SSH_KEY'],
         message: 'set QM_SSH_KEY (a private key file) or SSH_AUTH_SOCK (an ssh-agent)',
       });
-    if (env.QM_METRICS_PORT !== 0 && env.QM_METRICS_PORT === env.QM_SDK_METRICS_PORT)
+    if (env.QM_METRICS_PORT !== undefined && env.QM_METRICS_PORT === env.QM_SDK_METRICS_PORT)
       ctx.addIssue({
         code: 'custom',
         path: ['QM_SDK_METRICS_PORT'],

@@ -26,10 +26,10 @@ function workflowBundlePath(env: WorkerEnv): string | undefined {
 
 async function main() {
   const env = loadWorkerEnv();
-  const metricsOn = env.QM_METRICS_PORT !== 0;
+  const metricsPort = env.QM_METRICS_PORT;
   const { logger, sdkMetricsUrl } = installTelemetry({
     logLevel: env.QM_LOG_LEVEL,
-    sdkMetricsPort: metricsOn ? env.QM_SDK_METRICS_PORT : undefined,
+    sdkMetricsPort: metricsPort ? env.QM_SDK_METRICS_PORT : undefined,
   });
   const codec = env.QM_CODEC_KEY ? new AesGcmCodec(env.QM_CODEC_KEY) : undefined;
   if (!codec)
@@ -62,16 +62,17 @@ async function main() {
     shutdownGraceTime: `${env.QM_SHUTDOWN_GRACE_SECONDS}s`,
   });
 
-  const metrics = metricsOn ? new PlatformMetrics({ client, fleet, logger }) : undefined;
-  const server = metrics
-    ? await startMetricsServer({
-        host: env.QM_METRICS_HOST,
-        port: env.QM_METRICS_PORT,
-        registry: metrics.registry,
-        sdkMetricsUrl,
-        healthy: () => worker.getState() === 'RUNNING',
-      })
-    : undefined;
+  const metrics = metricsPort ? new PlatformMetrics({ client, fleet, logger }) : undefined;
+  const server =
+    metrics && metricsPort
+      ? await startMetricsServer({
+          host: env.QM_METRICS_HOST,
+          port: metricsPort,
+          registry: metrics.registry,
+          sdkMetricsUrl,
+          healthy: () => worker.getState() === 'RUNNING',
+        })
+      : undefined;
   metrics?.start(env.QM_METRICS_REFRESH_SECONDS);
 
   logger.info(`worker on task queue ${env.QM_TASK_QUEUE} at ${env.TEMPORAL_ADDRESS}`, {

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { openFleet, type Fleet } from '../../activities/fleet';
 import { freePort } from '../../workers/devServer';
@@ -122,11 +123,13 @@ test('compiled worker: a checkFleet run shows in /metrics (SDK and platform), lo
   expect(result.healthy.length).toBeGreaterThan(0);
   const runId = handle.firstExecutionRunId;
 
-  const text = await scrapeUntil(
-    env,
-    (t) =>
-      sample(t, 'qm_site_last_good_backup_age_seconds', { site_id: never }) !== undefined &&
-      sample(t, 'qm_site_last_good_backup_age_seconds', { site_id: backedUp }) !== undefined,
+  // the site workflows publish their search attributes on their first workflow task: until then
+  // visibility lists them without State (state="unknown"); wait for the published ones
+  const text = await scrapeUntil(env, (t) =>
+    [never, backedUp].every(
+      (site) =>
+        sample(t, 'qm_site_last_good_backup_age_seconds', { site_id: site, state: 'active' }) !== undefined,
+    ),
   );
   // the SDK's (Temporal core) metrics, for this task queue
   expect(
@@ -157,6 +160,12 @@ test('compiled worker: a checkFleet run shows in /metrics (SDK and platform), lo
   expect(sample(text, 'qm_metrics_refresh_failures_total', { source: 'proxies' })).toBe(0);
   expect(sample(text, 'qm_sdk_metrics_up', {})).toBe(1);
   expect(sample(text, 'qm_nodejs_eventloop_lag_seconds', {})).toBeGreaterThanOrEqual(0);
+  // the Grafana dashboard asks only for metrics the worker serves (failures appear with the first one)
+  const served = (name: string) =>
+    text.includes(`\n${name}{`) || text.includes(`\n${name} `) || text.includes(`# TYPE ${name} `);
+  for (const name of dashboardMetrics())
+    if (name !== 'temporal_activity_execution_failed_total')
+      expect([name, served(name)]).toEqual([name, true]);
 
   for (const s of sites) await client.workflow.getHandle(`site:${s.siteId}`).terminate('test over');
   w.child.kill('SIGTERM');
@@ -231,6 +240,18 @@ test('SIGTERM during an activity: the activity finishes on this worker, then the
   expect(await exists(`${marker}.started`)).toBe(false); // the command ran to its end
   await handle.terminate('test over');
 });
+
+/** Every qm_ and temporal_ metric the dashboard's queries use. */
+function dashboardMetrics(): string[] {
+  const file = path.join(__dirname, '..', '..', 'deploy', 'grafana', 'dashboards', 'quartermaster.json');
+  const dashboard = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    panels: { targets?: { expr: string }[] }[];
+  };
+  const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+  return [
+    ...new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:qm|temporal)_[a-z0-9_]+)/g)].map((m) => m[1]!))),
+  ];
+}
 
 /** A line from the middle of the worker's private key: were the key ever logged, it would show. */
 function CLIENT_KEY_CONTENT(): string {

@@ -44,13 +44,13 @@ describe('worker', () => {
         QM_TASK_QUEUE: 'quartermaster',
         QM_LOG_LEVEL: 'INFO',
         QM_METRICS_HOST: '127.0.0.1',
-        QM_METRICS_PORT: 9464,
         QM_SDK_METRICS_PORT: 9465,
         QM_METRICS_REFRESH_SECONDS: 60,
         QM_SHUTDOWN_GRACE_SECONDS: 120,
       }),
     );
     expect(env.QM_CODEC_KEY).toBeUndefined();
+    expect(env.QM_METRICS_PORT).toBeUndefined(); // no endpoint unless asked (the image asks)
     expect(temporalTls(env)).toBeUndefined();
   });
 
@@ -107,12 +107,12 @@ describe('worker', () => {
       QM_SSH_KEY: '',
       QM_CODEC_KEY: '',
       QM_LOG_LEVEL: 'debug',
-      QM_METRICS_PORT: '0',
+      QM_METRICS_PORT: '9464',
     });
     expect(env.QM_SSH_KEY).toBeUndefined();
     expect(env.QM_CODEC_KEY).toBeUndefined();
     expect(env.QM_LOG_LEVEL).toBe('DEBUG');
-    expect(env.QM_METRICS_PORT).toBe(0);
+    expect(env.QM_METRICS_PORT).toBe(9464);
   });
 
   test('codec keys are parsed (the first encrypts), ports may not collide', () => {
