@@ -14,6 +14,7 @@ import type { Profile } from '../schema/profile';
 import type { Route } from '../schema/route';
 import type { SiteRecord } from '../schema/site';
 import { quick } from './lib/activities';
+import { local } from './lib/patchActivities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { patchHost, type LockedSite } from './lib/patchHost';
 import { PatchRollInput, resolveCount } from './lib/patchInput';
@@ -217,7 +218,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
 
   // ---- select and plan (once: a continued run carries the plan)
   if (!carried) {
-    const inventory = await quick.listHosts();
+    const inventory = await local.listHosts();
     const { hosts, unknown } = selectHosts(inventory, cfg.hosts);
     if (unknown.length)
       throw ApplicationFailure.create({
@@ -231,7 +232,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
 
     const found = await Promise.all(
       hosts.map((host) =>
-        quick.hostSites({ host }).then(
+        local.hostSites({ host }).then(
           (sites) => ({ host, sites }),
           (err: unknown) => {
             Object.assign(progress.hosts[host]!, {
@@ -245,7 +246,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       ),
     );
     const siteIds = [...new Set(found.flatMap((f) => f.sites.map((s) => s.siteId)))].sort();
-    const records = siteIds.length ? await quick.readSiteRecords({ siteIds }) : {};
+    const records = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
     const siteAppHosts: Record<string, string[]> = {};
     for (const [siteId, record] of Object.entries(records))
       if (record?.placement && record.state !== 'deleted') siteAppHosts[siteId] = record.placement.appHosts;
@@ -410,10 +411,10 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
    */
   async function lockSitesOf(hosts: string[]) {
     const seen = await Promise.all(
-      hosts.map(async (host) => ({ host, sites: await quick.hostSites({ host }) })),
+      hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) })),
     );
     const ids = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
-    const known = ids.length ? await quick.readSiteRecords({ siteIds: ids }) : {};
+    const known = ids.length ? await local.readSiteRecords({ siteIds: ids }) : {};
     const lockIds = ids.filter((id) => known[id]);
     const locks = await acquireUnlessStopped(lockIds);
     if (!locks) return undefined;
@@ -426,7 +427,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
           .map(async (r) => {
             const m = new Map<string, Route>();
             for (const proxyHost of r.placement!.proxyHosts) {
-              const route = await quick.readSiteRoute({ host: proxyHost, siteId: r.siteId });
+              const route = await local.readSiteRoute({ host: proxyHost, siteId: r.siteId });
               if (route) m.set(proxyHost, route);
             }
             routes.set(r.siteId, m);
@@ -434,7 +435,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       );
       const byHost = new Map<string, Map<string, LockedSite>>();
       const unlocked = new Map<string, string[]>();
-      const again = await Promise.all(hosts.map((host) => quick.hostSites({ host })));
+      const again = await Promise.all(hosts.map((host) => local.hostSites({ host })));
       for (const [i, host] of hosts.entries()) {
         const now = again[i]!;
         const mine = new Map<string, LockedSite>();

@@ -40,6 +40,8 @@ const RunPatchInput = z.strictObject({
     .int()
     .min(10)
     .max(6 * 3600),
+  /** Run after the patch (even one already done): exit 0 means the host wants a reboot. */
+  rebootCheck: Argv.optional(),
 });
 const RebootCheckInput = z.strictObject({ host: hostName, command: Argv });
 const RebootInput = z.strictObject({ host: hostName, rollId: RollId });
@@ -136,12 +138,20 @@ export function makeHostActivities(fleet: Fleet) {
      * interrupted run (dpkg --configure -a aside, which apt tells you to run). A non-zero exit is
      * PatchFailed (not retried: the host needs a person), with the tail of its output; the whole
      * output stays on the host in output.log. The output is the patch tool's (apt's), not ours:
-     * a command that prints secrets would put them in the tail.
+     * a command that prints secrets would put them in the tail. With `rebootCheck`, it also says
+     * whether the host now wants a reboot (saving a round trip; the check is read-only).
      */
-    async runPatch(
-      input: z.input<typeof RunPatchInput>,
-    ): Promise<{ result: 'ran' | 'already-done'; seconds: number; outputTail: string }> {
-      const { host, rollId, command, timeoutSeconds } = parseInput(RunPatchInput, input, 'runPatch');
+    async runPatch(input: z.input<typeof RunPatchInput>): Promise<{
+      result: 'ran' | 'already-done';
+      seconds: number;
+      outputTail: string;
+      rebootRequired?: boolean;
+    }> {
+      const { host, rollId, command, timeoutSeconds, rebootCheck } = parseInput(
+        RunPatchInput,
+        input,
+        'runPatch',
+      );
       pool.host(host);
       const t0 = Date.now();
       const r = await pool.exec(host, patchArgv(rollId, command), {
@@ -151,7 +161,13 @@ export function makeHostActivities(fleet: Fleet) {
       });
       const seconds = Math.round((Date.now() - t0) / 100) / 10;
       const outcome = parsePatchOutput(r.stdout, r.code);
-      if (outcome.result === 'already-done') return { result: 'already-done', seconds, outputTail: '' };
+      const rebootRequired = async () =>
+        rebootCheck
+          ? (await pool.exec(host, rebootCheck, { ...activityIO(), timeoutMs: 60_000, check: false }))
+              .code === 0
+          : undefined;
+      if (outcome.result === 'already-done')
+        return { result: 'already-done', seconds, outputTail: '', rebootRequired: await rebootRequired() };
       if (outcome.result === 'guard-failed')
         throw failure(
           FailureType.CommandFailed,
@@ -166,7 +182,7 @@ export function makeHostActivities(fleet: Fleet) {
           details: [{ host, exitCode: outcome.exitCode, outputTail }],
           nonRetryable: true,
         });
-      return { result: 'ran', seconds, outputTail };
+      return { result: 'ran', seconds, outputTail, rebootRequired: await rebootRequired() };
     },
 
     /** Whether the host wants a reboot: the check command exits 0 (default: /run/reboot-required exists). Read-only. */

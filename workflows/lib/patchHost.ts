@@ -4,7 +4,8 @@ import { NON_RETRYABLE } from '../../activities/errors';
 import type { Profile } from '../../schema/profile';
 import type { Route } from '../../schema/route';
 import type { SiteRecord } from '../../schema/site';
-import { patient, quick, slow } from './activities';
+import { quick, slow } from './activities';
+import { local, localPatient } from './patchActivities';
 import { rootMessage } from './input';
 import type { PatchRollConfig } from './patchInput';
 import type { HostDecision, SiteAction } from './patchPlan';
@@ -77,13 +78,11 @@ export async function patchHost(
       rollId: ctx.rollId,
       command: cfg.patchCommand,
       timeoutSeconds: cfg.patchTimeoutSeconds,
+      rebootCheck: cfg.reboot === 'if-required' ? cfg.rebootCheck : undefined,
     });
     hp.patch = { result: patch.result, seconds: patch.seconds };
 
-    const reboot =
-      cfg.reboot === 'always' ||
-      (cfg.reboot === 'if-required' &&
-        (await quick.rebootRequired({ host, command: cfg.rebootCheck })).required);
+    const reboot = cfg.reboot === 'always' || (cfg.reboot === 'if-required' && patch.rebootRequired === true);
     if (reboot) {
       hp.state = 'rebooting';
       const r = await acts.reboot.rebootHost({ host, rollId: ctx.rollId });
@@ -117,7 +116,7 @@ export async function patchHost(
     await forEachSite(ctx, out, async (site) => {
       const profile = await ctx.profile(site.record.spec!.profile);
       for (const proxyHost of site.record.placement!.proxyHosts)
-        await patient.checkBackendHealth({
+        await localPatient.checkBackendHealth({
           proxyHost,
           backendHost: host,
           port: site.record.placement!.port,
@@ -134,7 +133,7 @@ export async function patchHost(
     await forEachSite(ctx, out, async (site) => {
       const profile = await ctx.profile(site.record.spec!.profile);
       for (const proxyHost of site.record.placement!.proxyHosts)
-        await patient.checkSiteHealth({
+        await localPatient.checkSiteHealth({
           proxyHost,
           domain: site.record.spec!.domains[0]!,
           path: profile.health.path,
@@ -188,13 +187,13 @@ async function takeOut(ctx: HostContext, site: LockedSite, action: SiteAction): 
   await Promise.all(
     [...site.routes].map(([proxyHost, route]) =>
       action === 'drain'
-        ? quick.setBackendState({
+        ? local.setBackendState({
             host: proxyHost,
             siteId: site.siteId,
             backendHost: ctx.host,
             state: 'drained',
           })
-        : quick.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' } }),
+        : local.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' } }),
     ),
   );
 }
@@ -205,13 +204,13 @@ async function putBack(ctx: HostContext, actions: { siteId: string; action: Site
     Promise.all(
       [...site.routes].map(([proxyHost, route]) =>
         action === 'drain'
-          ? quick.setBackendState({
+          ? local.setBackendState({
               host: proxyHost,
               siteId: site.siteId,
               backendHost: ctx.host,
               state: 'active',
             })
-          : quick.putSiteRoute({ host: proxyHost, route }),
+          : local.putSiteRoute({ host: proxyHost, route }),
       ),
     ),
   );
