@@ -146,7 +146,7 @@ describe('ensureContainer / stopContainer / removeContainer', () => {
     const t0 = Date.now();
     expect(await stopContainer(fleet, 'host2', name)).toEqual({ result: 'stopped' });
     // with init as PID 1, httpd (which ignores SIGTERM itself) stops at once, not after the 10 s timeout
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(9000);
     expect((await inspect('host2', name))?.State.Running).toBe(false);
     expect(await stopContainer(fleet, 'host2', name)).toEqual({ result: 'already-stopped' });
 
