@@ -67,9 +67,11 @@ export async function acquireSiteLocks(
       }
     });
   };
+  let waitingFor: string | undefined;
   try {
     for (const siteId of [...new Set(siteIds)].sort()) {
       status.waitingForLock = true;
+      waitingFor = siteId;
       await requestSiteLock({ siteId, holder });
       await condition(() => granted.has(siteId));
       status.waitingForLock = false;
@@ -86,6 +88,16 @@ export async function acquireSiteLocks(
       });
     }
   } catch (err) {
+    // cancelled or failed while queued: leave the queue too, not only the locks already held
+    if (waitingFor && !locks.some((l) => l.siteId === waitingFor)) {
+      const site = waitingFor;
+      await CancellationScope.nonCancellable(
+        () =>
+          getExternalWorkflowHandle(siteWorkflowId(site))
+            .signal(releaseLockSignal, holder)
+            .catch(() => undefined), // the site workflow may never have started
+      );
+    }
     await release();
     throw err;
   }
