@@ -1,7 +1,9 @@
-import { ApplicationFailure, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
+import type { Activities } from '../activities';
+import { NON_RETRYABLE } from '../activities/errors';
 import { SiteId, type Placement, type SiteRecord } from '../schema/site';
-import { quick, slow } from './lib/activities';
+import { quick } from './lib/activities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { backupIdFor } from './lib/backupId';
 import { startOperation } from './lib/operation';
@@ -33,6 +35,23 @@ export interface BackupSiteResult extends TakenBackup {
 }
 
 type Operation = ReturnType<typeof startOperation>;
+
+/**
+ * Dumps, archives, verifications and restores of large sites take hours, not minutes: a long
+ * start-to-close bound, and a heartbeat (every streamed chunk, every second of a quiet command)
+ * so that a dead worker is noticed in 30 s and the step retried elsewhere.
+ */
+export const long = proxyActivities<Activities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    maximumAttempts: 4,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  },
+});
 
 /**
  * Back a site up, as ops would by hand:
@@ -108,16 +127,16 @@ export async function takeVerifiedBackup(
 
   op.step(`${kind} backup ${backupId}: database`);
   op.progress.hosts[dbHost] = 'dumping the database';
-  const database = await slow.backupDatabase({ ...where, dbHost });
+  const database = await long.backupDatabase({ ...where, dbHost });
   op.progress.hosts[dbHost] = `dumped ${database.bytes} bytes gzipped`;
 
   op.step(`${kind} backup ${backupId}: files`);
   op.progress.hosts[storageHost] = 'archiving the files';
-  const files = await slow.backupFiles(where);
+  const files = await long.backupFiles(where);
   op.progress.hosts[storageHost] = `archived ${files.files} files in ${files.bytes} bytes`;
 
   op.step(`${kind} backup ${backupId}: manifest`);
-  const { ms: _ms, ...databaseArtifact } = database;
+  const { ms: _ms, countMs: _countMs, ...databaseArtifact } = database;
   await quick.writeBackupManifest({
     siteId,
     backupId,
@@ -133,7 +152,7 @@ export async function takeVerifiedBackup(
   });
 
   op.step(`${kind} backup ${backupId}: verify`);
-  const verification = await slow.verifyBackup({ ...where, dbHost, at: new Date().toISOString() });
+  const verification = await long.verifyBackup({ ...where, dbHost, at: new Date().toISOString() });
   if (!verification.verified)
     throw ApplicationFailure.create({
       type: 'BackupVerificationFailed',

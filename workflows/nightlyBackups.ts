@@ -38,6 +38,8 @@ export interface NightlyBackupsResult {
   failed: { siteId: string; workflowId: string; error: string }[];
   /** Sites whose backup for this night had already completed, or is still running (a re-run). */
   alreadyDone: string[];
+  /** Sites asked for by name (`sites`) that are not active: not backed up. */
+  notActive: string[];
   /** The most backups that ran at once on each DB host. */
   maxConcurrentPerDbHost: Record<string, number>;
 }
@@ -95,6 +97,7 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
     succeeded: [],
     failed: [],
     alreadyDone: [],
+    notActive: only ? only.filter((id) => !all.some((s) => s.siteId === id)).sort() : [],
     maxConcurrentPerDbHost: {},
   };
   const progress = (): NightlyProgress => ({

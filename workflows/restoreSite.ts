@@ -1,8 +1,8 @@
 import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SiteId, type SiteRecord } from '../schema/site';
-import { takeVerifiedBackup, type TakenBackup } from './backupSite';
-import { patient, quick, slow } from './lib/activities';
+import { long, takeVerifiedBackup, type TakenBackup } from './backupSite';
+import { patient, quick } from './lib/activities';
 import { BackupId } from './lib/backupId';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
@@ -54,7 +54,7 @@ export async function restoreSite(input: RestoreSiteInput): Promise<RestoreSiteR
     const { storageHost } = record.placement;
 
     op.step('check the backup');
-    await slow.checkBackup({ siteId, storageHost, backupId });
+    await long.checkBackup({ siteId, storageHost, backupId });
 
     const safetyBackup = await takeVerifiedBackup(lock, op, 'safety');
 
@@ -106,12 +106,12 @@ async function putBack(
   await Promise.all(containerHosts.map((host) => quick.stopSiteContainers({ siteId, host })));
 
   op.step(`${backupId}: database`);
-  await slow.restoreBackupDatabase({ ...where, dbHost });
+  await long.restoreBackupDatabase({ ...where, dbHost });
   op.step(`${backupId}: files`);
-  await slow.restoreBackupFiles(where);
+  await long.restoreBackupFiles(where);
 
   op.step(`${backupId}: check row counts and files`);
-  const check = await slow.checkRestoredSite({ ...where, dbHost });
+  const check = await long.checkRestoredSite({ ...where, dbHost });
   if (!check.ok)
     throw ApplicationFailure.create({
       type: 'RestoreCheckFailed',

@@ -25,14 +25,16 @@ export async function dumpSiteDatabase(
   pool: SshPool,
   store: BackupStore,
   o: { siteId: string; dbHost: string; backupId: string },
-): Promise<DatabaseArtifact & { ms: number }> {
+): Promise<DatabaseArtifact & { ms: number; countMs: number }> {
   const db = siteNames(o.siteId).database;
   const t0 = Date.now();
   const before = await tableRowCounts(pool, o.dbHost, db);
+  const t1 = Date.now();
   const put = await store.put(o.siteId, o.backupId, ARTIFACTS.database, {
     host: o.dbHost,
     argv: dumpPipelineArgv(db),
   });
+  const t2 = Date.now();
   const after = await tableRowCounts(pool, o.dbHost, db);
   const rowCounts: Record<string, number> = {};
   const changedDuringDump: DatabaseArtifact['changedDuringDump'] = {};
@@ -42,7 +44,15 @@ export async function dumpSiteDatabase(
     if (a !== undefined && a === b) rowCounts[table] = a;
     else changedDuringDump[table] = { before: b ?? null, after: a ?? null };
   }
-  return { file: ARTIFACTS.database, ...put, rowCounts, changedDuringDump, ms: Date.now() - t0 };
+  const t3 = Date.now();
+  return {
+    file: ARTIFACTS.database,
+    ...put,
+    rowCounts,
+    changedDuringDump,
+    ms: t3 - t0,
+    countMs: t1 - t0 + (t3 - t2),
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Fleet } from '../../activities/fleet';
 import type { Manifest } from '../../activities/backup/manifest';
@@ -8,6 +9,7 @@ import { rootMessage } from '../../workflows/lib/input';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { openTestFleet } from '../support/fleet';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
+import { recordHistory } from '../support/histories';
 import { testEnv } from '../support/temporal';
 import { testbed } from '../testbed';
 import { runActivity } from '../workflows';
@@ -28,6 +30,8 @@ const files = `/srv/qm/files/${siteId}`;
 let placement: Placement;
 let worker: Awaited<ReturnType<typeof startFileWorker>>;
 let taskQueue: string;
+/** The backup whose post-restore check is made to fail. */
+let failCheckOf: string | undefined;
 
 const uid = (what: string) => `${what}-${siteId}-${Date.now().toString(36)}`;
 
@@ -80,7 +84,15 @@ async function failureOf(p: Promise<unknown>): Promise<string> {
 beforeAll(async () => {
   env = await testEnv();
   fleet = openTestFleet();
-  worker = await startFileWorker(env, fleet);
+  worker = await startFileWorker(env, fleet, (real) => ({
+    // the real check, then (when a test asks) a failure: what a restore that went wrong looks like
+    async checkRestoredSite(input) {
+      const result = await real.checkRestoredSite(input);
+      if (failCheckOf === input.backupId)
+        throw ApplicationFailure.nonRetryable('injected: the check failed', 'Injected');
+      return result;
+    },
+  }));
   taskQueue = worker.taskQueue;
   const r = await env.client.workflow.execute(provisionSite, {
     taskQueue,
@@ -122,9 +134,10 @@ test('backup → the site is damaged → restore: tables, rows and files are exa
   const before = siteState();
   expect(before.rows).toEqual({ civicrm_contact: 300, node: 2000 });
 
+  const backupWorkflowId = uid('backup');
   const backup = await env.client.workflow.execute(backupSite, {
     taskQueue,
-    workflowId: uid('backup'),
+    workflowId: backupWorkflowId,
     args: [{ siteId, triggeredBy: 'test' }],
   });
   goodBackup = backup.backupId;
@@ -177,12 +190,15 @@ test('backup → the site is damaged → restore: tables, rows and files are exa
   );
   expect(siteState()).not.toEqual(before);
 
+  const restoreWorkflowId = uid('restore');
   const restored = await env.client.workflow.execute(restoreSite, {
     taskQueue,
-    workflowId: uid('restore'),
+    workflowId: restoreWorkflowId,
     args: [{ siteId, backupId: backup.backupId, triggeredBy: 'test' }],
   });
   expect(restored.restored).toBe(backup.backupId);
+  await recordHistory(backupWorkflowId, 'backupSite');
+  await recordHistory(restoreWorkflowId, 'restoreSite');
   expect(siteState()).toEqual(before);
 
   // the safety backup holds the damaged state, verified, and the site is out of maintenance
@@ -262,4 +278,41 @@ test('a tampered artifact is caught by its checksum: verification fails, restore
   );
   expect(refusedDb).toContain('db.sql.gz does not match its checksum');
   expect(siteState()).toEqual(before);
+}, 180_000);
+
+test('a restore that fails half-way puts the safety backup back, leaves maintenance, and fails with the cause', async () => {
+  const target = await env.client.workflow.execute(backupSite, {
+    taskQueue,
+    workflowId: uid('backup'),
+    args: [{ siteId, prune: false }],
+  });
+  // the site moves on after the backup: this is what must be there again after the failed restore
+  sql(`INSERT INTO \`${db}\`.node VALUES (99999, 'written after the backup', '')`);
+  onStorage('echo after > "$1/after.txt"', files);
+  const before = siteState();
+
+  failCheckOf = target.backupId;
+  const rollbackWorkflowId = uid('restore');
+  const err = await env.client.workflow
+    .execute(restoreSite, {
+      taskQueue,
+      workflowId: rollbackWorkflowId,
+      args: [{ siteId, backupId: target.backupId }],
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    .finally(() => (failCheckOf = undefined));
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause.type).toBe('RestoreFailed');
+  await recordHistory(rollbackWorkflowId, 'restoreSite.rollback');
+  // the step that failed, the cause, and that the site was put back
+  expect(cause.message).toContain(`failed at "${target.backupId}: check row counts and files"`);
+  expect(cause.message).toContain('injected: the check failed');
+  expect(cause.message).toContain('was put back as it was before, from the safety backup');
+  expect(siteState()).toEqual(before);
+  const page = await fetchSite(fleet, site.domains![0]!);
+  expect([page.status, page.siteState]).toEqual([200, undefined]);
 }, 180_000);

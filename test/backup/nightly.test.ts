@@ -8,9 +8,10 @@ import { planRetention, RETENTION } from '../../workflows/lib/retention';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { nightlyBackupId } from '../../workflows/nightlyBackups';
 import { openTestFleet } from '../support/fleet';
+import { recordHistory } from '../support/histories';
 import { testEnv, withWorker } from '../support/temporal';
 import { testbed } from '../testbed';
-import { createSmallSite, removeSmallSite, type SmallSite } from './smallSites';
+import { createSmallSite, removeSmallSite, waitUntilListedActive, type SmallSite } from './smallSites';
 
 /**
  * The nightly Schedule and its fan-out, and retention applied by a real backup to a site's real
@@ -52,6 +53,7 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
       sites.push(broken);
       testbed.exec('host3', ['mariadb', '-e', `DROP DATABASE site_n${run}_broken`]);
       const ids = sites.map((s) => s.siteId);
+      await waitUntilListedActive(env.client, ids);
 
       const config = { scheduleId, windowMinutes: 0, perDbHost: 1, sites: ids };
       expect((await ensureNightlyBackupSchedule(env.client, taskQueue, config)).action).toBe('created');
@@ -66,21 +68,23 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
         { windowMinutes: 0, perDbHost: 2, triggeredBy: 'schedule', sites: ids },
       ]);
 
+      let lastNight = '';
       const fired = async () => {
         const seen = (await schedule.describe()).info.recentActions.length;
         await schedule.trigger();
         for (;;) {
           const actions = (await schedule.describe()).info.recentActions;
           const last = actions[seen];
-          if (last && last.action.type === 'startWorkflow')
-            return env.client.workflow
-              .getHandle<typeof nightlyBackups>(last.action.workflow.workflowId)
-              .result();
+          if (last && last.action.type === 'startWorkflow') {
+            lastNight = last.action.workflow.workflowId;
+            return env.client.workflow.getHandle<typeof nightlyBackups>(lastNight).result();
+          }
           await new Promise((r) => setTimeout(r, 200));
         }
       };
 
       const night = await fired();
+      await recordHistory(lastNight, 'nightlyBackups');
       const good = ids.filter((id) => id !== broken.siteId);
       expect(night.succeeded).toEqual([...good].sort());
       expect(night.failed).toEqual([
@@ -90,6 +94,7 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
           error: expect.stringContaining(`there is no database site_n${run}_broken`),
         },
       ]);
+      expect(night.notActive).toEqual([]);
       expect(night.maxConcurrentPerDbHost).toEqual({ host2: 2, host3: 2 }); // 4 sites on host2, 2 on host3
       // the failed backup is a failed workflow ops can open
       const failed = await env.client.workflow

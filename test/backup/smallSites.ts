@@ -81,3 +81,20 @@ export async function removeSmallSite(client: Client, fleet: Fleet, s: SmallSite
     `/srv/qm/backups/${s.siteId}`,
   ]);
 }
+
+/** Wait until visibility lists every one of these sites as active (what the nightly fan-out reads). */
+export async function waitUntilListedActive(
+  client: Client,
+  siteIds: string[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const query =
+    `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND State = 'active' AND ` +
+    `SiteId IN (${siteIds.map((id) => `'${id}'`).join(', ')})`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await client.workflow.count(query)).count >= siteIds.length) return;
+    if (Date.now() > deadline) throw new Error(`visibility does not list ${siteIds.join(', ')} as active`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
