@@ -27,6 +27,8 @@ export default async function globalSetup() {
   fs.writeFileSync(bundlePath, code);
 
   process.env.QM_TEST_TEMPORAL_ADDRESS = server.address;
+  // the bed this run uses, for workers started by tests (a test-bed "reboot" checks it is theirs)
+  process.env.QM_TESTBED_DIR = TESTBED_DIR;
   process.env.QM_TEST_WORKFLOW_BUNDLE = bundlePath;
   (globalThis as Record<string, unknown>).__qmTest = { server, startedBed: !reused };
   console.log(
