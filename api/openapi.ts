@@ -1,9 +1,13 @@
 import { z } from 'zod';
 import {
+  BackupRequest,
   ChangePlanRequest,
+  DeployRequest,
   DeprovisionRequest,
   ProvisionRequest,
+  RestoreRequest,
   ResumeRequest,
+  RollbackRequest,
   SuspendRequest,
 } from './requests';
 import {
@@ -113,13 +117,13 @@ export function openApiDocument() {
       title: 'Quartermaster billing API',
       version: '1.0.0',
       description:
-        'Creates, suspends, resumes and cancels customer sites; each call starts a durable Temporal ' +
+        'Creates, suspends, resumes and cancels customer sites, changes their plan, backs them up, restores ' +
+        'them, deploys a ref and rolls back; each call starts a durable Temporal ' +
         'operation and answers at once with its id, which GET /v1/operations/{id} follows.\n\n' +
         `Every /v1 request is signed: \`X-QM-Timestamp\` (unix seconds, within ±${SIGNATURE_WINDOW_SECONDS / 60} ` +
         'minutes of the server clock) and `X-QM-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. ' +
         'A signature is accepted once. Bodies are JSON (Content-Type: application/json), at most 64 KiB; ' +
-        'unknown fields are refused.\n\n' +
-        'Backups, restores and deploys will join as their workflows land (same conventions).',
+        'unknown fields are refused.',
     },
     components: {
       securitySchemes: {
@@ -137,7 +141,17 @@ export function openApiDocument() {
       },
       schemas: {
         ...components(
-          { ProvisionRequest, SuspendRequest, ResumeRequest, DeprovisionRequest, ChangePlanRequest },
+          {
+            ProvisionRequest,
+            SuspendRequest,
+            ResumeRequest,
+            DeprovisionRequest,
+            ChangePlanRequest,
+            BackupRequest,
+            RestoreRequest,
+            DeployRequest,
+            RollbackRequest,
+          },
           'input',
         ),
         ...components(
@@ -202,17 +216,58 @@ export function openApiDocument() {
       },
       '/v1/sites/{siteId}/plan': {
         parameters: [siteIdParam],
-        patch: {
-          summary: 'Change a plan (not implemented yet)',
-          description:
-            'Answers 501 after validating the request: there is no workflow yet that applies a plan ' +
-            '(resources, backup retention) to a running site, and recording a plan that nothing applies ' +
-            'would make the record lie. Nothing is changed.',
-          security: [{ signature: [], timestamp: [] }],
-          parameters: [{ $ref: '#/components/parameters/IdempotencyKey' }],
-          requestBody: { required: true, content: json('ChangePlanRequest') },
-          responses: { '501': { description: 'Not implemented yet.', content: json('Error') }, ...errors },
-        },
+        patch: startOperation(
+          'Change the plan (changePlan)',
+          "Records the new plan in the site's record. Backups follow it from the next one on: each prunes by " +
+            "its plan's retention once it is verified, so a downgrade never prunes without a fresh good backup. " +
+            'The result says the plan before and after and the retention now in force.',
+          'ChangePlanRequest',
+          false,
+        ),
+      },
+      '/v1/sites/{siteId}/backups': {
+        parameters: [siteIdParam],
+        post: startOperation(
+          'Back up a site now (backupSite)',
+          'A consistent database dump and a files archive, checksummed, verified by restoring them into ' +
+            "scratch; then old backups pruned by the plan's retention. The result carries the backupId " +
+            'that a restore takes.',
+          'BackupRequest',
+          true,
+        ),
+      },
+      '/v1/sites/{siteId}/restore': {
+        parameters: [siteIdParam],
+        post: startOperation(
+          'Restore a site from a backup (restoreSite)',
+          'Takes a safety backup first, shows the maintenance page, puts back the database and files of ' +
+            'the backup, checks them against its manifest and health through the proxy; on any failure the ' +
+            'site goes back to the safety backup. A backup that is not verified is refused with nothing touched.',
+          'RestoreRequest',
+          false,
+        ),
+      },
+      '/v1/sites/{siteId}/deploy': {
+        parameters: [siteIdParam],
+        post: startOperation(
+          'Deploy a commit or ref (deployRelease)',
+          'Fetches the release onto every app server in parallel, snapshots the database, switches traffic with ' +
+            "zero downtime, runs the profile's postDeploy hooks once and checks health through every proxy; on " +
+            'any failure every server returns to the previous release (and the database to the snapshot if the ' +
+            'hooks ran). A Git push starts the same operation (id deploy:<siteId>:<commit>).',
+          'DeployRequest',
+          false,
+        ),
+      },
+      '/v1/sites/{siteId}/rollback': {
+        parameters: [siteIdParam],
+        post: startOperation(
+          'Roll back to a kept release (rollbackSite)',
+          'Switches every app server back to a release it still keeps, with zero downtime; no hooks and no ' +
+            'database change. A release that is not kept is refused before anything changes.',
+          'RollbackRequest',
+          false,
+        ),
       },
       '/v1/operations/{id}': {
         parameters: [

@@ -11,10 +11,15 @@ import { TemporalFailure, type ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
 import { parseOrThrow } from '../schema/common';
 import type { SiteRecord } from '../schema/site';
+import { BackupSiteInput } from '../workflows/backupSite';
+import { ChangePlanInput } from '../workflows/changePlan';
+import { DeployReleaseInput } from '../workflows/deployRelease';
 import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
 import { progressQuery, type OperationProgress } from '../workflows/lib/operation';
 import { siteQuery, siteWorkflowId, type SiteView } from '../workflows/lib/siteProtocol';
 import { ProvisionSiteInput } from '../workflows/provisionSite';
+import { RestoreSiteInput } from '../workflows/restoreSite';
+import { RollbackSiteInput } from '../workflows/rollbackSite';
 import {
   CustomerId,
   Hosts,
@@ -36,14 +41,20 @@ import { operationId, type OperationKind, type ParsedOperationId } from './reque
  * in order, behind the site's lock (workflows/lib/siteLock.ts): one started while another holds
  * the lock starts, waits its turn, and says so (`queued`).
  *
- * Later operations (backup, restore, deploy) join by adding their workflow to OPERATIONS and a
- * route to the API; nothing else changes.
+ * A new operation joins by adding its workflow to OPERATIONS (and OperationKind) and a route to
+ * the API; nothing else changes. Push deploys started by the Git webhook (`deploy:<site>:<commit>`)
+ * have the same shape of id, so they are read here like any other deploy.
  */
 export const OPERATIONS = {
   provision: { workflowType: 'provisionSite', input: ProvisionSiteInput, needsSite: false },
   deprovision: { workflowType: 'deprovisionSite', input: DeprovisionSiteInput, needsSite: true },
   suspend: { workflowType: 'suspendSite', input: SuspendSiteInput, needsSite: true },
   resume: { workflowType: 'resumeSite', input: ResumeSiteInput, needsSite: true },
+  'change-plan': { workflowType: 'changePlan', input: ChangePlanInput, needsSite: true },
+  backup: { workflowType: 'backupSite', input: BackupSiteInput, needsSite: true },
+  restore: { workflowType: 'restoreSite', input: RestoreSiteInput, needsSite: true },
+  deploy: { workflowType: 'deployRelease', input: DeployReleaseInput, needsSite: true },
+  rollback: { workflowType: 'rollbackSite', input: RollbackSiteInput, needsSite: true },
 } satisfies Record<OperationKind, { workflowType: string; input: z.ZodType; needsSite: boolean }>;
 
 /** How long a query may take before we say no worker answers (a query needs a running worker). */

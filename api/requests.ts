@@ -1,7 +1,12 @@
 import { z } from 'zod';
-import { Plan, SiteId } from '../schema/site';
+import { SiteId } from '../schema/site';
+import { BackupSiteInput } from '../workflows/backupSite';
+import { ChangePlanInput } from '../workflows/changePlan';
+import { DeployReleaseInput } from '../workflows/deployRelease';
 import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
 import { ProvisionSiteInput } from '../workflows/provisionSite';
+import { RestoreSiteInput } from '../workflows/restoreSite';
+import { RollbackSiteInput } from '../workflows/rollbackSite';
 import { ResumeSiteInput, SuspendSiteInput } from '../workflows/suspendSite';
 
 /**
@@ -23,12 +28,50 @@ export const ResumeRequest = ResumeSiteInput.pick({}).meta({
 export const DeprovisionRequest = DeprovisionSiteInput.pick({}).meta({
   description: 'No fields. The body may be empty.',
 });
-export const ChangePlanRequest = z.strictObject({ plan: Plan }).meta({ description: 'The new plan.' });
+export const ChangePlanRequest = ChangePlanInput.pick({ plan: true }).meta({
+  description: "The new plan. Backups follow it from the next one on (the plan's retention).",
+});
+/** Billing cannot turn pruning off: `prune` is for ops only (Web UI, CLI). */
+export const BackupRequest = BackupSiteInput.pick({}).meta({
+  description: 'No fields: an on-demand backup, verified, then old backups pruned by the plan.',
+});
+export const RestoreRequest = RestoreSiteInput.pick({ backupId: true }).meta({
+  description: 'The backup to restore the site to (a verified backup of this site).',
+});
+/**
+ * The deploy's own input carries a refinement (exactly one of commit and ref), which `pick` cannot
+ * keep: the fields come from it, and startOperation checks the whole input against it (a 400 on
+ * `commit` when both or neither are given).
+ */
+export const DeployRequest = z
+  .strictObject({
+    commit: DeployReleaseInput.shape.commit,
+    ref: DeployReleaseInput.shape.ref,
+    reason: DeployReleaseInput.shape.reason,
+  })
+  .meta({
+    description:
+      'What to deploy: exactly one of `commit` (40 hex digits) and `ref` (a branch, tag or abbreviated ' +
+      'commit, resolved on the Git host); `reason` is kept with the deploy for the audit.',
+  });
+export const RollbackRequest = RollbackSiteInput.pick({ release: true, reason: true }).meta({
+  description: "A release still kept on the site's app servers (a commit it ran before), or 'initial'.",
+});
 
 export const SiteParams = z.strictObject({ siteId: SiteId });
 
 /** The operations the API starts, each one workflow type. */
-export const OperationKind = z.enum(['provision', 'deprovision', 'suspend', 'resume']);
+export const OperationKind = z.enum([
+  'provision',
+  'deprovision',
+  'suspend',
+  'resume',
+  'change-plan',
+  'backup',
+  'restore',
+  'deploy',
+  'rollback',
+]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
 /**

@@ -87,6 +87,10 @@ export const SiteResponse = z.object({
       placement: Placement.optional(),
       release: z.string().optional(),
       lastOperation: z.string().optional(),
+      lastGoodBackup: z
+        .object({ backupId: z.string(), at: z.string() })
+        .optional()
+        .meta({ description: 'the newest verified backup (what a restore most likely takes)' }),
     })
     .nullable(),
   holder: Holder.nullable().meta({ description: 'the operation holding the site lock' }),

@@ -19,13 +19,17 @@ import {
 } from './operations';
 import { ReplayGuard } from './replayGuard';
 import {
+  BackupRequest,
   ChangePlanRequest,
+  DeployRequest,
   DeprovisionRequest,
   fieldErrors,
   IdempotencyKey,
   OperationId,
   ProvisionRequest,
+  RestoreRequest,
   ResumeRequest,
+  RollbackRequest,
   SiteParams,
   SuspendRequest,
   type OperationKind,
@@ -261,48 +265,23 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
       ({ body }) => ({ site: body.site }),
     ),
   );
-  app.post(
-    '/v1/sites/:siteId/suspend',
-    start(
-      'suspend',
-      SuspendRequest,
-      ({ siteId }) => siteId!,
-      ({ body, siteId }) => ({ ...body, siteId }),
-    ),
-  );
-  app.post(
-    '/v1/sites/:siteId/resume',
-    start(
-      'resume',
-      ResumeRequest,
-      ({ siteId }) => siteId!,
-      ({ siteId }) => ({ siteId }),
-    ),
-  );
-  app.delete(
-    '/v1/sites/:siteId',
-    start(
-      'deprovision',
-      DeprovisionRequest,
-      ({ siteId }) => siteId!,
-      ({ siteId }) => ({ siteId }),
-    ),
-  );
 
-  app.patch('/v1/sites/:siteId/plan', async (request, reply) => {
-    const v = validate(request, ChangePlanRequest, { params: true, key: true });
-    if (!v.ok) return invalid(reply, v.fields);
-    return reply.code(501).send({
-      error: 'not_implemented',
-      message:
-        'changing a plan is not implemented yet: no workflow applies a plan to a running site ' +
-        '(resources, backup retention), and the API does not record a plan that nothing applies. ' +
-        'Nothing was changed.',
-    });
-  });
-
-  // Backups, restores and deploys: a route here and an entry in OPERATIONS (operations.ts) once
-  // their workflows exist.
+  /** An operation on an existing site: the body's fields and the site id from the path. */
+  const onSite = <S extends z.ZodType>(kind: OperationKind, body: S, extra: Record<string, unknown> = {}) =>
+    start(
+      kind,
+      body,
+      ({ siteId }) => siteId!,
+      ({ body, siteId }) => ({ ...(body as Record<string, unknown>), ...extra, siteId }),
+    );
+  app.post('/v1/sites/:siteId/suspend', onSite('suspend', SuspendRequest));
+  app.post('/v1/sites/:siteId/resume', onSite('resume', ResumeRequest));
+  app.delete('/v1/sites/:siteId', onSite('deprovision', DeprovisionRequest));
+  app.patch('/v1/sites/:siteId/plan', onSite('change-plan', ChangePlanRequest));
+  app.post('/v1/sites/:siteId/backups', onSite('backup', BackupRequest, { kind: 'on-demand' }));
+  app.post('/v1/sites/:siteId/restore', onSite('restore', RestoreRequest));
+  app.post('/v1/sites/:siteId/deploy', onSite('deploy', DeployRequest));
+  app.post('/v1/sites/:siteId/rollback', onSite('rollback', RollbackRequest));
 
   app.get('/v1/sites/:siteId', async (request, reply) => {
     const p = SiteParams.safeParse(request.params);

@@ -27,6 +27,11 @@ const USAGE = `qm: Quartermaster operations from the shell (the same client code
   qm suspend <siteId> [--reason TEXT]
   qm resume <siteId>
   qm deprovision <siteId> [--skip-final-backup]
+  qm plan <siteId> <starter|business|enterprise>
+  qm backup <siteId> [--no-prune]
+  qm restore <siteId> <backupId>
+  qm deploy <siteId> <ref|commit> [--reason TEXT]   a branch, tag or commit (40 hex digits)
+  qm rollback <siteId> <release> [--reason TEXT]    a release still kept on the app servers
   qm status <siteId> [--json]   the site's record, lock holder and queue
   qm op <operationId> [--follow] [--json]
   qm sites [--json]             every site, from Temporal visibility
@@ -38,6 +43,22 @@ a second operation.
 Environment: TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE, QM_TASK_QUEUE (quartermaster),
 QM_CODEC_KEY (the worker's payload key). Exit status: 0 done, 1 the operation failed, 2 bad usage
 or input, 3 not found, 4 Temporal or the worker did not answer.`;
+
+/** Each command: does it name a site first, and what its second argument is. */
+const COMMANDS = {
+  provision: { site: false, second: undefined },
+  suspend: { site: true, second: undefined },
+  resume: { site: true, second: undefined },
+  deprovision: { site: true, second: undefined },
+  plan: { site: true, second: 'plan' },
+  backup: { site: true, second: undefined },
+  restore: { site: true, second: 'backupId' },
+  deploy: { site: true, second: 'ref|commit' },
+  rollback: { site: true, second: 'release' },
+  status: { site: true, second: undefined },
+  op: { site: false, second: undefined },
+  sites: { site: false, second: undefined },
+} as const;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
 
@@ -120,19 +141,22 @@ async function run(argv: string[], io: Io): Promise<number> {
       'no-follow': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'skip-final-backup': { type: 'boolean', default: false },
+      'no-prune': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  const [command, arg, ...extra] = positionals;
+  const [command, arg, second, ...extra] = positionals;
   if (values.help || !command) {
     io.out(USAGE);
     return values.help ? EXIT.ok : EXIT.usage;
   }
-  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   // Arguments are checked before anything connects: a typo never reaches Temporal.
-  if (!['provision', 'suspend', 'resume', 'deprovision', 'status', 'op', 'sites'].includes(command))
-    throw new UsageError(`unknown command ${command} (qm --help)`);
-  if (['suspend', 'resume', 'deprovision', 'status'].includes(command)) siteIdArg(arg);
+  if (!(command in COMMANDS)) throw new UsageError(`unknown command ${command} (qm --help)`);
+  const shape = COMMANDS[command as keyof typeof COMMANDS];
+  const unexpected = shape.second ? extra : [second, ...extra].filter((a) => a !== undefined);
+  if (unexpected.length) throw new UsageError(`unexpected arguments: ${unexpected.join(' ')}`);
+  if (shape.site) siteIdArg(arg);
+  if (shape.second && !second) throw new UsageError(`qm ${command} <siteId> <${shape.second}>`);
   if (command === 'op') {
     const parsed = OperationId.safeParse(arg ?? '');
     if (!parsed.success) throw new UsageError(`bad operation id: ${parsed.error.issues[0]!.message}`);
@@ -142,6 +166,41 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (!k.success) throw new UsageError(`bad --key: ${k.error.issues[0]!.message}`);
   }
   const spec = command === 'provision' ? readSpec(arg, io) : undefined;
+  // the operations on a site, with their input (checked against the workflow's schema on start)
+  const onSite = (): { kind: OperationKind; input: Record<string, unknown> } | undefined => {
+    const siteId = arg!;
+    const reason = values.reason ? { reason: values.reason } : {};
+    switch (command) {
+      case 'suspend':
+        return { kind: 'suspend', input: { siteId, ...reason } };
+      case 'resume':
+        return { kind: 'resume', input: { siteId } };
+      case 'deprovision':
+        return { kind: 'deprovision', input: { siteId, skipFinalBackup: values['skip-final-backup'] } };
+      case 'plan':
+        return { kind: 'change-plan', input: { siteId, plan: second } };
+      case 'backup':
+        return { kind: 'backup', input: { siteId, kind: 'on-demand', prune: !values['no-prune'] } };
+      case 'restore':
+        return { kind: 'restore', input: { siteId, backupId: second } };
+      case 'deploy':
+        return {
+          kind: 'deploy',
+          input: {
+            siteId,
+            ...(/^[0-9a-f]{40}$/.test(second!) ? { commit: second } : { ref: second }),
+            ...reason,
+          },
+        };
+      case 'rollback':
+        return { kind: 'rollback', input: { siteId, release: second, ...reason } };
+      default:
+        return undefined;
+    }
+  };
+  const siteOperation = onSite();
+  // every bad field named before anything connects
+  if (siteOperation) parseOrThrow(OPERATIONS[siteOperation.kind].input, siteOperation.input, `qm ${command}`);
 
   const env = loadEnv(TemporalEnv);
   const { client, close } = await connectClient(env, codecFromEnv());
@@ -167,17 +226,14 @@ async function run(argv: string[], io: Io): Promise<number> {
       case 'provision':
         return await startAndFollow('provision', String(spec!.siteId ?? ''), { site: spec });
       case 'suspend':
-        return await startAndFollow('suspend', siteIdArg(arg), {
-          siteId: siteIdArg(arg),
-          ...(values.reason ? { reason: values.reason } : {}),
-        });
       case 'resume':
-        return await startAndFollow('resume', siteIdArg(arg), { siteId: siteIdArg(arg) });
       case 'deprovision':
-        return await startAndFollow('deprovision', siteIdArg(arg), {
-          siteId: siteIdArg(arg),
-          skipFinalBackup: values['skip-final-backup'],
-        });
+      case 'plan':
+      case 'backup':
+      case 'restore':
+      case 'deploy':
+      case 'rollback':
+        return await startAndFollow(siteOperation!.kind, arg!, siteOperation!.input);
       case 'status': {
         const siteId = siteIdArg(arg);
         const site = await readSite(client, siteId);

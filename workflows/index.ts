@@ -4,6 +4,7 @@ export { site } from './site';
 export { provisionSite } from './provisionSite';
 export { deprovisionSite } from './deprovisionSite';
 export { suspendSite, resumeSite } from './suspendSite';
+export { changePlan } from './changePlan';
 export { patchRoll } from './patchRoll';
 export { backupSite } from './backupSite';
 export { restoreSite } from './restoreSite';

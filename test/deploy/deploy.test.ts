@@ -295,7 +295,11 @@ test('5 pushes in a row (while the first deploys): at most 2 deploys, the others
   const statuses = results.map((r) => r.status);
   expect(statuses.filter((s) => s === 'deployed').length).toBeLessThanOrEqual(2);
   expect(statuses[4]).toBe('deployed');
-  for (const r of results.filter((x) => x.status === 'superseded')) expect(r.supersededBy).toBe(pushed[4]);
+  // a superseded deploy names the newer push that was the branch's head when its turn came (the
+  // last one, unless a loaded machine let a deploy finish before the storm had all landed)
+  results.forEach((r, n) => {
+    if (r.status === 'superseded') expect(pushed.indexOf(r.supersededBy!)).toBeGreaterThan(n);
+  });
   expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), pushed[4]!);
   commits.push(pushed[4]!);
