@@ -3,6 +3,7 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { Fleet } from '../activities/fleet';
+import type { GitHookConfig } from '../activities/git/activities';
 
 export interface StartWorkerOptions {
   connection: NativeConnection;
@@ -17,6 +18,8 @@ export interface StartWorkerOptions {
   dataConverter?: DataConverter;
   /** On shutdown (SIGTERM), how long in-flight activities may run on before they are cancelled. */
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** Where the Git host's hook notifies the platform (default: QM_GIT_HOOK_URL and its secret file). */
+  gitHook?: GitHookConfig;
 }
 
 /**
@@ -32,7 +35,11 @@ export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue,
     dataConverter: opts.dataConverter,
-    activities: createActivities(opts.fleet, { temporal: opts.client, taskQueue: opts.taskQueue }),
+    activities: createActivities(opts.fleet, {
+      temporal: opts.client,
+      taskQueue: opts.taskQueue,
+      gitHook: opts.gitHook,
+    }),
     ...(opts.shutdownGraceTime !== undefined ? { shutdownGraceTime: opts.shutdownGraceTime } : {}),
     ...(opts.workflowBundle
       ? { workflowBundle: opts.workflowBundle }

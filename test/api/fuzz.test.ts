@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { OPERATIONS } from '../../api/operations';
 import { sign } from '../../api/signature';
 import { testSite } from '../support/site';
 import { testEnv } from '../support/temporal';
@@ -97,6 +98,10 @@ const ROUTES: [string, (id: string) => string][] = [
   ['POST', (id) => `/v1/sites/${id}/resume`],
   ['DELETE', (id) => `/v1/sites/${id}`],
   ['PATCH', (id) => `/v1/sites/${id}/plan`],
+  ['POST', (id) => `/v1/sites/${id}/backups`],
+  ['POST', (id) => `/v1/sites/${id}/restore`],
+  ['POST', (id) => `/v1/sites/${id}/deploy`],
+  ['POST', (id) => `/v1/sites/${id}/rollback`],
   ['GET', (id) => `/v1/sites/${id}`],
   ['GET', (id) => `/v1/operations/provision:${id}:k`],
 ];
@@ -368,7 +373,12 @@ test(`${COUNT} hostile requests: every one a 4xx, no workflow started, the API s
   const onQueue = await api.client.workflow.count(`TaskQueue = '${api.taskQueue}'`);
   // (any type the API can start, on any queue: other test files may leave their own background work)
   const anywhere = await api.client.workflow.count(
-    `StartTime >= '${since}' AND WorkflowType IN ('provisionSite', 'deprovisionSite', 'suspendSite', 'resumeSite', 'site')`,
+    `StartTime >= '${since}' AND WorkflowType IN (${[
+      ...Object.values(OPERATIONS).map((o) => o.workflowType),
+      'site',
+    ]
+      .map((t) => `'${t}'`)
+      .join(', ')})`,
   );
   expect({ onQueue: onQueue.count, anywhere: anywhere.count }).toEqual({ onQueue: 0, anywhere: 0 });
 

@@ -5,6 +5,7 @@ import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
 import type { Fleet } from '../../activities/fleet';
+import type { GitHookConfig } from '../../activities/git/activities';
 import { buildApi } from '../../api/server';
 import { sign } from '../../api/signature';
 import { AesGcmCodec, keyId } from '../../workers/codec';
@@ -36,7 +37,13 @@ export interface Api {
 
 export async function startApi(
   env: TestWorkflowEnvironment,
-  opts: { replayCapacity?: number } = {},
+  opts: {
+    replayCapacity?: number;
+    /** Where to listen (default 127.0.0.1; the bed's bridge address for the Git hook to reach). */
+    host?: string;
+    /** Serve POST /hooks/git with this secret. */
+    gitHookSecret?: string;
+  } = {},
 ): Promise<Api> {
   const key = randomBytes(32);
   const codec = new AesGcmCodec([{ id: keyId(key), key }]);
@@ -54,11 +61,13 @@ export async function startApi(
     clientName: 'test',
     logger: process.env.QM_API_TEST_LOG ? { level: 'warn' } : false, // the API's own log, to debug a test
     replayCapacity: opts.replayCapacity,
+    ...(opts.gitHookSecret ? { gitHookSecrets: [opts.gitHookSecret] } : {}),
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  const host = opts.host ?? '127.0.0.1';
+  await app.listen({ host, port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     app,
     taskQueue,
     client,
@@ -89,6 +98,7 @@ export async function withApiWorker<T>(
   api: Api,
   fleet: Fleet,
   fn: () => Promise<T>,
+  gitHook?: GitHookConfig,
 ): Promise<T> {
   const codePath = process.env.QM_TEST_WORKFLOW_BUNDLE;
   if (!codePath) throw new Error('QM_TEST_WORKFLOW_BUNDLE is not set: run the tests through jest');
@@ -99,6 +109,7 @@ export async function withApiWorker<T>(
     client: api.client,
     workflowBundle: { codePath },
     dataConverter: { payloadCodecs: [api.codec] },
+    gitHook,
   });
   return worker.runUntil(fn());
 }

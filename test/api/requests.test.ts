@@ -128,6 +128,10 @@ describe('the OpenAPI document', () => {
         'POST /v1/sites/:siteId/suspend',
         'POST /v1/sites/:siteId/resume',
         'PATCH /v1/sites/:siteId/plan',
+        'POST /v1/sites/:siteId/backups',
+        'POST /v1/sites/:siteId/restore',
+        'POST /v1/sites/:siteId/deploy',
+        'POST /v1/sites/:siteId/rollback',
         'GET /v1/operations/:id',
         'GET /healthz',
         'GET /openapi.json',
@@ -208,38 +212,44 @@ describe('bad input: a 4xx naming the field, and nothing started', () => {
     expect(big.json.error).toBe('payload_too_large');
   });
 
-  test('changing a plan: validated, then 501 (no workflow applies a plan yet)', async () => {
-    const bad = await request(api, {
-      method: 'PATCH',
-      path: '/v1/sites/acme/plan',
-      body: { plan: 'gold' },
-      idempotencyKey: 'p1',
-    });
-    expect(bad.status).toBe(400);
-    expect(Object.keys(bad.json.fields!)).toEqual(['plan']);
+  test.each([
+    ['PATCH', 'plan', { plan: 'gold' }, ['plan']],
+    ['PATCH', 'plan', {}, ['plan']],
+    ['POST', 'restore', { backupId: '../../etc' }, ['backupId']],
+    ['POST', 'restore', { backupId: '20260301T010000Z-k3x9q1', prune: false }, ['prune']],
+    ['POST', 'deploy', { ref: 'main; rm -rf /' }, ['ref']],
+    ['POST', 'deploy', { ref: 'main', commit: 'a'.repeat(40) }, ['commit']],
+    ['POST', 'deploy', {}, ['commit']],
+    ['POST', 'deploy', { commit: 'A'.repeat(40), drainSeconds: 0 }, ['commit', 'drainSeconds']],
+    ['POST', 'rollback', { release: 'HEAD~1' }, ['release']],
+    ['POST', 'backups', { prune: false }, ['prune']],
+  ] as const)('%s %s %j → 400 naming %j, nothing started', async (method, route, body, fields) => {
+    const siteId = uniqueSiteId('bad');
     const r = await request(api, {
-      method: 'PATCH',
-      path: '/v1/sites/acme/plan',
-      body: { plan: 'business' },
-      idempotencyKey: 'p1',
+      method,
+      path: `/v1/sites/${siteId}/${route}`,
+      body,
+      idempotencyKey: 'b1',
     });
-    expect(r.status).toBe(501);
-    expect(r.json.error).toBe('not_implemented');
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe('invalid_request');
+    expect(Object.keys(r.json.fields!).sort()).toEqual([...fields].sort());
+    expect(await onQueue(` AND SiteId = '${siteId}'`)).toEqual([]);
   });
 
   test('an operation on a site the platform does not know → 404', async () => {
     const siteId = uniqueSiteId('ghost');
-    for (const [method, path] of [
-      ['POST', `/v1/sites/${siteId}/suspend`],
-      ['POST', `/v1/sites/${siteId}/resume`],
-      ['DELETE', `/v1/sites/${siteId}`],
+    for (const [method, path, body] of [
+      ['POST', `/v1/sites/${siteId}/suspend`, {}],
+      ['POST', `/v1/sites/${siteId}/resume`, {}],
+      ['DELETE', `/v1/sites/${siteId}`, undefined],
+      ['PATCH', `/v1/sites/${siteId}/plan`, { plan: 'business' }],
+      ['POST', `/v1/sites/${siteId}/backups`, {}],
+      ['POST', `/v1/sites/${siteId}/restore`, { backupId: '20260301T010000Z-k3x9q1' }],
+      ['POST', `/v1/sites/${siteId}/deploy`, { ref: 'main' }],
+      ['POST', `/v1/sites/${siteId}/rollback`, { release: 'initial' }],
     ] as const) {
-      const r = await request(api, {
-        method,
-        path,
-        idempotencyKey: 'k1',
-        ...(method === 'POST' ? { body: {} } : {}),
-      });
+      const r = await request(api, { method, path, idempotencyKey: 'k1', ...(body ? { body } : {}) });
       expect(r.status).toBe(404);
       expect(r.json.error).toBe('site_not_found');
     }
