@@ -2,7 +2,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Fleet } from '../../activities/fleet';
 import type { Manifest } from '../../activities/backup/manifest';
 import { ensureNightlyBackupSchedule } from '../../activities/backup/schedule';
-import { backupSite, type nightlyBackups } from '../../workflows';
+import { backupSite, changePlan, type nightlyBackups } from '../../workflows';
 import { backupIdFor } from '../../workflows/lib/backupId';
 import { planRetention, RETENTION } from '../../workflows/lib/retention';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
@@ -146,54 +146,7 @@ test('retention over 40 simulated nights: a real backup prunes the real backup d
       storageHost: 'host1',
     });
     try {
-      // 40 nights of verified backups before today, two failed ones, one that never finished
-      const now = Date.now();
-      const seeded: { backupId: string; at: string; verified: boolean; manifest: boolean }[] = [];
-      for (let n = 1; n <= 40; n++) {
-        const at = new Date(now - n * 86_400_000);
-        seeded.push({
-          backupId: backupIdFor(at, `seed-${n}`),
-          at: at.toISOString(),
-          verified: true,
-          manifest: true,
-        });
-      }
-      const hoursAgo = (h: number) => new Date(now - h * 3_600_000);
-      seeded.push({
-        backupId: backupIdFor(hoursAgo(3), 'young-bad'),
-        at: hoursAgo(3).toISOString(),
-        verified: false,
-        manifest: true,
-      });
-      seeded.push({
-        backupId: backupIdFor(hoursAgo(50), 'old-bad'),
-        at: hoursAgo(50).toISOString(),
-        verified: false,
-        manifest: true,
-      });
-      seeded.push({
-        backupId: backupIdFor(hoursAgo(30), 'unfinished'),
-        at: hoursAgo(30).toISOString(),
-        verified: false,
-        manifest: false,
-      });
-      const lines = seeded.map((s) => {
-        const manifest = s.manifest
-          ? Buffer.from(JSON.stringify(fakeManifest(siteId, s))).toString('base64')
-          : '-';
-        return `${s.backupId} ${manifest}`;
-      });
-      await fleet.pool.exec(
-        'host1',
-        [
-          'bash',
-          '-c',
-          'while read -r id m; do mkdir -p "$1/$id"; [ "$m" = - ] || base64 -d <<<"$m" >"$1/$id/manifest.json"; done',
-          'qm',
-          `/srv/qm/backups/${siteId}`,
-        ],
-        { stdin: lines.join('\n') + '\n' },
-      );
+      const seeded = await seedBackups(siteId);
 
       const result = await env.client.workflow.execute(backupSite, {
         taskQueue,
@@ -231,6 +184,119 @@ test('retention over 40 simulated nights: a real backup prunes the real backup d
     }
   });
 }, 120_000);
+
+test('a plan change: recorded under the site lock, and the next backup prunes by the new plan', async () => {
+  const siteId = `p${run}`;
+  await withWorker(env, fleet, async (taskQueue) => {
+    const small = await createSmallSite(env.client, fleet, taskQueue, {
+      siteId,
+      dbHost: 'host2',
+      storageHost: 'host1',
+    });
+    try {
+      const seeded = await seedBackups(siteId);
+      const changeId = `change-plan-${siteId}`;
+      const changed = await env.client.workflow.execute(changePlan, {
+        taskQueue,
+        workflowId: changeId,
+        args: [{ siteId, plan: 'enterprise', triggeredBy: 'test' }],
+      });
+      expect(changed).toEqual({
+        siteId,
+        status: 'changed',
+        plan: 'enterprise',
+        previous: 'starter',
+        retention: RETENTION.enterprise,
+      });
+      await recordHistory(changeId, 'changePlan');
+      const { record } = await env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery);
+      expect(record.spec?.plan).toBe('enterprise');
+      expect(record.lastOperation).toBe(changeId);
+      // the same change again finds it made
+      const again = await env.client.workflow.execute(changePlan, {
+        taskQueue,
+        workflowId: `${changeId}-again`,
+        args: [{ siteId, plan: 'enterprise' }],
+      });
+      expect(again).toMatchObject({ status: 'unchanged', previous: 'enterprise' });
+
+      const result = await env.client.workflow.execute(backupSite, {
+        taskQueue,
+        workflowId: `backup-${siteId}`,
+        args: [{ siteId, kind: 'scheduled' }],
+      });
+      const everything = [...seeded, { backupId: result.backupId, at: result.createdAt, verified: true }];
+      const byNewPlan = planRetention(everything, RETENTION.enterprise, new Date(result.createdAt));
+      const byOldPlan = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
+      const left = testbed
+        .exec('host1', ['ls', `/srv/qm/backups/${siteId}`])
+        .split('\n')
+        .filter(Boolean)
+        .sort();
+      expect(left).toEqual(byNewPlan.keep.map((k) => k.backupId).sort());
+      // enterprise keeps 30 daily: nights the starter plan (7 daily) would have pruned are still there
+      expect(left.length).toBeGreaterThan(byOldPlan.keep.length);
+      for (let n = 1; n <= 29; n++) expect(left).toContain(seeded[n - 1]!.backupId);
+    } finally {
+      await removeSmallSite(env.client, fleet, small);
+    }
+  });
+}, 120_000);
+
+/**
+ * Into the site's real backup directory on host1: 40 nights of verified backups before today,
+ * two failed ones (3 and 50 hours old) and one that never finished (30 hours old).
+ */
+async function seedBackups(siteId: string) {
+  const now = Date.now();
+  const seeded: { backupId: string; at: string; verified: boolean; manifest: boolean }[] = [];
+  for (let n = 1; n <= 40; n++) {
+    const at = new Date(now - n * 86_400_000);
+    seeded.push({
+      backupId: backupIdFor(at, `seed-${n}`),
+      at: at.toISOString(),
+      verified: true,
+      manifest: true,
+    });
+  }
+  const hoursAgo = (h: number) => new Date(now - h * 3_600_000);
+  seeded.push({
+    backupId: backupIdFor(hoursAgo(3), 'young-bad'),
+    at: hoursAgo(3).toISOString(),
+    verified: false,
+    manifest: true,
+  });
+  seeded.push({
+    backupId: backupIdFor(hoursAgo(50), 'old-bad'),
+    at: hoursAgo(50).toISOString(),
+    verified: false,
+    manifest: true,
+  });
+  seeded.push({
+    backupId: backupIdFor(hoursAgo(30), 'unfinished'),
+    at: hoursAgo(30).toISOString(),
+    verified: false,
+    manifest: false,
+  });
+  const lines = seeded.map((s) => {
+    const manifest = s.manifest
+      ? Buffer.from(JSON.stringify(fakeManifest(siteId, s))).toString('base64')
+      : '-';
+    return `${s.backupId} ${manifest}`;
+  });
+  await fleet.pool.exec(
+    'host1',
+    [
+      'bash',
+      '-c',
+      'while read -r id m; do mkdir -p "$1/$id"; [ "$m" = - ] || base64 -d <<<"$m" >"$1/$id/manifest.json"; done',
+      'qm',
+      `/srv/qm/backups/${siteId}`,
+    ],
+    { stdin: lines.join('\n') + '\n' },
+  );
+  return seeded;
+}
 
 function fakeManifest(siteId: string, s: { backupId: string; at: string; verified: boolean }): Manifest {
   const sha = 'a'.repeat(64);
