@@ -48,6 +48,8 @@ async function main() {
     // from the sources, as the tests bundle them (node_modules resolve from the project root)
     workflowsPath: path.join(ROOT, 'workflows', 'index.ts'),
     workflowInterceptorModules: [path.join(ROOT, 'workers', 'workflowInterceptors.ts')],
+    // failures raised in workflow code keep their messages in (encrypted) payloads
+    failureConverterPath: path.join(ROOT, 'workers', 'failureConverter.ts'),
     logger: { info() {}, warn: console.warn, error: console.error, debug() {}, trace() {}, log() {} },
   });
   fs.writeFileSync(path.join(out, 'workflow-bundle.js'), code);

@@ -129,7 +129,13 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec 
   return new AesGcmCodec(parsed.data);
 }
 
-/** The data converter option for a Client or a Worker: encrypted payloads when a codec is given. */
+/** The failure converter that puts failure messages into (encrypted) payloads: workers/failureConverter.ts. */
+export const FAILURE_CONVERTER_PATH = require.resolve('./failureConverter');
+
+/**
+ * The data converter option for a Client or a Worker: when a codec is given, encrypted payloads,
+ * failure messages and stack traces included.
+ */
 export function dataConverterFor(codec: PayloadCodec | undefined) {
-  return codec ? { payloadCodecs: [codec] } : undefined;
+  return codec ? { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH } : undefined;
 }

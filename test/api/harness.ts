@@ -8,7 +8,7 @@ import type { Fleet } from '../../activities/fleet';
 import type { GitHookConfig } from '../../activities/git/activities';
 import { buildApi } from '../../api/server';
 import { sign } from '../../api/signature';
-import { AesGcmCodec, keyId } from '../../workers/codec';
+import { AesGcmCodec, dataConverterFor, keyId } from '../../workers/codec';
 import { createWorker } from '../../workers/worker';
 import { uniqueTaskQueue } from '../support/temporal';
 
@@ -50,7 +50,7 @@ export async function startApi(
   const client = new Client({
     connection: env.connection,
     namespace: 'default',
-    dataConverter: { payloadCodecs: [codec] },
+    dataConverter: dataConverterFor(codec),
   });
   const rawClient = new Client({ connection: env.connection, namespace: 'default' });
   const taskQueue = uniqueTaskQueue('api');
@@ -108,7 +108,7 @@ export async function withApiWorker<T>(
     fleet,
     client: api.client,
     workflowBundle: { codePath },
-    dataConverter: { payloadCodecs: [api.codec] },
+    dataConverter: dataConverterFor(api.codec),
     gitHook,
   });
   return worker.runUntil(fn());

@@ -66,6 +66,14 @@ async function completed(id: string) {
   return view.result as Record<string, unknown>;
 }
 
+/** Every string and every byte string (payloads, as Temporal stores them) in a history, as text. */
+function storedText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('latin1');
+  if (v && typeof v === 'object') return Object.values(v).map(storedText).join('\n');
+  return '';
+}
+
 async function siteRecord(siteId: string) {
   return SiteResponse.parse((await request(api, { path: `/v1/sites/${siteId}` })).json).record!;
 }
@@ -150,11 +158,20 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
         expect((await siteRecord(site.siteId)).release).toBe(v1);
 
         // a release that was never kept is refused, and says why
-        const unkept = await outcome(
-          await started('POST', `/v1/sites/${site.siteId}/rollback`, { release: 'f'.repeat(40) }),
-        );
+        const unkeptId = await started('POST', `/v1/sites/${site.siteId}/rollback`, {
+          release: 'f'.repeat(40),
+        });
+        const unkept = await outcome(unkeptId);
         expect(unkept.state).toBe('FAILED');
-        expect(unkept.error).toMatchObject({ type: 'Conflict' });
+        expect(unkept.error).toMatchObject({
+          type: 'Conflict',
+          message: expect.stringContaining('no longer kept'),
+        });
+        // the failure's message is encrypted in Temporal's history like every payload
+        const history = await api.rawClient.workflow.getHandle(unkeptId).fetchHistory();
+        expect(JSON.stringify(history)).toContain('Encoded failure');
+        expect(storedText(history)).not.toContain('no longer kept');
+        expect(storedText(history)).toContain('binary/encrypted');
         expect((await fetchSite(fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
 
         await completed(await started('DELETE', `/v1/sites/${site.siteId}`));

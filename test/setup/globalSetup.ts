@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../../workers/codec';
 import { startDevServer } from '../../workers/devServer';
 import { TESTBED_DIR, testbed } from '../testbed';
 
@@ -21,6 +22,8 @@ export default async function globalSetup() {
 
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    // as deploy/build.ts bundles for production: failure messages in (encrypted) payloads
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} },
   });
   const bundlePath = path.join(TESTBED_DIR, 'workflow-bundle.js');
