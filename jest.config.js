@@ -2,6 +2,8 @@
 module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': ['@swc/jest'] },
+  // TypeScript first: cli/qm resolves to qm.ts, not the bin's qm.cjs launcher beside it
+  moduleFileExtensions: ['ts', 'js', 'cjs', 'mjs', 'json', 'node'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   globalSetup: '<rootDir>/test/setup/globalSetup.ts',
   globalTeardown: '<rootDir>/test/setup/globalTeardown.ts',
