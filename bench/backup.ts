@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,9 +6,8 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } 
 import { createActivities } from '../activities';
 import { dumpSiteDatabase } from '../activities/backup/database';
 import { SshHostStore } from '../activities/backup/store';
-import { ensureDatabase } from '../activities/db/admin';
 import { runSqlScript } from '../activities/db/client';
-import { mysqldumpArgv, quoteString } from '../activities/db/commands';
+import { mysqldumpArgv } from '../activities/db/commands';
 import { quoteArgv } from '../activities/ssh/quote';
 import type { Fleet } from '../activities/fleet';
 import { createSmallSite, type SmallSite } from '../test/backup/smallSites';
@@ -17,7 +15,7 @@ import { CLIENT_KEY, TESTBED_DIR } from '../test/testbed';
 import { startDevServer } from '../workers/devServer';
 import type { nightlyBackups } from '../workflows';
 import { backupIdFor } from '../workflows/lib/backupId';
-import { benchFleet, median, peakRss, report, round } from './lib';
+import { benchFleet, ensureRevisionsDatabase, median, peakRss, report, round, shell } from './lib';
 
 /**
  * Backups on the bed, two parts:
@@ -44,7 +42,6 @@ const RUNS = Number(process.argv[4] ?? 2);
 const PER_DB_HOST = 2;
 const BENCH_SITE = 'bench';
 const BENCH_DB = 'site_bench';
-const ROW_BYTES = 290;
 const MB = 2 ** 20;
 
 async function main() {
@@ -60,7 +57,7 @@ async function main() {
 
 async function throughput(fleet: Fleet) {
   const pool = fleet.pool;
-  const dbBytes = await ensureBigDatabase(fleet);
+  const dbBytes = await ensureRevisionsDatabase(fleet.pool, DB_HOST, BENCH_DB, TARGET_MB);
   console.log(`${BENCH_DB} on ${DB_HOST}: ${round(dbBytes / MB, 0)} MB of data and indexes`);
   const store = new SshHostStore(pool, STORAGE_HOST);
   const host = pool.host(DB_HOST);
@@ -256,83 +253,6 @@ async function removeSmall(fleet: Fleet, s: SmallSite) {
     `/srv/qm/files/${s.siteId}`,
     `/srv/qm/backups/${s.siteId}`,
   ]);
-}
-
-/** site_bench with about TARGET_MB of rows (generated in chunks, resumable); its size in bytes. */
-async function ensureBigDatabase(fleet: Fleet): Promise<number> {
-  const pool = fleet.pool;
-  await ensureDatabase(pool, DB_HOST, BENCH_DB);
-  await runSqlScript(
-    pool,
-    DB_HOST,
-    'CREATE TABLE IF NOT EXISTS node_revision (' +
-      ' id BIGINT PRIMARY KEY, uid INT NOT NULL, title VARCHAR(128) NOT NULL, body TEXT NOT NULL,' +
-      ' changed DATETIME NOT NULL, KEY (uid)) ENGINE=InnoDB',
-    { db: BENCH_DB },
-  );
-  const rowsWanted = Math.round((TARGET_MB * MB) / ROW_BYTES);
-  const count = async () =>
-    Number(
-      (
-        await runSqlScript(pool, DB_HOST, 'SELECT COALESCE(MAX(id), 0) FROM node_revision', { db: BENCH_DB })
-      )[0]![0],
-    );
-  let have = await count();
-  const t0 = Date.now();
-  while (have < rowsWanted) {
-    const to = Math.min(have + 250_000, rowsWanted);
-    // text that compresses like real content (words, ids, hashes), not like zeros or pure noise
-    await runSqlScript(
-      pool,
-      DB_HOST,
-      'INSERT INTO node_revision SELECT seq, seq % 5000,' +
-        " CONCAT('Revision ', seq, ' of ', MD5(seq % 100000))," +
-        " CONCAT('<p>', ELT(1 + seq % 5, 'Lorem ipsum dolor sit amet', 'Donate now to support', 'Membership renewal for'," +
-        " 'Event registration confirmed', 'Contribution receipt'), ' ', SHA2(seq, 256), ' ', MD5(seq * 7)," +
-        ` ' contact ', seq % 100000, ' ', REPEAT(SUBSTR(MD5(seq), 1, 8), 6), '</p>'),` +
-        " '2024-01-01' + INTERVAL (seq % 86400000) SECOND" +
-        ` FROM seq_${have + 1}_to_${to}`,
-      { db: BENCH_DB, timeoutMs: 10 * 60_000 },
-    );
-    have = to;
-    process.stdout.write(
-      `\rgenerating ${BENCH_DB}: ${have}/${rowsWanted} rows (${round((Date.now() - t0) / 1000, 0)} s)`,
-    );
-  }
-  if (Date.now() > t0 + 1000) {
-    process.stdout.write('\n');
-    // let InnoDB write back what generating dirtied, so that the first dump does not pay for it
-    for (let i = 0; i < 300; i++) {
-      const rows = await runSqlScript(
-        pool,
-        DB_HOST,
-        "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'",
-      );
-      if (Number(rows[0]?.[1] ?? 0) < 100) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  const size = await runSqlScript(
-    pool,
-    DB_HOST,
-    'ANALYZE TABLE node_revision;' +
-      ' SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES' +
-      ` WHERE TABLE_SCHEMA = ${quoteString(BENCH_DB)}`,
-    { db: BENCH_DB },
-  );
-  return Number(size.at(-1)![0]);
-}
-
-/** Run a constant bash script (pipefail) with positional args and named values in its environment. */
-function shell(script: string, args: string[], env: Record<string, string>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-o', 'pipefail', '-c', script, 'bench', ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}`))));
-  });
 }
 
 main().catch((err) => {

@@ -1,14 +1,11 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runSqlScript } from '../activities/db/client';
-import { mysqldumpArgv, quoteString } from '../activities/db/commands';
+import { mysqldumpArgv } from '../activities/db/commands';
 import { dumpDatabase } from '../activities/db/dump';
-import { ensureDatabase } from '../activities/db/admin';
 import { quoteArgv } from '../activities/ssh/quote';
 import { CLIENT_KEY, TESTBED_DIR } from '../test/testbed';
-import { benchFleet, median, peakRss, report, round } from './lib';
+import { benchFleet, ensureRevisionsDatabase, median, peakRss, report, round, shell } from './lib';
 
 /**
  * Streamed dump throughput: dumpDatabase (mysqldump | gzip on the host, streamed over the pooled
@@ -28,7 +25,6 @@ const HOST = 'host1';
 const DB = 'qm_bench';
 const RUNS = Number(process.argv[2] ?? 2);
 const TARGET_MB = Number(process.argv[3] ?? 1024);
-const ROW_BYTES = 290; // what a row below takes in InnoDB, roughly
 
 const MB = 2 ** 20;
 
@@ -38,7 +34,7 @@ async function main() {
   const host = pool.host(HOST);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-bench-dump-'));
   try {
-    const dbBytes = await ensureBenchDatabase(pool);
+    const dbBytes = await ensureRevisionsDatabase(pool, HOST, DB, TARGET_MB);
     console.log(`${DB} on ${HOST}: ${round(dbBytes / MB, 0)} MB of data and indexes`);
 
     // OpenSSH with the bed's key, pinned host keys, and the same mysqldump options we use
@@ -144,77 +140,6 @@ async function main() {
     fs.rmSync(dir, { recursive: true, force: true });
     await fleet.close();
   }
-}
-
-/** qm_bench with about TARGET_MB of rows (generated in chunks, resumable); its size in bytes. */
-async function ensureBenchDatabase(pool: ReturnType<typeof benchFleet>['pool']): Promise<number> {
-  await ensureDatabase(pool, HOST, DB);
-  await runSqlScript(
-    pool,
-    HOST,
-    'CREATE TABLE IF NOT EXISTS node_revision (' +
-      ' id BIGINT PRIMARY KEY, uid INT NOT NULL, title VARCHAR(128) NOT NULL, body TEXT NOT NULL,' +
-      ' changed DATETIME NOT NULL, KEY (uid)) ENGINE=InnoDB',
-    { db: DB },
-  );
-  const rowsWanted = Math.round((TARGET_MB * MB) / ROW_BYTES);
-  const chunk = 250_000;
-  const count = async () =>
-    Number(
-      (await runSqlScript(pool, HOST, 'SELECT COALESCE(MAX(id), 0) FROM node_revision', { db: DB }))[0]![0],
-    );
-  let have = await count();
-  const t0 = Date.now();
-  while (have < rowsWanted) {
-    const to = Math.min(have + chunk, rowsWanted);
-    // text that compresses like real content (words, ids, hashes), not like zeros or pure noise
-    await runSqlScript(
-      pool,
-      HOST,
-      'INSERT INTO node_revision SELECT seq, seq % 5000,' +
-        " CONCAT('Revision ', seq, ' of ', MD5(seq % 100000))," +
-        " CONCAT('<p>', ELT(1 + seq % 5, 'Lorem ipsum dolor sit amet', 'Donate now to support', 'Membership renewal for'," +
-        " 'Event registration confirmed', 'Contribution receipt'), ' ', SHA2(seq, 256), ' ', MD5(seq * 7)," +
-        ` ' contact ', seq % 100000, ' ', REPEAT(SUBSTR(MD5(seq), 1, 8), 6), '</p>'),` +
-        " '2024-01-01' + INTERVAL (seq % 86400000) SECOND" +
-        ` FROM seq_${have + 1}_to_${to}`,
-      { db: DB, timeoutMs: 10 * 60_000 },
-    );
-    have = to;
-    process.stdout.write(
-      `\rgenerating ${DB}: ${have}/${rowsWanted} rows (${round((Date.now() - t0) / 1000, 0)} s)`,
-    );
-  }
-  if (Date.now() > t0 + 1000) {
-    process.stdout.write('\n');
-    // let InnoDB write back what generating dirtied, so that the first dump does not pay for it
-    for (let i = 0; i < 120; i++) {
-      const rows = await runSqlScript(pool, HOST, "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'");
-      if (Number(rows[0]?.[1] ?? 0) < 100) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  const size = await runSqlScript(
-    pool,
-    HOST,
-    'ANALYZE TABLE node_revision;' +
-      ' SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES' +
-      ` WHERE TABLE_SCHEMA = ${quoteString(DB)}`,
-    { db: DB },
-  );
-  return Number(size.at(-1)![0]);
-}
-
-/** Run a constant bash script (pipefail) with positional args and named values in its environment. */
-function shell(script: string, args: string[], env: Record<string, string>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-o', 'pipefail', '-c', script, 'bench', ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}`))));
-  });
 }
 
 main().catch((err) => {

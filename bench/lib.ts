@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { ensureDatabase } from '../activities/db/admin';
+import { runSqlScript } from '../activities/db/client';
+import { quoteString } from '../activities/db/commands';
 import { openFleet, type Fleet } from '../activities/fleet';
 import { CLIENT_KEY, INVENTORY, testbed } from '../test/testbed';
 
@@ -52,4 +56,83 @@ export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 1
 /** The last line of every benchmark: its figures as one JSON object. */
 export function report(name: string, figures: Record<string, unknown>) {
   console.log(JSON.stringify({ bench: name, date: new Date().toISOString(), ...figures }));
+}
+
+/** What a row of the revisions table below takes in InnoDB, roughly. */
+const ROW_BYTES = 290;
+
+/**
+ * A database `db` on `host` with about `targetMb` of Drupal-revision-like rows (text that
+ * compresses like real content: words, ids, hashes), generated in chunks of 250k rows and
+ * resumable (a second run adds only what is missing); its size in bytes. After generating, it
+ * waits for InnoDB to write back what that dirtied, so that the first dump does not pay for it.
+ */
+export async function ensureRevisionsDatabase(
+  pool: Fleet['pool'],
+  host: string,
+  db: string,
+  targetMb: number,
+): Promise<number> {
+  await ensureDatabase(pool, host, db);
+  await runSqlScript(
+    pool,
+    host,
+    'CREATE TABLE IF NOT EXISTS node_revision (' +
+      ' id BIGINT PRIMARY KEY, uid INT NOT NULL, title VARCHAR(128) NOT NULL, body TEXT NOT NULL,' +
+      ' changed DATETIME NOT NULL, KEY (uid)) ENGINE=InnoDB',
+    { db },
+  );
+  const rowsWanted = Math.round((targetMb * 2 ** 20) / ROW_BYTES);
+  const count = async () =>
+    Number((await runSqlScript(pool, host, 'SELECT COALESCE(MAX(id), 0) FROM node_revision', { db }))[0]![0]);
+  let have = await count();
+  const t0 = Date.now();
+  while (have < rowsWanted) {
+    const to = Math.min(have + 250_000, rowsWanted);
+    await runSqlScript(
+      pool,
+      host,
+      'INSERT INTO node_revision SELECT seq, seq % 5000,' +
+        " CONCAT('Revision ', seq, ' of ', MD5(seq % 100000))," +
+        " CONCAT('<p>', ELT(1 + seq % 5, 'Lorem ipsum dolor sit amet', 'Donate now to support', 'Membership renewal for'," +
+        " 'Event registration confirmed', 'Contribution receipt'), ' ', SHA2(seq, 256), ' ', MD5(seq * 7)," +
+        ` ' contact ', seq % 100000, ' ', REPEAT(SUBSTR(MD5(seq), 1, 8), 6), '</p>'),` +
+        " '2024-01-01' + INTERVAL (seq % 86400000) SECOND" +
+        ` FROM seq_${have + 1}_to_${to}`,
+      { db, timeoutMs: 10 * 60_000 },
+    );
+    have = to;
+    process.stdout.write(
+      `\rgenerating ${db}: ${have}/${rowsWanted} rows (${round((Date.now() - t0) / 1000, 0)} s)`,
+    );
+  }
+  if (Date.now() > t0 + 1000) {
+    process.stdout.write('\n');
+    for (let i = 0; i < 300; i++) {
+      const rows = await runSqlScript(pool, host, "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'");
+      if (Number(rows[0]?.[1] ?? 0) < 100) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  const size = await runSqlScript(
+    pool,
+    host,
+    'ANALYZE TABLE node_revision;' +
+      ' SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES' +
+      ` WHERE TABLE_SCHEMA = ${quoteString(db)}`,
+    { db },
+  );
+  return Number(size.at(-1)![0]);
+}
+
+/** Run a constant bash script (pipefail) with positional args and named values in its environment. */
+export function shell(script: string, args: string[], env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-o', 'pipefail', '-c', script, 'bench', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}`))));
+  });
 }

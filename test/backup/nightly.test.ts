@@ -4,7 +4,7 @@ import type { Manifest } from '../../activities/backup/manifest';
 import { ensureNightlyBackupSchedule } from '../../activities/backup/schedule';
 import { backupSite, changePlan, type nightlyBackups } from '../../workflows';
 import { backupIdFor } from '../../workflows/lib/backupId';
-import { planRetention, RETENTION } from '../../workflows/lib/retention';
+import { planRetention, RETENTION, type BackupEntry } from '../../workflows/lib/retention';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { nightlyBackupId } from '../../workflows/nightlyBackups';
 import { openTestFleet } from '../support/fleet';
@@ -148,20 +148,9 @@ test('retention over 40 simulated nights: a real backup prunes the real backup d
     try {
       const seeded = await seedBackups(siteId);
 
-      const result = await env.client.workflow.execute(backupSite, {
-        taskQueue,
-        workflowId: `backup-${siteId}`,
-        args: [{ siteId, kind: 'scheduled' }],
-      });
-
+      const { result, everything, left } = await backupAndList(taskQueue, siteId, seeded);
       // what the policy says, for everything that was there when retention ran
-      const everything = [...seeded, { backupId: result.backupId, at: result.createdAt, verified: true }];
       const expected = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
-      const left = testbed
-        .exec('host1', ['ls', `/srv/qm/backups/${siteId}`])
-        .split('\n')
-        .filter(Boolean)
-        .sort();
       expect(left).toEqual(expected.keep.map((k) => k.backupId).sort());
       expect(result.retention.kept.sort()).toEqual(left);
       expect(result.retention.pruned.sort()).toEqual(expected.prune.map((p) => p.backupId).sort());
@@ -220,19 +209,9 @@ test('a plan change: recorded under the site lock, and the next backup prunes by
       });
       expect(again).toMatchObject({ status: 'unchanged', previous: 'enterprise' });
 
-      const result = await env.client.workflow.execute(backupSite, {
-        taskQueue,
-        workflowId: `backup-${siteId}`,
-        args: [{ siteId, kind: 'scheduled' }],
-      });
-      const everything = [...seeded, { backupId: result.backupId, at: result.createdAt, verified: true }];
+      const { result, everything, left } = await backupAndList(taskQueue, siteId, seeded);
       const byNewPlan = planRetention(everything, RETENTION.enterprise, new Date(result.createdAt));
       const byOldPlan = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
-      const left = testbed
-        .exec('host1', ['ls', `/srv/qm/backups/${siteId}`])
-        .split('\n')
-        .filter(Boolean)
-        .sort();
       expect(left).toEqual(byNewPlan.keep.map((k) => k.backupId).sort());
       // enterprise keeps 30 daily: nights the starter plan (7 daily) would have pruned are still there
       expect(left.length).toBeGreaterThan(byOldPlan.keep.length);
@@ -242,6 +221,22 @@ test('a plan change: recorded under the site lock, and the next backup prunes by
     }
   });
 }, 120_000);
+
+/** A real backup of the site (retention runs in it); what was there for it, and what is left on host1. */
+async function backupAndList(taskQueue: string, siteId: string, seeded: BackupEntry[]) {
+  const result = await env.client.workflow.execute(backupSite, {
+    taskQueue,
+    workflowId: `backup-${siteId}`,
+    args: [{ siteId, kind: 'scheduled' }],
+  });
+  const everything = [...seeded, { backupId: result.backupId, at: result.createdAt, verified: true }];
+  const left = testbed
+    .exec('host1', ['ls', `/srv/qm/backups/${siteId}`])
+    .split('\n')
+    .filter(Boolean)
+    .sort();
+  return { result, everything, left };
+}
 
 /**
  * Into the site's real backup directory on host1: 40 nights of verified backups before today,

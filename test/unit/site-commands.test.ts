@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,20 +15,7 @@ import {
   STORED_PASSWORD,
 } from '../../activities/site/commands';
 import { loadProfile } from '../../activities/site/profiles';
-
-/** Run an argv locally (as SshPool.exec would remotely), stdin given; [code, stdout, stderr]. */
-function run(argv: string[], stdin = ''): Promise<[number | null, string, string]> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1));
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve([code, out, err]));
-    p.stdin.end(stdin);
-  });
-}
+import { runLocal as run } from '../support/runLocal';
 
 const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
 

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,23 +23,7 @@ import {
   storagePaths,
   unmountArgv,
 } from '../../activities/storage/commands';
-
-function run(argv: string[], stdin = ''): Promise<[number | null, string, string]> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(argv[0]!, argv.slice(1));
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve([code, out, err]));
-    // a script that never reads its stdin may exit before we finish writing it: not a failure
-    p.stdin.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE') reject(e);
-    });
-    p.stdin.end(stdin);
-  });
-}
+import { runLocal as run } from '../support/runLocal';
 
 let tmp: string;
 beforeEach(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-storage-'))));
