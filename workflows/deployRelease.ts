@@ -213,19 +213,23 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
 
     let hooksStarted = false;
     try {
+      const hooksAndHealth = async () => {
+        if (profile.hooks.postDeploy.length) {
+          op.step('postDeploy hooks');
+          hooksStarted = true;
+          await once.runPostDeployHooks({
+            siteId: i.siteId,
+            host: placement.appHosts[0]!,
+            hooks: profile.hooks.postDeploy,
+          });
+        }
+        op.step('health through the proxy');
+        await healthThroughProxies(ctx);
+      };
       op.step('switch app servers');
-      await converge(ctx, state, commit);
-      if (profile.hooks.postDeploy.length) {
-        op.step('postDeploy hooks');
-        hooksStarted = true;
-        await once.runPostDeployHooks({
-          siteId: i.siteId,
-          host: placement.appHosts[0]!,
-          hooks: profile.hooks.postDeploy,
-        });
-      }
-      op.step('health through the proxy');
-      await healthThroughProxies(ctx);
+      // once the live containers serve the release: beside the standbys' removal (or after it,
+      // in the order recorded before the release-switch-parallel patch)
+      await converge(ctx, state, commit, hooksAndHealth);
     } catch (err) {
       const failedStep = op.progress.step;
       op.step(`rolling back to ${short(from)} (failed at ${failedStep})`);

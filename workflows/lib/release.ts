@@ -55,9 +55,9 @@ export interface SwitchContext {
  * The switch's independent steps side by side: every proxy flipped at once, each server's probes
  * from every proxy at once, cron moved to the target while the live containers are (once the
  * standbys serve the target; beside the standby removal when converging from a switch cut
- * short), the health checks through
- * the proxies all at once. A patch (replay safety): workflows recorded before it replay the old,
- * one-after-the-other order.
+ * short), the caller's next steps (hooks, health) beside the standby removal, the health checks
+ * through the proxies all at once. A patch (replay safety): workflows
+ * recorded before it replay the old, one-after-the-other order.
  */
 const PARALLEL_SWITCH = 'release-switch-parallel';
 const parallelSwitch = () => patched(PARALLEL_SWITCH);
@@ -197,9 +197,16 @@ async function startSlot(ctx: SwitchContext, slot: AppSlot, release: string): Pr
 /**
  * Bring the site to: every live container on `target`, every proxy routing to the live slot, no
  * standby, cron on `target`; from whatever point `state` describes, without a moment where a proxy
- * routes to a container that has not passed its health check.
+ * routes to a container that has not passed its health check. `alongside` (what the caller does
+ * once the live containers serve: hooks, health) runs beside the standby removal; converge returns
+ * (or throws the first failure) once both are done.
  */
-export async function converge(ctx: SwitchContext, state: SwitchState, target: string): Promise<void> {
+export async function converge(
+  ctx: SwitchContext,
+  state: SwitchState,
+  target: string,
+  alongside?: () => Promise<void>,
+): Promise<void> {
   const { placement, siteId } = ctx;
   const parallel = parallelSwitch();
   const cron = async () => {
@@ -239,11 +246,17 @@ export async function converge(ctx: SwitchContext, state: SwitchState, target: s
       ctx.progress.hosts[host] = `live on ${short(target)}`;
     });
   if (parallel) {
-    // the live containers run the target and serve: cron (if not moved yet) need not wait for the standbys to go
-    await allOrFirstFailure([removeStandbys(), cronDone ? Promise.resolve() : cron()]);
+    // the live containers run the target and serve: cron (if not moved yet) and what the caller
+    // does next need not wait for the standbys, which serve nothing now, to go
+    await allOrFirstFailure([
+      removeStandbys(),
+      cronDone ? Promise.resolve() : cron(),
+      alongside ? alongside() : Promise.resolve(),
+    ]);
   } else {
     await removeStandbys();
     await cron();
+    if (alongside) await alongside();
   }
 }
 
