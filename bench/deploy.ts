@@ -2,7 +2,6 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { ensureRepoArgv } from '../activities/git/commands';
-import { makeReleaseActivities } from '../activities/release/activities';
 import { startDevServer } from '../workers/devServer';
 import type { DeployReleaseResult } from '../workflows/deployRelease';
 import { Clone } from '../test/deploy/gitBed';
@@ -53,7 +52,7 @@ async function main() {
   const tag = Math.random().toString(36).slice(2, 6);
   const repo = `bench/deploy-${tag}.git`;
   const gitHost = fleet.hosts.find((h) => h.roles.includes('git'))!.name;
-  await fleet.pool.exec(gitHost, ensureRepoArgv(repo)); // no hook: the bench starts its deploys itself
+  await fleet.pool.exec(gitHost, ensureRepoArgv(repo)); // no hook: the bench starts its deploys itself (provision finds it)
   const clone = await Clone.create(fleet, repo);
   const sites = SIZES.map((n) =>
     testSite({ siteId: `bench-${n}-${tag}`, appServers: n, git: { repo, branch: 'main' } }),
@@ -97,7 +96,6 @@ async function main() {
       }
     }
   } finally {
-    const releases = makeReleaseActivities(fleet);
     for (const site of sites) {
       await client.workflow
         .execute('deprovisionSite', {
@@ -106,8 +104,6 @@ async function main() {
           args: [{ siteId: site.siteId, skipFinalBackup: true }],
         })
         .catch((err: unknown) => console.error(`deprovision ${site.siteId}: ${String(err)}`));
-      for (const h of fleet.hosts.filter((x) => x.roles.includes('app')))
-        await releases.removeSiteReleases({ siteId: site.siteId, host: h.name });
     }
     await fleet.pool.exec(gitHost, ['rm', '-rf', '--', `/srv/git/${repo}`]);
     clone.remove();

@@ -42,6 +42,14 @@ async function main() {
     privateKeyPath: env.QM_SSH_KEY,
     agent: env.SSH_AUTH_SOCK,
   });
+  if (
+    fleet.hosts.some((h) => h.roles.includes('git')) &&
+    !(process.env.QM_GIT_HOOK_URL && process.env.QM_GIT_HOOK_SECRET_FILE)
+  )
+    logger.warn(
+      'the inventory has a git host but QM_GIT_HOOK_URL / QM_GIT_HOOK_SECRET_FILE are not set: sites ' +
+        'provisioned by this worker get their repository without the post-receive hook (pushes deploy nothing).',
+    );
   const tls = temporalTls(env);
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS, tls });
   const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, tls });

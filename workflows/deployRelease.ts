@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  patched,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -12,6 +13,7 @@ import { quick, slow } from './lib/activities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
 import {
+  allOrFirstFailure,
   converge,
   healthThroughProxies,
   HostStepFailed,
@@ -24,7 +26,15 @@ import {
 } from './lib/release';
 import { withSiteLock } from './lib/siteLock';
 import { Release } from './searchAttributes';
+import type { Profile } from '../schema/profile';
+import type { AppSlot } from '../schema/release';
 import { INITIAL_RELEASE } from './provisionSite';
+
+/**
+ * The deploy's independent reads beside the snapshot and fetches, and the record beside the
+ * pruning (a patch: histories recorded before it replay the old order).
+ */
+const PARALLEL_DEPLOY = 'deploy-parallel-steps';
 
 /** What a push told the platform (the Git hook's notification): the audit of a push deploy. */
 export const PushTrigger = z.strictObject({
@@ -144,9 +154,37 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       return { ...base, status: 'unchanged', release: commit };
     }
 
-    op.step('load profile');
-    const profile = await quick.loadProfile({ name: spec.profile });
-    const inventory = await quick.listHosts();
+    const snapshot = `deploy-${short(commit)}-${workflowInfo().runId.slice(0, 8)}`;
+    const workMs: Record<string, number> = {};
+    const takeSnapshot = () =>
+      slow.snapshotSiteDatabase({ siteId: i.siteId, dbHost: placement.dbHost, name: snapshot });
+    const fetchEverywhere = () =>
+      placement.appHosts.map(async (host) => {
+        op.progress.hosts[host] = `fetching ${short(commit)}`;
+        const fetched = await slow.fetchRelease({ siteId: i.siteId, host, repo: spec.git.repo, commit });
+        workMs[host] = (workMs[host] ?? 0) + fetched.ms;
+        op.progress.hosts[host] = `fetched ${short(commit)}`;
+      });
+    const parallel = patched(PARALLEL_DEPLOY);
+    let profile: Profile;
+    let inventory: Awaited<ReturnType<typeof quick.listHosts>>;
+    let serving: AppSlot;
+    if (parallel) {
+      // the profile, the inventory and where the proxies stand are read while the snapshot and fetches run
+      op.step('snapshot database, fetch release');
+      const reads = [
+        quick.loadProfile({ name: spec.profile }),
+        quick.listHosts(),
+        observeServing({ siteId: i.siteId, placement }),
+      ] as const;
+      await allOrFirstFailure<unknown>([...reads, takeSnapshot(), ...fetchEverywhere()]);
+      [profile, inventory, serving] = [await reads[0], await reads[1], await reads[2]];
+    } else {
+      op.step('load profile');
+      profile = await quick.loadProfile({ name: spec.profile });
+      inventory = await quick.listHosts();
+      serving = 'live'; // overwritten below: the old order reads it after the inventory
+    }
     const gitHost = inventory.find((h) => h.roles.includes('git'))?.name;
     op.hosts([
       ...placement.appHosts,
@@ -163,38 +201,35 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       progress: op.progress,
       drainSeconds: i.drainSeconds,
       healthTimeoutMs: i.healthTimeoutSeconds * 1000,
-      workMs: {},
+      workMs,
     };
-    const state: SwitchState = { serving: await observeServing(ctx), live: from };
+    if (!parallel) {
+      serving = await observeServing(ctx);
+      op.step('snapshot database, fetch release');
+      await Promise.all([takeSnapshot(), ...fetchEverywhere()]);
+    }
+    const state: SwitchState = { serving, live: from };
     if (state.serving !== 'live') state.live = 'mixed'; // an earlier switch was cut short
-
-    op.step('snapshot database, fetch release');
-    const snapshot = `deploy-${short(commit)}-${workflowInfo().runId.slice(0, 8)}`;
-    await Promise.all([
-      slow.snapshotSiteDatabase({ siteId: i.siteId, dbHost: placement.dbHost, name: snapshot }),
-      ...placement.appHosts.map(async (host) => {
-        op.progress.hosts[host] = `fetching ${short(commit)}`;
-        const fetched = await slow.fetchRelease({ siteId: i.siteId, host, repo: spec.git.repo, commit });
-        ctx.workMs[host] = (ctx.workMs[host] ?? 0) + fetched.ms;
-        op.progress.hosts[host] = `fetched ${short(commit)}`;
-      }),
-    ]);
 
     let hooksStarted = false;
     try {
+      const hooksAndHealth = async () => {
+        if (profile.hooks.postDeploy.length) {
+          op.step('postDeploy hooks');
+          hooksStarted = true;
+          await once.runPostDeployHooks({
+            siteId: i.siteId,
+            host: placement.appHosts[0]!,
+            hooks: profile.hooks.postDeploy,
+          });
+        }
+        op.step('health through the proxy');
+        await healthThroughProxies(ctx);
+      };
       op.step('switch app servers');
-      await converge(ctx, state, commit);
-      if (profile.hooks.postDeploy.length) {
-        op.step('postDeploy hooks');
-        hooksStarted = true;
-        await once.runPostDeployHooks({
-          siteId: i.siteId,
-          host: placement.appHosts[0]!,
-          hooks: profile.hooks.postDeploy,
-        });
-      }
-      op.step('health through the proxy');
-      await healthThroughProxies(ctx);
+      // once the live containers serve the release: beside the standbys' removal (or after it,
+      // in the order recorded before the release-switch-parallel patch)
+      await converge(ctx, state, commit, hooksAndHealth);
     } catch (err) {
       const failedStep = op.progress.step;
       op.step(`rolling back to ${short(from)} (failed at ${failedStep})`);
@@ -225,9 +260,20 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       });
     }
 
-    await lock.update({ release: commit });
-    op.step('keep the last releases');
-    const prune = await pruneReleases(ctx, commit, from, i.keepReleases);
+    let prune: Awaited<ReturnType<typeof pruneReleases>>;
+    if (parallel) {
+      // healthy everywhere: record the release and prune the old ones at the same time (the
+      // pruning never fails the deploy, and never removes the live release or the one before)
+      op.step('record the release, keep the last releases');
+      [, prune] = await Promise.all([
+        lock.update({ release: commit }),
+        pruneReleases(ctx, commit, from, i.keepReleases),
+      ]);
+    } else {
+      await lock.update({ release: commit });
+      op.step('keep the last releases');
+      prune = await pruneReleases(ctx, commit, from, i.keepReleases);
+    }
     op.finish();
     return {
       ...base,

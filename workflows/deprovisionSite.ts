@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SiteId } from '../schema/site';
 import { quick, slow } from './lib/activities';
@@ -19,13 +19,19 @@ export interface DeprovisionSiteResult {
   state: 'deleted';
   /** Where the final backup was kept (database snapshot on the DB host, files archive on the storage host). */
   finalBackup?: { databaseSnapshot: string; filesArchive: string };
+  /**
+   * The site's Git repository, which deprovisioning keeps (the customer's code and history: see
+   * the README, Site lifecycle); pushes to it deploy nothing once no active site tracks it.
+   */
+  keptRepository?: { repo: string; host: string };
 }
 
 /**
  * Remove a site for good, as ops would by hand:
  *   lock the site → final backup (database snapshot, files archive) → routes off the proxies →
- *   containers off every host → files unmounted → database, user and secret dropped → files
- *   removed → record it deleted.
+ *   containers off every host → files unmounted → release folders off every app host →
+ *   database, user and secret dropped → files removed → record it deleted.
+ * The site's Git repository is kept (the customer's code; removing it is ops' decision).
  * Every step tolerates "already gone", so a deprovision that stopped half-way, run again, finishes
  * the job; it also sweeps every host, so leftovers of a failed provision go too.
  */
@@ -80,11 +86,22 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
     for (const host of placement.proxyHosts) await quick.removeSiteRoute({ host, siteId });
 
     op.step('containers');
-    const everyHost = (await quick.listHosts()).map((h) => h.name);
+    const inventory = await quick.listHosts();
+    const everyHost = inventory.map((h) => h.name);
     await Promise.all(everyHost.map((host) => quick.removeSiteContainers({ siteId, host })));
 
     op.step('files mounts');
     await Promise.all(placement.appHosts.map((host) => quick.unmountSiteFiles({ siteId, host })));
+
+    let keptRepository: DeprovisionSiteResult['keptRepository'];
+    if (patched('deprovision-release-folders')) {
+      // every app host, not only the placement's: a sweep, like the containers'
+      op.step('release folders');
+      const appHosts = inventory.filter((h) => h.roles.includes('app')).map((h) => h.name);
+      await Promise.all(appHosts.map((host) => quick.removeSiteReleases({ siteId, host })));
+      const gitHost = inventory.find((h) => h.roles.includes('git'));
+      if (gitHost && record.spec) keptRepository = { repo: record.spec.git.repo, host: gitHost.name };
+    }
 
     op.step('database');
     await quick.dropSiteDatabase({ siteId, dbHost: placement.dbHost });
@@ -94,6 +111,6 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
 
     await lock.update({ state: 'deleted', placement: undefined, release: undefined });
     op.finish();
-    return { siteId, state: 'deleted', finalBackup };
+    return { siteId, state: 'deleted', finalBackup, keptRepository };
   });
 }

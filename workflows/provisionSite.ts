@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched, upsertMemo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { Route } from '../schema/route';
 import { SiteSpec, type Placement } from '../schema/site';
@@ -21,6 +21,11 @@ export interface ProvisionSiteResult {
   placement: Placement;
   /** True when the site was already active with this spec, and nothing was done. */
   alreadyProvisioned: boolean;
+  /**
+   * The site's repository on the Git host (when the fleet has one): `hook: 'not-configured'` means
+   * this worker had no webhook configuration, so pushes to it deploy nothing until one installs it.
+   */
+  git?: { repo: string; host: string; path: string; repository: 'created' | 'existing'; hook: string };
 }
 
 /** The release a new site starts on, until its first deploy. */
@@ -28,9 +33,10 @@ export const INITIAL_RELEASE = 'initial';
 
 /**
  * Provision a site, as ops would by hand:
- *   validate → lock the site → place it → database and user → shared files storage → app
- *   containers on every app server → cache → cron → routes on the proxies → health check through
- *   the proxy → record it active.
+ *   validate → lock the site → place it → its Git repository (bare, with the post-receive hook,
+ *   when the fleet has a git host) → database and user → shared files storage → app containers
+ *   on every app server → cache → cron → routes on the proxies → health check through the proxy
+ *   → record it active.
  * Every step is undone, in reverse order, if a later one fails: the site leaves nothing behind,
  * and the workflow fails with the first cause (and any undo that failed, for ops to finish).
  */
@@ -66,6 +72,25 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       op.hosts([...placement.appHosts, placement.dbHost, placement.storageHost, ...placement.proxyHosts]);
       const hosts = new Map((await quick.listHosts()).map((h) => [h.name, h]));
       const { siteId } = site;
+
+      let git: ProvisionSiteResult['git'];
+      const gitHost = [...hosts.values()].find((h) => h.roles.includes('git'));
+      if (patched('provision-git-repo') && gitHost) {
+        op.step('git repository');
+        op.hosts([
+          ...placement.appHosts,
+          placement.dbHost,
+          placement.storageHost,
+          ...placement.proxyHosts,
+          gitHost.name,
+        ]);
+        // removes only a repository this site's provisioning created and nobody pushed to
+        saga.add(`remove git repository ${site.git.repo}`, () =>
+          quick.removeGitRepo({ repo: site.git.repo, createdBy: siteId }),
+        );
+        git = await quick.ensureGitRepo({ repo: site.git.repo, createdBy: siteId, hook: 'if-configured' });
+        upsertMemo({ git });
+      }
 
       op.step('database');
       saga.add('drop database and user', () => quick.dropSiteDatabase({ siteId, dbHost: placement.dbHost }));
@@ -136,7 +161,7 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
 
       await lock.update({ state: 'active', placement, release: INITIAL_RELEASE });
       op.finish();
-      return { siteId, state: 'active', placement, alreadyProvisioned: false };
+      return { siteId, state: 'active', placement, alreadyProvisioned: false, git };
     } catch (err) {
       const failedStep = op.progress.step;
       op.step(`undoing (failed at ${failedStep})`);

@@ -103,9 +103,12 @@ export async function rollbackSite(input: RollbackSiteInput): Promise<RollbackSi
 
     try {
       op.step('switch app servers');
-      await converge(ctx, state, i.release);
-      op.step('health through the proxy');
-      await healthThroughProxies(ctx);
+      // the health checks once the live containers serve it: beside the standbys' removal (or
+      // after it, in the order recorded before the release-switch-parallel patch)
+      await converge(ctx, state, i.release, async () => {
+        op.step('health through the proxy');
+        await healthThroughProxies(ctx);
+      });
     } catch (err) {
       const failedStep = op.progress.step;
       op.step(`switching back to ${short(from)} (failed at ${failedStep})`);

@@ -9,9 +9,11 @@ import {
   HOOK_SCRIPT,
   hookPaths,
   linkHookArgv,
+  removeRepoArgv,
   resolveRefArgv,
   writeFileArgv,
 } from './commands';
+import { SiteId } from '../../schema/site';
 import { CommitId, GIT_ROOT, GitBranch, GitRef, GitRepo } from './refs';
 
 /**
@@ -32,7 +34,18 @@ export function gitHookConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GitH
 }
 
 const HookUrl = z.url({ protocol: /^https?$/ }).max(500);
-const EnsureGitRepoInput = z.strictObject({ repo: GitRepo });
+const EnsureGitRepoInput = z.strictObject({
+  repo: GitRepo,
+  /** The site whose provisioning asks (kept in the new repository's config: see removeGitRepo). */
+  createdBy: SiteId.optional(),
+  /**
+   * required (default): a worker without the hook configuration fails (InvalidInput).
+   * if-configured: the repository is made and linked to the shared hook all the same, and the
+   * result says `not-configured` (provisioning on a worker that was given no webhook).
+   */
+  hook: z.enum(['required', 'if-configured']).default('required'),
+});
+const RemoveGitRepoInput = z.strictObject({ repo: GitRepo, createdBy: SiteId });
 const ResolveGitRefInput = z.strictObject({ repo: GitRepo, ref: GitRef });
 const BranchHeadInput = z.strictObject({ repo: GitRepo, branch: GitBranch });
 
@@ -54,45 +67,73 @@ export function makeGitActivities(fleet: Fleet, hook: GitHookConfig | undefined 
      * The repository /srv/git/<repo> on the Git host, bare, with the platform's post-receive hook:
      * the shared hook script, its config (the platform's URL) and its secret (mode 0600, sent on
      * stdin, never on a command line), then hooks/post-receive linked to the script. Safe twice:
-     * the repository is created only if absent, each file is replaced only if its content differs
-     * (write to a temporary name, then rename), the link only if it points elsewhere.
+     * the repository is created only if absent (made aside, renamed into place: one that exists is
+     * complete, and of two runs at once one creates and the other finds it), each file is replaced
+     * only if its content differs (write to a temporary name, then rename), the link only if it
+     * points elsewhere. With `hook: 'if-configured'` and no hook configuration on this worker, the
+     * script, config and secret are left as they are (`hook: 'not-configured'`); the link is made
+     * all the same, so the repository delivers once a configured worker installs the script.
      */
     async ensureGitRepo(input: z.input<typeof EnsureGitRepoInput>): Promise<{
       repo: string;
       host: string;
       path: string;
       repository: 'created' | 'existing';
-      hook: 'installed' | 'unchanged';
+      hook: 'installed' | 'unchanged' | 'not-configured';
     }> {
-      const { repo } = parseInput(EnsureGitRepoInput, input, 'ensureGitRepo');
-      if (!hook)
+      const { repo, createdBy, hook: wanted } = parseInput(EnsureGitRepoInput, input, 'ensureGitRepo');
+      if (!hook && wanted === 'required')
         throw failure(
           FailureType.InvalidInput,
           'this worker has no Git hook configuration (QM_GIT_HOOK_URL and QM_GIT_HOOK_SECRET_FILE)',
         );
-      if (!HookUrl.safeParse(hook.url).success || hook.secret.length < 32)
+      if (hook && (!HookUrl.safeParse(hook.url).success || hook.secret.length < 32))
         throw failure(
           FailureType.InvalidInput,
           'the Git hook configuration is unusable: an http(s) URL and a secret of at least 32 characters are needed',
         );
-      const created = (await exec(ensureRepoArgv(repo))).stdout.trim();
-      const results = [
-        (await exec(writeFileArgv(hookPaths.script, '0755'), { stdin: HOOK_SCRIPT })).stdout.trim(),
-        (
-          await exec(writeFileArgv(hookPaths.config, '0644'), {
-            stdin: JSON.stringify({ url: hook.url, gitRoot: GIT_ROOT }) + '\n',
-          })
-        ).stdout.trim(),
-        (await exec(writeFileArgv(hookPaths.secret, '0600'), { stdin: hook.secret + '\n' })).stdout.trim(),
-        (await exec(linkHookArgv(repo))).stdout.trim(),
-      ];
+      const created = (await exec(ensureRepoArgv(repo, createdBy))).stdout.trim();
+      const results = hook
+        ? [
+            (await exec(writeFileArgv(hookPaths.script, '0755'), { stdin: HOOK_SCRIPT })).stdout.trim(),
+            (
+              await exec(writeFileArgv(hookPaths.config, '0644'), {
+                stdin: JSON.stringify({ url: hook.url, gitRoot: GIT_ROOT }) + '\n',
+              })
+            ).stdout.trim(),
+            (
+              await exec(writeFileArgv(hookPaths.secret, '0600'), { stdin: hook.secret + '\n' })
+            ).stdout.trim(),
+          ]
+        : [];
+      results.push((await exec(linkHookArgv(repo))).stdout.trim());
       return {
         repo,
         host: gitHost(),
         path: `${GIT_ROOT}/${repo}`,
         repository: created === 'created' ? 'created' : 'existing',
-        hook: results.every((r) => r === 'unchanged') ? 'unchanged' : 'installed',
+        hook: !hook ? 'not-configured' : results.every((r) => r === 'unchanged') ? 'unchanged' : 'installed',
       };
+    },
+
+    /**
+     * The undo of a provision's ensureGitRepo: remove the repository only if this site's
+     * provisioning created it (`qm.createdBy` in its config) and nothing was ever pushed to it.
+     * A repository another site made (sites may share one), or one holding commits, is kept and
+     * the result says why. Safe twice: the second run finds it `absent`.
+     */
+    async removeGitRepo(input: z.input<typeof RemoveGitRepoInput>): Promise<{
+      repo: string;
+      result: 'removed' | 'absent' | 'not-created-by-site' | 'has-commits';
+    }> {
+      const { repo, createdBy } = parseInput(RemoveGitRepoInput, input, 'removeGitRepo');
+      const out = (await exec(removeRepoArgv(repo, createdBy))).stdout.trim();
+      if (!['removed', 'absent', 'not-created-by-site', 'has-commits'].includes(out))
+        throw failure(
+          FailureType.CommandFailed,
+          `removeGitRepo ${repo}: unexpected output ${out.slice(0, 200)}`,
+        );
+      return { repo, result: out as 'removed' | 'absent' | 'not-created-by-site' | 'has-commits' };
     },
 
     /**

@@ -20,16 +20,49 @@ export const hookPaths = {
 };
 
 const ENSURE_REPO_SCRIPT = `set -eu
-repo=$1
-if [ -f "$repo/HEAD" ] && [ -d "$repo/objects" ]; then echo existing; exit 0; fi
+repo=$1 owner=$2
+is_repo() { [ -f "$repo/HEAD" ] && [ -d "$repo/objects" ]; }
+if is_repo; then echo existing; exit 0; fi
 umask 022
-mkdir -p -- "$repo"
-git init --quiet --bare -- "$repo"
-echo created`;
+mkdir -p -- "$(dirname -- "$repo")"
+# a directory left by an older, interrupted init: empty, it goes; anything else is not ours to touch
+if [ -d "$repo" ] && [ -z "$(ls -A -- "$repo")" ]; then rmdir -- "$repo" 2>/dev/null || true; fi
+if [ -e "$repo" ] && ! is_repo; then echo "$repo exists and is not a Git repository" >&2; exit 3; fi
+tmp="$repo.qm-tmp.$$"
+trap 'rm -rf -- "$tmp"' EXIT
+git init --quiet --bare -- "$tmp"
+if [ -n "$owner" ]; then git -C "$tmp" config qm.createdBy "$owner"; fi
+# rename into place: a repository that exists is complete; if another run got there first, it wins
+if mv -T -- "$tmp" "$repo" 2>/dev/null; then echo created; exit 0; fi
+if is_repo; then echo existing; exit 0; fi
+echo "could not create $repo" >&2
+exit 3`;
 
-/** A bare repository at /srv/git/<repo> if there is none; prints `created` or `existing`. */
-export function ensureRepoArgv(repo: string): string[] {
-  return ['sh', '-c', ENSURE_REPO_SCRIPT, 'qm-ensure-repo', repoPath(repo)];
+/**
+ * A bare repository at /srv/git/<repo> if there is none; prints `created` or `existing`. Made aside
+ * and renamed into place, with `qm.createdBy` (the site whose provisioning made it) in its config:
+ * what removeRepoArgv checks before it removes anything.
+ */
+export function ensureRepoArgv(repo: string, createdBy = ''): string[] {
+  return ['sh', '-c', ENSURE_REPO_SCRIPT, 'qm-ensure-repo', repoPath(repo), createdBy];
+}
+
+const REMOVE_REPO_SCRIPT = `set -eu
+repo=$1 owner=$2
+[ -e "$repo" ] || { echo absent; exit 0; }
+[ "$(git -C "$repo" config --get qm.createdBy || true)" = "$owner" ] || { echo not-created-by-site; exit 0; }
+[ -z "$(git -C "$repo" for-each-ref --count=1)" ] || { echo has-commits; exit 0; }
+rm -rf -- "$repo"
+echo removed`;
+
+/**
+ * Remove the repository only if `createdBy` made it and nothing was ever pushed to it (no ref):
+ * the undo of a failed provision. Prints `removed`, `absent`, `not-created-by-site` or
+ * `has-commits` (the last two remove nothing: a repository another site made, or one holding a
+ * customer's commits, is never deleted by an undo).
+ */
+export function removeRepoArgv(repo: string, createdBy: string): string[] {
+  return ['sh', '-c', REMOVE_REPO_SCRIPT, 'qm-remove-repo', repoPath(repo), createdBy];
 }
 
 const WRITE_FILE_SCRIPT = `set -eu

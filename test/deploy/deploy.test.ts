@@ -5,16 +5,16 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Fleet } from '../../activities/fleet';
 import { makeGitActivities } from '../../activities/git/activities';
 import { sign } from '../../api/signature';
-import { makeReleaseActivities } from '../../activities/release/activities';
 import { sitePaths } from '../../activities/proxy/layout';
-import type { Placement, SiteSpecInput } from '../../schema/site';
+import type { Placement } from '../../schema/site';
+import type { ProvisionSiteResult } from '../../workflows/provisionSite';
 import { deployRelease, deprovisionSite, provisionSite, rollbackSite } from '../../workflows';
 import { deployWorkflowId } from '../../workflows/lib/deployId';
 import { progressQuery } from '../../workflows/lib/operation';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { openTestFleet } from '../support/fleet';
 import { recordHistory } from '../support/histories';
-import { fetchSite, siteLeftovers, testSite } from '../support/site';
+import { fetchSite, gitRepoOnHost, removeGitRepoOnHost, siteLeftovers, testSite } from '../support/site';
 import { testEnv } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
 import { testbed } from '../testbed';
@@ -39,6 +39,7 @@ const repo = `customers/dep-${tag}.git`;
 const siteA = testSite({ siteId: `dep-a-${tag}`, git: { repo, branch: 'main' } });
 const siteB = testSite({ siteId: `dep-b-${tag}`, git: { repo, branch: 'other' }, appServers: 1 });
 let placement: Placement;
+let provisioned: ProvisionSiteResult[];
 let worker: ChildProcess | undefined;
 const commits: string[] = [];
 
@@ -57,6 +58,7 @@ beforeAll(async () => {
       }),
     );
   placement = results[0]!.placement;
+  provisioned = results;
   clone = await Clone.create(fleet, repo);
 });
 
@@ -70,9 +72,10 @@ afterAll(async () => {
           args: [{ siteId: site.siteId, skipFinalBackup: true }],
         })
         .catch((err: unknown) => console.error(`deprovision ${site.siteId}:`, err));
-    await removeReleasesEverywhere([siteA, siteB]);
-    await fleet.pool.exec(fleet.hosts[0]!.name, ['rm', '-rf', '--', `/srv/git/${repo}`]);
+    // deprovisioning removed the release folders everywhere (siteLeftovers looks) and kept the repository
     for (const site of [siteA, siteB]) expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    expect(await gitRepoOnHost(fleet, repo)).toMatchObject({ exists: true, hasRefs: true });
+    await removeGitRepoOnHost(fleet, repo);
   } finally {
     if (worker) await killWorker(worker, 'SIGTERM');
     clone?.remove();
@@ -81,14 +84,6 @@ afterAll(async () => {
     await env?.teardown();
   }
 });
-
-/** Deprovision leaves release folders (it predates them): the release activity removes them. */
-async function removeReleasesEverywhere(sites: SiteSpecInput[]) {
-  const releases = makeReleaseActivities(fleet);
-  for (const site of sites)
-    for (const h of fleet.hosts.filter((x) => x.roles.includes('app')))
-      await releases.removeSiteReleases({ siteId: site.siteId, host: h.name });
-}
 
 /** What each app host runs: the live container's release label, and whether a standby is there. */
 async function onHosts(siteId: string, hosts: string[]) {
@@ -131,11 +126,23 @@ function expectAllOn(hosts: Record<string, { live?: string; standby: boolean }>,
   expect(Object.values(hosts)).toEqual(placement.appHosts.map(() => ({ live: release, standby: false })));
 }
 
-test('ensureGitRepo: a bare repository with the hook, its secret root-only; unchanged the second time', async () => {
+test('provisioning made the repository: bare, with the hook, its secret root-only; ensureGitRepo again changes nothing', async () => {
+  // site A's provision created it, site B (same repository, another branch) found it
+  expect(provisioned[0]!.git).toMatchObject({
+    repository: 'created',
+    hook: 'installed',
+    path: `/srv/git/${repo}`,
+  });
+  expect(provisioned[1]!.git).toMatchObject({ repository: 'existing', hook: 'unchanged' });
+  expect(await gitRepoOnHost(fleet, repo)).toEqual({
+    exists: true,
+    createdBy: siteA.siteId,
+    hookLink: '/srv/qm/git/post-receive',
+    hasRefs: false,
+  });
   const git = makeGitActivities(fleet, { url: bed.hookUrl, secret: bed.secret });
   const first = await git.ensureGitRepo({ repo });
-  expect(first).toMatchObject({ repository: 'created', hook: 'installed', path: `/srv/git/${repo}` });
-  expect(await git.ensureGitRepo({ repo })).toMatchObject({ repository: 'existing', hook: 'unchanged' });
+  expect(first).toMatchObject({ repository: 'existing', hook: 'unchanged', path: `/srv/git/${repo}` });
   const gitHost = first.host;
   const mode = await fleet.pool.exec(gitHost, ['stat', '-c', '%a %U', '/srv/qm/git/hook.secret']);
   expect(mode.stdout.trim()).toBe('600 root');
@@ -197,7 +204,7 @@ test('a push deploys to every app server of the sites on that branch, with no fa
   expect((await recordOf(siteB.siteId)).release).toBe('initial');
   expect((await fetchSite(fleet, siteB.domains![0]!)).bodyExcerpt).toContain('release initial');
 
-  await recordHistory(handle.workflowId, 'deployRelease');
+  await recordHistory(handle.workflowId, 'deployRelease.parallel-steps');
 });
 
 test('one app server failing its health check: every server stays on (or returns to) the old release, with no failed request', async () => {
@@ -271,7 +278,7 @@ test('deploy a chosen ref from the API/UI, then roll back to the kept release in
   expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[0]!);
   expect((await recordOf(siteA.siteId)).release).toBe(commits[0]);
-  await recordHistory(rollbackId, 'rollbackSite');
+  await recordHistory(rollbackId, 'rollbackSite.parallel-steps');
 
   // a release that is not kept is refused before anything changes
   const refused = await failureOf(

@@ -6,7 +6,15 @@ import type { Fleet } from '../../activities/fleet';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { deprovisionSite, provisionSite, resumeSite, suspendSite } from '../../workflows';
 import { openTestFleet } from '../support/fleet';
-import { fetchSite, siteContainers, siteLeftovers, testSite } from '../support/site';
+import {
+  fetchSite,
+  gitRepoOnHost,
+  removeGitRepoOnHost,
+  siteContainers,
+  siteLeftovers,
+  testSite,
+} from '../support/site';
+import { ensureRepoArgv } from '../../activities/git/commands';
 import { recordHistory } from '../support/histories';
 import { testEnv, withWorker } from '../support/temporal';
 
@@ -58,6 +66,15 @@ test('provision → serves through the proxy from both app servers → suspend �
     expect(result.alreadyProvisioned).toBe(false);
     expect(result.placement.appHosts).toHaveLength(2);
     expect(new Set(result.placement.appHosts).size).toBe(2);
+    // the site's repository on the git host: bare, made by this provision, linked to the hook
+    // (this worker has no webhook configured, and says so)
+    expect(result.git).toMatchObject({ repo: site.git!.repo, repository: 'created', hook: 'not-configured' });
+    expect(await gitRepoOnHost(fleet, site.git!.repo)).toEqual({
+      exists: true,
+      createdBy: site.siteId,
+      hookLink: '/srv/qm/git/post-receive',
+      hasRefs: false,
+    });
 
     // Through the real proxy: the site's page, from both app servers (round robin).
     const bodies = new Set<string>();
@@ -118,10 +135,24 @@ test('provision → serves through the proxy from both app servers → suspend �
     });
     // the site's own workflow ends once the site is deleted
     await env.client.workflow.getHandle(ids.site).result();
-    for (const [name, workflowId] of Object.entries(ids)) await recordHistory(workflowId, name);
+    // the histories of the paths with the Git repository and the release-folder sweep; the
+    // other three are recorded under their plain names (re-record those only on purpose)
+    for (const [name, workflowId] of Object.entries(ids))
+      if (name === 'provisionSite' || name === 'deprovisionSite')
+        await recordHistory(
+          workflowId,
+          `${name}.${name === 'provisionSite' ? 'git-repo' : 'release-folders'}`,
+        );
     expect(gone.state).toBe('deleted');
     expect(gone.finalBackup?.databaseSnapshot).toMatch(/\.sql\.gz$/);
     expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    // deprovisioning keeps the customer's repository, and says where
+    expect(gone.keptRepository).toEqual({
+      repo: site.git!.repo,
+      host: fleet.hosts.find((h) => h.roles.includes('git'))!.name,
+    });
+    expect((await gitRepoOnHost(fleet, site.git!.repo)).exists).toBe(true);
+    await removeGitRepoOnHost(fleet, site.git!.repo);
     expect((await fetchSite(fleet, site.domains![0]!)).status).toBe(404);
   });
 });
@@ -147,6 +178,7 @@ test('the same site provisioned twice at once → one site', async () => {
       args: [{ siteId: site.siteId, skipFinalBackup: true }],
     });
     expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    await removeGitRepoOnHost(fleet, site.git!.repo);
   });
 });
 
@@ -173,6 +205,7 @@ test('a bad spec fails at once with the field named, and creates nothing', async
 /** Each step in turn fails (after doing its real work, so it is half-done): nothing is left behind. */
 const injectionPoints: { step: string; activity: keyof Activities; when?: (input: never) => boolean }[] = [
   { step: 'place', activity: 'placeSite' },
+  { step: 'git repository', activity: 'ensureGitRepo' },
   { step: 'database', activity: 'ensureSiteDatabase' },
   { step: 'files storage', activity: 'mountSiteFiles' },
   { step: 'cache', activity: 'ensureSiteContainer', when: (i: { role: string }) => i.role === 'cache' },
@@ -220,5 +253,55 @@ test.each(injectionPoints)(
       override,
     );
     expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    // the repository this provision made (and nobody pushed to) went with the rest
+    expect(await gitRepoOnHost(fleet, site.git!.repo)).toEqual({ exists: false });
   },
 );
+
+test('a failed provision keeps a repository it did not create, and one holding commits', async () => {
+  const theirs = testSite({ appServers: 1 });
+  const pushed = testSite({ appServers: 1 });
+  const gitHost = fleet.hosts.find((h) => h.roles.includes('git'))!.name;
+  const override = {
+    putSiteRoute: async () => {
+      throw ApplicationFailure.nonRetryable('injected failure in putSiteRoute', 'Injected');
+    },
+  } as Partial<Activities>;
+  try {
+    // another site's repository; and one this site made earlier, since pushed to
+    await fleet.pool.exec(gitHost, ensureRepoArgv(theirs.git!.repo, 'some-other-site'));
+    await fleet.pool.exec(gitHost, ensureRepoArgv(pushed.git!.repo, pushed.siteId));
+    await fleet.pool.exec(gitHost, [
+      'sh',
+      '-c',
+      'export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t; c=$(git -C "$1" commit-tree "$(git -C "$1" mktree </dev/null)" -m first) && git -C "$1" update-ref refs/heads/main "$c"',
+      'qm',
+      `/srv/git/${pushed.git!.repo}`,
+    ]);
+    await withWorker(
+      env,
+      fleet,
+      async (taskQueue) => {
+        for (const site of [theirs, pushed]) {
+          const failure = await failureOf(
+            env.client.workflow.execute(provisionSite, {
+              taskQueue,
+              workflowId: id(`provision-${site.siteId}`),
+              args: [{ site }],
+            }),
+          );
+          expect(failure.message).toContain('everything it had created was removed');
+        }
+      },
+      override,
+    );
+    for (const site of [theirs, pushed]) expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    expect(await gitRepoOnHost(fleet, theirs.git!.repo)).toMatchObject({
+      exists: true,
+      createdBy: 'some-other-site',
+    });
+    expect(await gitRepoOnHost(fleet, pushed.git!.repo)).toMatchObject({ exists: true, hasRefs: true });
+  } finally {
+    for (const site of [theirs, pushed]) await removeGitRepoOnHost(fleet, site.git!.repo);
+  }
+});

@@ -3,7 +3,14 @@ import type { Fleet } from '../../activities/fleet';
 import { progressQuery } from '../../workflows/lib/operation';
 import { deprovisionSite, provisionSite } from '../../workflows';
 import { openTestFleet } from '../support/fleet';
-import { fetchSite, siteContainers, siteLeftovers, testSite } from '../support/site';
+import {
+  fetchSite,
+  gitRepoOnHost,
+  removeGitRepoOnHost,
+  siteContainers,
+  siteLeftovers,
+  testSite,
+} from '../support/site';
 import { testEnv, uniqueTaskQueue } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
 
@@ -62,6 +69,12 @@ test('SIGKILL the worker mid-provision, start a new one: the site completes, no 
       args: [{ siteId: site.siteId, skipFinalBackup: true }],
     });
     expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    // one repository, made once (by whichever attempt), kept by the deprovision
+    expect(await gitRepoOnHost(fleet, site.git!.repo)).toMatchObject({
+      exists: true,
+      createdBy: site.siteId,
+    });
+    await removeGitRepoOnHost(fleet, site.git!.repo);
   } finally {
     await killWorker(worker, 'SIGTERM');
   }

@@ -38,7 +38,8 @@ export async function siteContainers(fleet: Fleet, siteId: string): Promise<stri
 
 /**
  * Everything of a site still on the fleet, checked directly on the hosts (not through the code
- * under test): containers, database, database user, files, mounts, secrets, proxy routes.
+ * under test): containers, database, database user, files, mounts, secrets, proxy routes, release
+ * folders. (Not the site's Git repository: deprovisioning keeps it; see gitRepoOnHost.)
  */
 export async function siteLeftovers(fleet: Fleet, siteId: string): Promise<string[]> {
   const names = siteNames(siteId);
@@ -59,10 +60,43 @@ export async function siteLeftovers(fleet: Fleet, siteId: string): Promise<strin
       `/srv/qm/secrets/${siteId}`,
       `/srv/qm/sites/${siteId}`,
       `/srv/qm/proxy/sites/${siteId}.conf`,
+      `/srv/qm/releases/${siteId}`,
     ])
       if ((await sh('test -e "$1"', path)).code === 0) left.push(`${h.name}: ${path}`);
     if ((await sh('grep -q " $1 " /proc/mounts', names.mountDir)).code === 0)
       left.push(`${h.name}: mount ${names.mountDir}`);
   }
   return left;
+}
+
+/**
+ * The repository as the Git host has it, read there directly: absent, or bare with its
+ * `qm.createdBy`, its post-receive link and whether it holds any ref.
+ */
+export async function gitRepoOnHost(
+  fleet: Fleet,
+  repo: string,
+): Promise<{ exists: false } | { exists: true; createdBy: string; hookLink: string; hasRefs: boolean }> {
+  const gitHost = fleet.hosts.find((h) => h.roles.includes('git'))!.name;
+  const path = `/srv/git/${repo}`;
+  const r = await fleet.pool.exec(
+    gitHost,
+    [
+      'sh',
+      '-c',
+      '[ -f "$1/HEAD" ] || { echo absent; exit 0; }; git -C "$1" config --get qm.createdBy || echo; readlink "$1/hooks/post-receive" || echo; git -C "$1" for-each-ref --count=1 | wc -l',
+      'qm',
+      path,
+    ],
+    { check: false },
+  );
+  const lines = r.stdout.split('\n');
+  if (lines[0] === 'absent') return { exists: false };
+  return { exists: true, createdBy: lines[0]!, hookLink: lines[1]!, hasRefs: lines[2]!.trim() !== '0' };
+}
+
+/** Remove a test's repository from the Git host (deprovisioning keeps repositories). */
+export async function removeGitRepoOnHost(fleet: Fleet, repo: string): Promise<void> {
+  const gitHost = fleet.hosts.find((h) => h.roles.includes('git'))!.name;
+  await fleet.pool.exec(gitHost, ['rm', '-rf', '--', `/srv/git/${repo}`]);
 }

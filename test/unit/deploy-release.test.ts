@@ -1,6 +1,7 @@
 import {
   archiveArgv,
   ensureRepoArgv,
+  removeRepoArgv,
   linkHookArgv,
   resolveRefArgv,
   writeFileArgv,
@@ -37,6 +38,17 @@ test('git commands are argument vectors: the repo and ref are arguments, never s
   expect(ensureRepoArgv('customers/acme.git').slice(3)).toEqual([
     'qm-ensure-repo',
     '/srv/git/customers/acme.git',
+    '',
+  ]);
+  expect(ensureRepoArgv('customers/acme.git', 'acme').slice(3)).toEqual([
+    'qm-ensure-repo',
+    '/srv/git/customers/acme.git',
+    'acme',
+  ]);
+  expect(removeRepoArgv('customers/acme.git', 'acme').slice(3)).toEqual([
+    'qm-remove-repo',
+    '/srv/git/customers/acme.git',
+    'acme',
   ]);
   expect(resolveRefArgv('customers/acme.git', 'main')).toEqual([
     'git',

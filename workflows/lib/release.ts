@@ -1,4 +1,4 @@
-import { proxyActivities, sleep } from '@temporalio/workflow';
+import { patched, proxyActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE } from '../../activities/errors';
 import { STANDBY_PORT_OFFSET, type AppSlot } from '../../schema/release';
@@ -17,8 +17,8 @@ import type { OperationProgress } from './operation';
  *
  *   standby(target) on every host, healthy as each proxy sees it
  *   → every proxy routes to the standby ports (one nginx reload each; requests in flight finish)
- *   → drain → live(target) on every host, healthy → every proxy routes back to the live ports
- *   → drain → standby removed → cron on target.
+ *   → drain → live(target) on every host, healthy, and cron on target beside it → every proxy
+ *   routes back to the live ports → drain → standby removed.
  *
  * At every moment every proxy routes to containers that passed their health checks, so users see
  * no failed request; all hosts switch in the same reload, so users never see two releases mixed
@@ -49,6 +49,28 @@ export interface SwitchContext {
   healthTimeoutMs: number;
   /** Per app host, the milliseconds its own steps took (fetch, containers, probes): for the benchmark. */
   workMs: Record<string, number>;
+}
+
+/**
+ * The switch's independent steps side by side: every proxy flipped at once, each server's probes
+ * from every proxy at once, cron moved to the target while the live containers are (once the
+ * standbys serve the target; beside the standby removal when converging from a switch cut
+ * short), the caller's next steps (hooks, health) beside the standby removal, the health checks
+ * through the proxies all at once. A patch (replay safety): workflows
+ * recorded before it replay the old, one-after-the-other order.
+ */
+const PARALLEL_SWITCH = 'release-switch-parallel';
+const parallelSwitch = () => patched(PARALLEL_SWITCH);
+
+/**
+ * Every one of `steps` at once; wait for all of them (never leave one running behind a failure),
+ * then throw the first failure.
+ */
+export async function allOrFirstFailure<T>(steps: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 function addWork(ctx: SwitchContext, host: string, ms: number) {
@@ -108,7 +130,7 @@ export class HostStepFailed extends Error {
 }
 
 /** What the proxies serve now (the first proxy's stored route): the slot whose port its backends use. */
-export async function observeServing(ctx: SwitchContext): Promise<AppSlot> {
+export async function observeServing(ctx: Pick<SwitchContext, 'siteId' | 'placement'>): Promise<AppSlot> {
   const route = await quick.readSiteRoute({ host: ctx.placement.proxyHosts[0]!, siteId: ctx.siteId });
   const standby = slotPort(ctx.placement, 'standby');
   return route && route.backends.length > 0 && route.backends.every((b) => b.port === standby)
@@ -120,8 +142,14 @@ export async function observeServing(ctx: SwitchContext): Promise<AppSlot> {
 async function flip(ctx: SwitchContext, state: SwitchState, slot: AppSlot): Promise<void> {
   state.serving = slot; // set first: a flip cut short is finished (or undone) by the next converge
   let changed = false;
-  for (const host of ctx.placement.proxyHosts)
-    changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
+  if (parallelSwitch()) {
+    // every proxy at once: a route is per proxy host, so no two of these touch the same nginx
+    await onEveryHost(ctx.placement.proxyHosts, async (host) => {
+      changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
+    });
+  } else
+    for (const host of ctx.placement.proxyHosts)
+      changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
   for (const h of ctx.placement.appHosts) ctx.progress.hosts[h] = `serving from ${slot}`;
   if (changed && ctx.drainSeconds > 0) await sleep(ctx.drainSeconds * 1000);
 }
@@ -143,8 +171,8 @@ async function startSlot(ctx: SwitchContext, slot: AppSlot, release: string): Pr
       timeoutMs: ctx.healthTimeoutMs,
     });
     addWork(ctx, host, started.ms);
-    for (const proxyHost of placement.proxyHosts) {
-      const probe = await slow.probeBackend({
+    const probe = (proxyHost: string) =>
+      slow.probeBackend({
         proxyHost,
         backendHost: host,
         port: slotPort(placement, slot),
@@ -154,8 +182,14 @@ async function startSlot(ctx: SwitchContext, slot: AppSlot, release: string): Pr
         expectText: profile.health.expectText,
         timeoutMs: ctx.healthTimeoutMs,
       });
-      addWork(ctx, host, probe.ms);
-    }
+    if (parallelSwitch()) {
+      // from every proxy at once; the server's work is the slowest of them
+      const probes = await allOrFirstFailure(placement.proxyHosts.map(probe));
+      addWork(ctx, host, Math.max(...probes.map((p) => p.ms)));
+    } else
+      for (const proxyHost of placement.proxyHosts) {
+        addWork(ctx, host, (await probe(proxyHost)).ms);
+      }
     ctx.progress.hosts[host] = `${slot} ${short(release)} healthy`;
   });
 }
@@ -163,10 +197,33 @@ async function startSlot(ctx: SwitchContext, slot: AppSlot, release: string): Pr
 /**
  * Bring the site to: every live container on `target`, every proxy routing to the live slot, no
  * standby, cron on `target`; from whatever point `state` describes, without a moment where a proxy
- * routes to a container that has not passed its health check.
+ * routes to a container that has not passed its health check. `alongside` (what the caller does
+ * once the live containers serve: hooks, health) runs beside the standby removal; converge returns
+ * (or throws the first failure) once both are done.
  */
-export async function converge(ctx: SwitchContext, state: SwitchState, target: string): Promise<void> {
+export async function converge(
+  ctx: SwitchContext,
+  state: SwitchState,
+  target: string,
+  alongside?: () => Promise<void>,
+): Promise<void> {
   const { placement, siteId } = ctx;
+  const parallel = parallelSwitch();
+  const cron = async () => {
+    if (ctx.profile.containers.cron)
+      await slow.ensureReleaseContainer({
+        siteId,
+        host: placement.appHosts[0]!,
+        role: 'cron',
+        slot: 'live',
+        release: target,
+        profile: ctx.profile,
+        site: ctx.spec,
+        placement,
+        timeoutMs: ctx.healthTimeoutMs,
+      });
+  };
+  let cronDone = false;
   if (state.live !== target) {
     if (state.serving === 'live') {
       // the standby serves nothing: (re)start it on the target, then move traffic onto it
@@ -175,39 +232,53 @@ export async function converge(ctx: SwitchContext, state: SwitchState, target: s
     // serving from the standby (just started, or still up from a switch cut short): it passed its checks
     await flip(ctx, state, 'standby');
     state.live = 'mixed';
-    await startSlot(ctx, 'live', target);
+    if (parallel) {
+      // the target serves from the standbys now: cron moves to it while the live containers do
+      await allOrFirstFailure([startSlot(ctx, 'live', target), cron()]);
+      cronDone = true;
+    } else await startSlot(ctx, 'live', target);
     state.live = target;
   }
   await flip(ctx, state, 'live');
-  await onEveryHost(placement.appHosts, async (host) => {
-    addWork(ctx, host, (await quick.removeStandbyContainer({ siteId, host })).ms);
-    ctx.progress.hosts[host] = `live on ${short(target)}`;
-  });
-  if (ctx.profile.containers.cron)
-    await slow.ensureReleaseContainer({
-      siteId,
-      host: placement.appHosts[0]!,
-      role: 'cron',
-      slot: 'live',
-      release: target,
-      profile: ctx.profile,
-      site: ctx.spec,
-      placement,
-      timeoutMs: ctx.healthTimeoutMs,
+  const removeStandbys = () =>
+    onEveryHost(placement.appHosts, async (host) => {
+      addWork(ctx, host, (await quick.removeStandbyContainer({ siteId, host })).ms);
+      ctx.progress.hosts[host] = `live on ${short(target)}`;
     });
+  if (parallel) {
+    // the live containers run the target and serve: cron (if not moved yet) and what the caller
+    // does next need not wait for the standbys, which serve nothing now, to go
+    await allOrFirstFailure([
+      removeStandbys(),
+      cronDone ? Promise.resolve() : cron(),
+      alongside ? alongside() : Promise.resolve(),
+    ]);
+  } else {
+    await removeStandbys();
+    await cron();
+    if (alongside) await alongside();
+  }
 }
 
 /** The site's health through every proxy, once per app server (the proxies balance round robin). */
 export async function healthThroughProxies(ctx: SwitchContext): Promise<void> {
+  const check = (proxyHost: string) =>
+    patient.checkSiteHealth({
+      proxyHost,
+      domain: ctx.spec.domains[0]!,
+      path: ctx.profile.health.path,
+      expectStatus: ctx.profile.health.expectStatus,
+      expectText: ctx.profile.health.expectText,
+    });
+  if (parallelSwitch()) {
+    // all at once: as many requests as before, each balanced by nginx as before
+    await allOrFirstFailure(
+      ctx.placement.proxyHosts.flatMap((p) => ctx.placement.appHosts.map(() => check(p))),
+    );
+    return;
+  }
   for (const proxyHost of ctx.placement.proxyHosts)
-    for (let n = 0; n < ctx.placement.appHosts.length; n++)
-      await patient.checkSiteHealth({
-        proxyHost,
-        domain: ctx.spec.domains[0]!,
-        path: ctx.profile.health.path,
-        expectStatus: ctx.profile.health.expectStatus,
-        expectText: ctx.profile.health.expectText,
-      });
+    for (let n = 0; n < ctx.placement.appHosts.length; n++) await check(proxyHost);
 }
 
 export const short = (release: string) => (/^[0-9a-f]{40}$/.test(release) ? release.slice(0, 12) : release);
