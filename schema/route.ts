@@ -100,3 +100,17 @@ export function withBackendState(
     ),
   };
 }
+
+/**
+ * What a health probe through the proxy expects, shared by every activity that probes (a site's
+ * health, a backend's, a release's standby): the URL path, the status, optionally text in the body.
+ * Each adds its own timeout (how long a probe may wait differs by what it checks).
+ */
+export const HealthExpectation = {
+  path: z
+    .string()
+    .max(2048)
+    .regex(/^\/[\x21-\x7e]*$/, 'a path starts with / and is printable ASCII without spaces'),
+  expectStatus: z.number().int().min(100).max(599),
+  expectText: z.string().min(1).max(200).optional(),
+};

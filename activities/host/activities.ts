@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { hostName } from '../../schema/common';
-import { DomainName } from '../../schema/route';
+import { DomainName, HealthExpectation } from '../../schema/route';
 import { activityIO, withHeartbeat } from '../context';
 import { abortable, callOptions, dockerOp } from '../docker/failures';
 import { failure, FailureType } from '../errors';
@@ -56,12 +56,7 @@ const ProbeBackendInput = z.strictObject({
   backendHost: hostName,
   port: z.number().int().min(1).max(65535),
   domain: DomainName,
-  path: z
-    .string()
-    .max(2048)
-    .regex(/^\/[\x21-\x7e]*$/, 'a path starts with / and is printable ASCII without spaces'),
-  expectStatus: z.number().int().min(100).max(599),
-  expectText: z.string().min(1).max(200).optional(),
+  ...HealthExpectation,
   timeoutMs: z.number().int().min(100).max(60_000).default(5000),
 });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { hostName } from '../../schema/common';
 import { Profile } from '../../schema/profile';
-import { DomainName } from '../../schema/route';
+import { DomainName, HealthExpectation } from '../../schema/route';
 import { Placement, SiteId, SiteSpec } from '../../schema/site';
 import { activityIO } from '../context';
 import { failure, FailureType } from '../errors';
@@ -45,12 +45,7 @@ const ProbeBackendInput = z.strictObject({
   backendHost: hostName,
   port: z.number().int().min(1).max(65535),
   domain: DomainName,
-  path: z
-    .string()
-    .max(2048)
-    .regex(/^\/[\x21-\x7e]*$/, 'a path starts with / and is printable ASCII'),
-  expectStatus: z.number().int().min(100).max(599),
-  expectText: z.string().min(1).max(200).optional(),
+  ...HealthExpectation,
   timeoutMs: z
     .number()
     .int()

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { hostName, slug } from '../../schema/common';
 import { Profile } from '../../schema/profile';
-import { DomainName } from '../../schema/route';
+import { DomainName, HealthExpectation } from '../../schema/route';
 import { Placement, SiteId, siteNames, SiteSpec, type Placement as PlacementT } from '../../schema/site';
 import { activityIO } from '../context';
 import { dropDatabase, dropUser, ensureDatabase, ensureUser } from '../db/admin';
@@ -61,12 +61,7 @@ const StartSiteContainersInput = SiteOnHost.extend({ timeoutMs: HEALTH_TIMEOUT }
 const CheckSiteHealthInput = z.strictObject({
   proxyHost: hostName,
   domain: DomainName,
-  path: z
-    .string()
-    .max(2048)
-    .regex(/^\/[\x21-\x7e]*$/, 'a path starts with / and is printable ASCII without spaces'),
-  expectStatus: z.number().int().min(100).max(599),
-  expectText: z.string().min(1).max(200).optional(),
+  ...HealthExpectation,
   timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
 });
 
