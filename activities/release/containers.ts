@@ -9,8 +9,8 @@ import { waitHealthy } from '../docker/waitHealthy';
 import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
 import { isCommitRelease, type AppSlot } from '../../schema/release';
-import { LABELS, RenderError, renderSiteContainer, usesPlaceholder } from '../site/render';
-import { readSitePassword } from '../site/secrets';
+import { renderWithPassword } from '../site/containers';
+import { LABELS } from '../site/render';
 import { isMountedArgv } from '../storage/commands';
 import { hasReleaseArgv, RELEASE_PRESENT } from './commands';
 
@@ -43,34 +43,11 @@ export async function ensureReleaseContainer(
   const t0 = Date.now();
   if (!placement.appHosts.includes(host))
     throw failure(FailureType.InvalidInput, `host: ${siteId} does not run on ${host}`, { host, siteId });
-  const dbHost = fleet.pool.host(placement.dbHost);
-  const cacheHost = fleet.pool.host(placement.cacheHost);
+  fleet.pool.host(placement.dbHost);
+  fleet.pool.host(placement.cacheHost);
   const io = activityIO();
   return withHeartbeat(async () => {
-    const dbPassword = usesPlaceholder(profile, role, 'db.password')
-      ? await readSitePassword(fleet.pool, dbHost.name, siteId)
-      : undefined;
-    let spec;
-    try {
-      spec = renderSiteContainer({
-        profile,
-        role,
-        site,
-        placement,
-        release,
-        slot,
-        values: { dbHostAddress: dbHost.address, cacheHostAddress: cacheHost.address, dbPassword },
-      });
-    } catch (err) {
-      if (!(err instanceof RenderError)) throw err;
-      throw failure(
-        FailureType.InvalidInput,
-        `cannot render the ${role} container of ${siteId}: ${err.message}`,
-        {
-          fields: [err.field],
-        },
-      );
-    }
+    const spec = await renderWithPassword(fleet, { profile, role, site, placement, release, slot });
     if (isCommitRelease(release)) {
       const r = await fleet.pool.exec(host, hasReleaseArgv(siteId, release), { ...io, check: false });
       if (r.code !== RELEASE_PRESENT)

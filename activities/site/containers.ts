@@ -68,33 +68,11 @@ export async function ensureSiteContainer(
       { fields: ['host'], host, role },
     );
   fleet.pool.host(host);
-  const dbHost = fleet.pool.host(placement.dbHost);
-  const cacheHost = fleet.pool.host(placement.cacheHost);
+  fleet.pool.host(placement.dbHost);
+  fleet.pool.host(placement.cacheHost);
 
   return withHeartbeat(async () => {
-    const dbPassword = usesPlaceholder(profile, role, 'db.password')
-      ? await readSitePassword(fleet.pool, dbHost.name, siteId)
-      : undefined;
-    let spec;
-    try {
-      spec = renderSiteContainer({
-        profile,
-        role,
-        site,
-        placement,
-        release,
-        values: { dbHostAddress: dbHost.address, cacheHostAddress: cacheHost.address, dbPassword },
-      });
-    } catch (err) {
-      if (!(err instanceof RenderError)) throw err;
-      throw failure(
-        FailureType.InvalidInput,
-        `cannot render the ${role} container of ${siteId}: ${err.message}`,
-        {
-          fields: [err.field],
-        },
-      );
-    }
+    const spec = await renderWithPassword(fleet, { profile, role, site, placement, release });
     // a bind of the site's files must be the shared mount, never a directory of this host alone
     if (spec.mounts.some((m) => m.type === 'bind' && m.source === siteNames(siteId).mountDir)) {
       const mounted = await fleet.pool.exec(host, isMountedArgv(siteId), {
@@ -115,6 +93,36 @@ export async function ensureSiteContainer(
     await waitHealthy(fleet, host, spec.name, i.timeoutMs);
     return { id, action };
   });
+}
+
+/**
+ * The container spec of `role` (and `slot`) for the site, rendered from its profile with the DB
+ * password read on the DB host when the profile uses it (it goes only into the spec's env: never
+ * returned, never in a failure). A profile that does not render is InvalidInput naming the field.
+ * Pure but for the read of the kept password: the same input renders the same spec.
+ */
+export async function renderWithPassword(
+  fleet: Fleet,
+  r: Omit<Parameters<typeof renderSiteContainer>[0], 'values'>,
+): Promise<ReturnType<typeof renderSiteContainer>> {
+  const dbHost = fleet.pool.host(r.placement.dbHost);
+  const cacheHost = fleet.pool.host(r.placement.cacheHost);
+  const dbPassword = usesPlaceholder(r.profile, r.role, 'db.password')
+    ? await readSitePassword(fleet.pool, dbHost.name, r.site.siteId)
+    : undefined;
+  try {
+    return renderSiteContainer({
+      ...r,
+      values: { dbHostAddress: dbHost.address, cacheHostAddress: cacheHost.address, dbPassword },
+    });
+  } catch (err) {
+    if (!(err instanceof RenderError)) throw err;
+    throw failure(
+      FailureType.InvalidInput,
+      `cannot render the ${r.role} container of ${r.site.siteId}: ${err.message}`,
+      { fields: [err.field] },
+    );
+  }
 }
 
 /** The site's containers on the host, in start order (cache, app, cron, then anything else). */
