@@ -148,19 +148,23 @@ running() {
   tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q '^nginx: master process'
 }
 log_tail() { tail -n 5 "$errlog" >&2 2>/dev/null; }
+# the master's workers: the kernel's list (one read, no scan of /proc), else pgrep
+workers() { cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid" | tr '\n' ' '; }
 reload() {
-  old=" $(pgrep -P "$pid" | tr '\n' ' ')"
+  old=" $(workers) "
   kill -HUP "$pid" || return 1
   i=0
-  while [ $i -lt 150 ]; do
+  while [ $i -lt 750 ]; do
     fresh=no settled=yes
-    for w in $(pgrep -P "$pid"); do case "$old" in *" $w "*) ;; *) fresh=yes ;; esac; done
-    for w in $old; do
-      [ -e "/proc/$w" ] || continue
-      tr '\0' ' ' < "/proc/$w/cmdline" | grep -q 'shutting down' || settled=no
-    done
-    [ $fresh = yes ] && [ $settled = yes ] && return 0
-    sleep 0.1
+    for w in $(workers); do case "$old" in *" $w "*) ;; *) fresh=yes ;; esac; done
+    if [ $fresh = yes ]; then
+      for w in $old; do
+        [ -e "/proc/$w" ] || continue
+        tr '\0' ' ' < "/proc/$w/cmdline" 2>/dev/null | grep -q 'shutting down' || { settled=no; break; }
+      done
+      [ $settled = yes ] && return 0
+    fi
+    sleep 0.02
     i=$((i + 1))
   done
   echo "nginx did not switch to the new configuration within 15 s; its error log ends:" >&2
