@@ -216,6 +216,42 @@ export interface ApplyArgs {
   files: { candidate: string | null; live: string }[];
 }
 
+/**
+ * The candidates first, then APPLY_SCRIPT, in one command (one round trip instead of two): run
+ * as `sh -c WRITE_THEN_APPLY qm-proxy-write N CAND1 LEN1 … CANDN LENN APPLY_SCRIPT ARGS…`, the
+ * candidates' contents one after another on stdin, each read to its exact length (dd, full
+ * blocks: nothing of the next one is consumed). A missing directory exits ApplyExit.NotSetUp.
+ */
+const WRITE_THEN_APPLY = `set -u
+n=$1; shift
+umask 022
+while [ "$n" -gt 0 ]; do
+  c=$1 len=$2; shift 2; n=$((n - 1))
+  [ -d "$(dirname -- "$c")" ] || { echo "the proxy is not set up on this host: run ensureProxy" >&2; exit 73; }
+  if [ "$len" -eq 0 ]; then : > "$c" || exit 1
+  else dd iflag=fullblock bs="$len" count=1 status=none > "$c" || exit 1; fi
+  [ "$(wc -c < "$c")" -eq "$len" ] || { echo "$c: stdin ended early" >&2; exit 1; }
+done
+script=$1; shift
+exec sh -c "$script" "$@"`;
+
+/** applyArgv, with the candidates written by the same command from stdin (their byte lengths given). */
+export function writeThenApplyArgv(a: ApplyArgs, lengths: number[]): string[] {
+  const apply = applyArgv(a);
+  const written = a.files.filter((f) => f.candidate !== null);
+  if (written.length !== lengths.length) throw new TypeError('one length per written candidate');
+  if (lengths.some((l) => !Number.isInteger(l) || l < 0)) throw new TypeError('a length is a byte count');
+  return [
+    'sh',
+    '-c',
+    WRITE_THEN_APPLY,
+    'qm-proxy-write',
+    String(written.length),
+    ...written.flatMap((f, i) => [f.candidate!, String(lengths[i])]),
+    ...apply.slice(2),
+  ];
+}
+
 export function applyArgv(a: ApplyArgs): string[] {
   if (a.files.length === 0) throw new TypeError('a proxy change needs at least one file');
   const pairs = a.files.flatMap((f) => [f.candidate ?? '-', f.live]);
