@@ -3,7 +3,9 @@ import { Context } from '@temporalio/activity';
 /**
  * What a remote call needs from the running activity: its cancellation signal (so a cancelled
  * activity stops the remote command) and a heartbeat (so a long command reports it is alive and
- * can be told it was cancelled). Outside an activity (benchmarks, scripts) both are absent.
+ * can be told it was cancelled). Outside an activity (benchmarks, scripts) both are absent; a
+ * local activity (the patch roll's short steps) has no heartbeat: Temporal would only log a
+ * warning for each one.
  */
 export function activityIO(): { signal?: AbortSignal; onActivity?: () => void } {
   let ctx: Context;
@@ -12,6 +14,7 @@ export function activityIO(): { signal?: AbortSignal; onActivity?: () => void } 
   } catch {
     return {};
   }
+  if (ctx.info.isLocal) return { signal: ctx.cancellationSignal };
   return { signal: ctx.cancellationSignal, onActivity: () => ctx.heartbeat() };
 }
 
@@ -23,6 +26,7 @@ export async function withHeartbeat<T>(work: () => Promise<T>, everyMs = 5000): 
   } catch {
     return work();
   }
+  if (ctx.info.isLocal) return work();
   const timer = setInterval(() => ctx!.heartbeat(), everyMs);
   try {
     return await work();

@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -55,6 +56,21 @@ export type PatchRollResult = Pick<
 
 const LOCK_OPERATION = 'patch';
 
+/**
+ * patched() id of the shorter chain per batch: the first batch reuses the planning's listing, the
+ * route reads and the listing under the locks run at once, and the profiles are loaded once per
+ * run, while the hosts are being drained. Runs recorded before it replay the old chain.
+ */
+const PIPELINED = 'patch-roll-pipelined';
+
+type SiteContainersOnHost = Awaited<ReturnType<typeof local.hostSites>>[number];
+
+/** Which sites have containers on each host, and the records of those sites (before the locks). */
+interface Listing {
+  seen: { host: string; sites: SiteContainersOnHost[] }[];
+  known: Record<string, SiteRecord | null>;
+}
+
 /** condition() with an optional timeout: true if `fn` came true, false if the time ran out. */
 async function waitFor(fn: () => boolean, timeoutMs: number | undefined): Promise<boolean> {
   if (timeoutMs === undefined) {
@@ -104,6 +120,10 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   const skipRequested = new Set<string>();
   let abortReason: string | undefined;
   let batchRunning = false;
+  /** The planning's listing, for the first batch if it starts at once (PIPELINED). */
+  let planningListing: Listing | undefined;
+  /** Profiles by name, loaded once per run (PIPELINED). */
+  const runProfiles = new Map<string, Promise<Profile>>();
 
   const finished = () => ['completed', 'stopped', 'aborted'].includes(progress.status);
   const windowClosed = () => cutoff !== undefined && Date.now() >= cutoff;
@@ -247,6 +267,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     );
     const siteIds = [...new Set(found.flatMap((f) => f.sites.map((s) => s.siteId)))].sort();
     const records = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
+    planningListing = { seen: found, known: records };
     const siteAppHosts: Record<string, string[]> = {};
     for (const [siteId, record] of Object.entries(records))
       if (record?.placement && record.state !== 'deleted') siteAppHosts[siteId] = record.placement.appHosts;
@@ -276,11 +297,13 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         ? `the maintenance window closed at ${cfg.window!.notAfter}`
         : undefined);
 
+  const pipelined = patched(PIPELINED);
   batches: for (let b = carried?.nextBatch ?? 0; b < progress.batches.length; b++) {
     // between batches: stop, or wait while paused, or (after the canary) for ops' approval
     for (;;) {
       if (stopReason()) break batches;
       if (progress.paused) {
+        planningListing = undefined; // stale once the roll waited
         progress.status = 'paused';
         await waitFor(() => !progress.paused || !!abortReason, msToCutoff());
         continue;
@@ -305,7 +328,9 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     const hosts = progress.batches[b]!.filter((h) => progress.hosts[h]!.state === 'pending');
     batchRunning = true;
     try {
-      await runBatch(hosts);
+      const first = pipelined && b === 0 ? planningListing : undefined;
+      planningListing = undefined;
+      await runBatch(hosts, first);
     } finally {
       batchRunning = false;
       skipRequested.clear();
@@ -342,9 +367,9 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   };
 
   /** One batch: its sites locked, its hosts' turns at once, the locks released. */
-  async function runBatch(hosts: string[]): Promise<void> {
+  async function runBatch(hosts: string[], first?: Listing): Promise<void> {
     for (const h of hosts) progress.hosts[h]!.state = 'waiting-for-locks';
-    const held = await lockSitesOf(hosts);
+    const held = await lockSitesOf(hosts, first);
     if (!held) {
       for (const h of hosts)
         Object.assign(progress.hosts[h]!, {
@@ -355,9 +380,14 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       return;
     }
     try {
-      const profiles = new Map<string, Promise<Profile>>();
+      const profiles = pipelined ? runProfiles : new Map<string, Promise<Profile>>();
       const profile = (name: string) => {
-        if (!profiles.has(name)) profiles.set(name, quick.loadProfile({ name }));
+        if (!profiles.has(name)) {
+          const p = quick.loadProfile({ name });
+          profiles.set(name, p);
+          // kept for the run only once loaded: a later batch asks again after a failure
+          if (pipelined) p.catch(() => profiles.get(name) === p && profiles.delete(name));
+        }
         return profiles.get(name)!;
       };
       const sitesByHost: Record<string, SiteOnHost[]> = {};
@@ -373,6 +403,13 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         if (unlocked?.length)
           d.heldBack = `sites appeared on it while it waited for their locks: ${unlocked.join(', ')}`;
       }
+      if (pipelined)
+        for (const d of decisions)
+          for (const a of d.heldBack ? [] : d.actions) {
+            const spec = held.byHost.get(d.host)?.get(a.siteId)?.record.spec;
+            // loaded while the hosts drain; a failure surfaces where the profile is used
+            if (a.action !== 'none' && spec) profile(spec.profile).catch(() => undefined);
+          }
       await Promise.all(
         decisions.map(async (d) => {
           const outcome = await patchHost(
@@ -407,35 +444,59 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
    * Lock every site with containers on the batch's hosts (those the platform knows: a site
    * workflow exists), in one sorted acquisition. Gives up if ops abort or the window closes while
    * waiting (a deploy may hold a lock for a while). The hosts are listed again once the locks are
-   * held: a site that appeared meanwhile is not locked, and its host is held back.
+   * held: a site that appeared meanwhile is not locked, and its host is held back. `first`: a
+   * listing made just before (the planning's, for the first batch), instead of listing again.
    */
-  async function lockSitesOf(hosts: string[]) {
-    const seen = await Promise.all(
-      hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) })),
-    );
+  async function lockSitesOf(hosts: string[], first?: Listing) {
+    let seen: Listing['seen'];
+    let known: Listing['known'];
+    if (first) {
+      seen = first.seen.filter((s) => hosts.includes(s.host));
+      known = first.known;
+    } else {
+      seen = await Promise.all(hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) })));
+      const siteIds = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
+      known = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
+    }
     const ids = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
-    const known = ids.length ? await local.readSiteRecords({ siteIds: ids }) : {};
     const lockIds = ids.filter((id) => known[id]);
     const locks = await acquireUnlessStopped(lockIds);
     if (!locks) return undefined;
     try {
       const records = new Map<string, SiteRecord>(locks.locks.map((l) => [l.siteId, l.record]));
       const routes = new Map<string, Map<string, Route>>();
-      await Promise.all(
+      const readRoutes = Promise.all(
         [...records.values()]
           .filter((r) => r.state === 'active' && r.placement && r.spec)
           .map(async (r) => {
             const m = new Map<string, Route>();
-            for (const proxyHost of r.placement!.proxyHosts) {
-              const route = await local.readSiteRoute({ host: proxyHost, siteId: r.siteId });
-              if (route) m.set(proxyHost, route);
-            }
+            if (pipelined) {
+              const found = await Promise.all(
+                r.placement!.proxyHosts.map((proxyHost) =>
+                  local.readSiteRoute({ host: proxyHost, siteId: r.siteId }),
+                ),
+              );
+              r.placement!.proxyHosts.forEach((proxyHost, i) => found[i] && m.set(proxyHost, found[i]));
+            } else
+              for (const proxyHost of r.placement!.proxyHosts) {
+                const route = await local.readSiteRoute({ host: proxyHost, siteId: r.siteId });
+                if (route) m.set(proxyHost, route);
+              }
             routes.set(r.siteId, m);
           }),
       );
       const byHost = new Map<string, Map<string, LockedSite>>();
       const unlocked = new Map<string, string[]>();
-      const again = await Promise.all(hosts.map((host) => local.hostSites({ host })));
+      let again: SiteContainersOnHost[][];
+      if (pipelined)
+        [again] = await Promise.all([
+          Promise.all(hosts.map((host) => local.hostSites({ host }))),
+          readRoutes,
+        ]);
+      else {
+        await readRoutes;
+        again = await Promise.all(hosts.map((host) => local.hostSites({ host })));
+      }
       for (const [i, host] of hosts.entries()) {
         const now = again[i]!;
         const mine = new Map<string, LockedSite>();

@@ -62,24 +62,29 @@ export function makeProxyActivities(fleet: Fleet) {
   async function writeRoute(
     host: string,
     route: Route,
-    guard?: { path: string; sha256: string },
+    /** Compare-and-swap on the file at `path`; `content`: what it held when read (its hash is `sha256`). */
+    guard?: { path: string; sha256: string; content?: string },
   ): Promise<ProxyChange> {
     const h = proxyHost(fleet, host);
     const paths = sitePaths(route.siteId);
     const conf = renderSiteConfig(route, { listen: listenAddress(h.address) });
     const json = renderRouteJson(route);
-    const [liveConf, liveJson, unfinished] = await Promise.all([
-      readRemoteFile(fleet, host, paths.conf),
-      readRemoteFile(fleet, host, paths.json),
-      existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
-    ]);
-    // equal files are only "what is there" if no earlier change was cut short around them
-    if (liveConf === conf && liveJson === json && unfinished.length === 0)
-      return { changed: false, reloaded: false };
+    // a guard's content that differs from the new JSON means a change: no need to read the files
+    // first (the apply transaction compares them anyway, and undoes a change cut short)
+    if (!(guard?.content !== undefined && guard.content !== json)) {
+      const [liveConf, liveJson, unfinished] = await Promise.all([
+        readRemoteFile(fleet, host, paths.conf),
+        readRemoteFile(fleet, host, paths.json),
+        existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
+      ]);
+      // equal files are only "what is there" if no earlier change was cut short around them
+      if (liveConf === conf && liveJson === json && unfinished.length === 0)
+        return { changed: false, reloaded: false };
+    }
     const outcome = await applyChange(fleet, host, {
       what: `route of ${route.siteId}`,
       start: false,
-      guard,
+      guard: guard && { path: guard.path, sha256: guard.sha256 },
       files: [
         { live: paths.conf, content: conf },
         { live: paths.json, content: json },
@@ -190,7 +195,11 @@ export function makeProxyActivities(fleet: Fleet) {
             );
           const next = withBackendState(route, backendHost, state, backendPort);
           try {
-            const change = await writeRoute(host, next, { path: paths.json, sha256: sha256(raw) });
+            const change = await writeRoute(host, next, {
+              path: paths.json,
+              sha256: sha256(raw),
+              content: raw,
+            });
             return { ...change, route: next };
           } catch (err) {
             if (!(err instanceof GuardMismatch)) throw err;

@@ -148,19 +148,23 @@ running() {
   tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q '^nginx: master process'
 }
 log_tail() { tail -n 5 "$errlog" >&2 2>/dev/null; }
+# the master's workers: the kernel's list (one read, no scan of /proc), else pgrep
+workers() { cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid" | tr '\n' ' '; }
 reload() {
-  old=" $(pgrep -P "$pid" | tr '\n' ' ')"
+  old=" $(workers) "
   kill -HUP "$pid" || return 1
   i=0
-  while [ $i -lt 150 ]; do
+  while [ $i -lt 750 ]; do
     fresh=no settled=yes
-    for w in $(pgrep -P "$pid"); do case "$old" in *" $w "*) ;; *) fresh=yes ;; esac; done
-    for w in $old; do
-      [ -e "/proc/$w" ] || continue
-      tr '\0' ' ' < "/proc/$w/cmdline" | grep -q 'shutting down' || settled=no
-    done
-    [ $fresh = yes ] && [ $settled = yes ] && return 0
-    sleep 0.1
+    for w in $(workers); do case "$old" in *" $w "*) ;; *) fresh=yes ;; esac; done
+    if [ $fresh = yes ]; then
+      for w in $old; do
+        [ -e "/proc/$w" ] || continue
+        tr '\0' ' ' < "/proc/$w/cmdline" 2>/dev/null | grep -q 'shutting down' || { settled=no; break; }
+      done
+      [ $settled = yes ] && return 0
+    fi
+    sleep 0.02
     i=$((i + 1))
   done
   echo "nginx did not switch to the new configuration within 15 s; its error log ends:" >&2
@@ -210,6 +214,42 @@ export interface ApplyArgs {
   guard?: { path: string; sha256: string };
   /** Candidate -> live file; a candidate of null deletes the live file. */
   files: { candidate: string | null; live: string }[];
+}
+
+/**
+ * The candidates first, then APPLY_SCRIPT, in one command (one round trip instead of two): run
+ * as `sh -c WRITE_THEN_APPLY qm-proxy-write N CAND1 LEN1 … CANDN LENN APPLY_SCRIPT ARGS…`, the
+ * candidates' contents one after another on stdin, each read to its exact length (dd, full
+ * blocks: nothing of the next one is consumed). A missing directory exits ApplyExit.NotSetUp.
+ */
+const WRITE_THEN_APPLY = `set -u
+n=$1; shift
+umask 022
+while [ "$n" -gt 0 ]; do
+  c=$1 len=$2; shift 2; n=$((n - 1))
+  [ -d "$(dirname -- "$c")" ] || { echo "the proxy is not set up on this host: run ensureProxy" >&2; exit 73; }
+  if [ "$len" -eq 0 ]; then : > "$c" || exit 1
+  else dd iflag=fullblock bs="$len" count=1 status=none > "$c" || exit 1; fi
+  [ "$(wc -c < "$c")" -eq "$len" ] || { echo "$c: stdin ended early" >&2; exit 1; }
+done
+script=$1; shift
+exec sh -c "$script" "$@"`;
+
+/** applyArgv, with the candidates written by the same command from stdin (their byte lengths given). */
+export function writeThenApplyArgv(a: ApplyArgs, lengths: number[]): string[] {
+  const apply = applyArgv(a);
+  const written = a.files.filter((f) => f.candidate !== null);
+  if (written.length !== lengths.length) throw new TypeError('one length per written candidate');
+  if (lengths.some((l) => !Number.isInteger(l) || l < 0)) throw new TypeError('a length is a byte count');
+  return [
+    'sh',
+    '-c',
+    WRITE_THEN_APPLY,
+    'qm-proxy-write',
+    String(written.length),
+    ...written.flatMap((f, i) => [f.candidate!, String(lengths[i])]),
+    ...apply.slice(2),
+  ];
 }
 
 export function applyArgv(a: ApplyArgs): string[] {

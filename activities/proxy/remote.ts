@@ -3,7 +3,6 @@ import { activityIO } from '../context';
 import { failure, FailureType } from '../errors';
 import type { Fleet } from '../fleet';
 import {
-  applyArgv,
   ApplyExit,
   candidatePath,
   EXIT_ABSENT,
@@ -12,7 +11,7 @@ import {
   readFileArgv,
   statusArgv,
   stopArgv,
-  writeCandidateArgv,
+  writeThenApplyArgv,
 } from './commands';
 
 /**
@@ -84,33 +83,20 @@ export async function applyChange(
     content: f.content,
     candidate: f.content === null ? null : candidatePath(f.live, nonce),
   }));
-  const writes = await Promise.all(
-    files.map((f) =>
-      f.candidate === null
-        ? undefined
-        : fleet.pool.exec(host, writeCandidateArgv(f.candidate), {
-            ...io,
-            stdin: f.content!,
-            timeoutMs: QUICK_MS,
-            check: false,
-          }),
-    ),
-  );
-  for (const w of writes) {
-    if (!w || w.code === 0) continue;
-    const type = w.code === ApplyExit.NotSetUp ? FailureType.Conflict : FailureType.CommandFailed;
-    throw failure(type, `${host}: ${change.what}: ${lastLine(w.stderr) || 'cannot write the new files'}`, {
-      host,
-    });
-  }
+  const args = {
+    start: change.start,
+    guard: change.guard,
+    files: files.map(({ candidate, live }) => ({ candidate, live })),
+  };
+  const contents = files.filter((f) => f.candidate !== null).map((f) => Buffer.from(f.content!, 'utf8'));
+  // the candidates on the apply command's stdin: one round trip for the whole change
   const r = await fleet.pool.exec(
     host,
-    applyArgv({
-      start: change.start,
-      guard: change.guard,
-      files: files.map(({ candidate, live }) => ({ candidate, live })),
-    }),
-    { ...io, timeoutMs: APPLY_MS, check: false },
+    writeThenApplyArgv(
+      args,
+      contents.map((c) => c.length),
+    ),
+    { ...io, stdin: Buffer.concat(contents), timeoutMs: APPLY_MS, check: false },
   );
   const out = r.stdout.trim();
   const err = r.stderr.trim();

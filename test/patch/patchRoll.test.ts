@@ -136,7 +136,7 @@ test('roll every app host: a canary, ops pause/approve/resume, zero failed reque
 
       const result = await handle.result();
       const [multiSeen, singleSeen] = await Promise.all([multiPoll.stop(), singlePoll.stop()]);
-      await recordHistory(workflowId, 'patchRoll');
+      await recordHistory(workflowId, 'patchRoll.pipelined'); // patchRoll.json: a run from before PIPELINED
 
       expect(result.status).toBe('completed');
       expect(result.done).toEqual(['host2', 'host3']);

@@ -17,6 +17,7 @@ import {
   stopArgv,
   unfinishedMarkers,
   writeCandidateArgv,
+  writeThenApplyArgv,
 } from '../../activities/proxy/commands';
 import {
   listenAddress,
@@ -205,6 +206,49 @@ describe('commands', () => {
       '/srv/qm/proxy/sites/a.json',
     ]);
     expect(() => applyArgv({ start: true, files: [] })).toThrow();
+  });
+
+  test('write-then-apply: each candidate gets exactly its bytes of stdin, then the apply script runs with its arguments', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-wta-'));
+    try {
+      const a = `${dir}/a.conf.qm-cand-abcdef`;
+      const c = `${dir}/c.json.qm-cand-abcdef`;
+      const contents = [Buffer.from('héllo "$1" \'q\'\n'), Buffer.alloc(0), Buffer.from('x'.repeat(70_000))];
+      const files = [
+        { candidate: a, live: `${dir}/a.conf` },
+        { candidate: null, live: `${dir}/b.conf` },
+        { candidate: `${dir}/e.conf.qm-cand-abcdef`, live: `${dir}/e.conf` },
+        { candidate: c, live: `${dir}/c.json` },
+      ];
+      const argv = writeThenApplyArgv(
+        { start: false, files },
+        contents.map((x) => x.length),
+      );
+      expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
+      const at = argv.indexOf(APPLY_SCRIPT);
+      expect(at).toBeGreaterThan(3);
+      expect(argv.slice(at + 1)).toEqual(applyArgv({ start: false, files }).slice(3));
+      // the apply script replaced by one that prints its arguments
+      const test = [...argv.slice(1, at), 'printf "%s\\n" "$0" "$@"', ...argv.slice(at + 1)];
+      const r = spawnSync('sh', test, { input: Buffer.concat(contents) });
+      expect(r.status).toBe(0);
+      expect(r.stdout.toString().split('\n')[0]).toBe('qm-proxy-apply');
+      expect(fs.readFileSync(a)).toEqual(contents[0]);
+      expect(fs.readFileSync(`${dir}/e.conf.qm-cand-abcdef`)).toEqual(contents[1]);
+      expect(fs.readFileSync(c)).toEqual(contents[2]);
+      // stdin shorter than the lengths: a failure, not a truncated file applied
+      const short = spawnSync('sh', test, { input: contents[0] });
+      expect(short.status).toBe(1);
+      // no such directory: the proxy is not set up
+      const missing = writeThenApplyArgv(
+        { start: false, files: [{ candidate: `${dir}/nope/x.qm-cand-abcdef`, live: `${dir}/nope/x` }] },
+        [1],
+      );
+      expect(spawnSync('sh', missing.slice(1), { input: 'x' }).status).toBe(ApplyExit.NotSetUp);
+      expect(() => writeThenApplyArgv({ start: false, files }, [1])).toThrow();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('files travel on stdin: the write command holds only the path, and writes exactly stdin', () => {
