@@ -139,43 +139,73 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
 
 test('retention over 40 simulated nights: a real backup prunes the real backup directory to exactly the plan', async () => {
   const siteId = `r${run}`;
-  await withWorker(env, fleet, async (taskQueue) => {
-    const small = await createSmallSite(env.client, fleet, taskQueue, {
-      siteId,
-      dbHost: 'host2',
-      storageHost: 'host1',
-    });
-    try {
-      const seeded = await seedBackups(siteId);
-
-      const { result, everything, left } = await backupAndList(taskQueue, siteId, seeded);
-      // what the policy says, for everything that was there when retention ran
-      const expected = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
-      expect(left).toEqual(expected.keep.map((k) => k.backupId).sort());
-      expect(result.retention.kept.sort()).toEqual(left);
-      expect(result.retention.pruned.sort()).toEqual(expected.prune.map((p) => p.backupId).sort());
-      // by hand: today's real one and the 6 nights before (7 daily), the young failed one; the old
-      // failed and the unfinished ones gone; at most 4 weekly and 3 monthly more
-      expect(left).toContain(result.backupId);
-      for (let n = 1; n <= 6; n++) expect(left).toContain(seeded[n - 1]!.backupId);
-      expect(left).toContain(seeded[40]!.backupId);
-      expect(left).not.toContain(seeded[41]!.backupId);
-      expect(left).not.toContain(seeded[42]!.backupId);
-      expect(left.length).toBeGreaterThanOrEqual(7 + 1 + 2);
-      expect(left.length).toBeLessThanOrEqual(7 + 1 + 4 + 3);
-      // and it is visible: the memo of the backup workflow lists them
-      const memo = (await env.client.workflow.getHandle(`backup-${siteId}`).describe()).memo as {
-        retention: { kept: string[]; pruned: string[] };
-      };
-      expect(memo.retention.pruned.sort()).toEqual(result.retention.pruned);
-    } finally {
-      await removeSmallSite(env.client, fleet, small);
-    }
+  await withSeededSite(siteId, async (taskQueue, seeded) => {
+    const { result, everything, left } = await backupAndList(taskQueue, siteId, seeded);
+    // what the policy says, for everything that was there when retention ran
+    const expected = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
+    expect(left).toEqual(expected.keep.map((k) => k.backupId).sort());
+    expect(result.retention.kept.sort()).toEqual(left);
+    expect(result.retention.pruned.sort()).toEqual(expected.prune.map((p) => p.backupId).sort());
+    // by hand: today's real one and the 6 nights before (7 daily), the young failed one; the old
+    // failed and the unfinished ones gone; at most 4 weekly and 3 monthly more
+    expect(left).toContain(result.backupId);
+    for (let n = 1; n <= 6; n++) expect(left).toContain(seeded[n - 1]!.backupId);
+    expect(left).toContain(seeded[40]!.backupId);
+    expect(left).not.toContain(seeded[41]!.backupId);
+    expect(left).not.toContain(seeded[42]!.backupId);
+    expect(left.length).toBeGreaterThanOrEqual(7 + 1 + 2);
+    expect(left.length).toBeLessThanOrEqual(7 + 1 + 4 + 3);
+    // and it is visible: the memo of the backup workflow lists them
+    const memo = (await env.client.workflow.getHandle(`backup-${siteId}`).describe()).memo as {
+      retention: { kept: string[]; pruned: string[] };
+    };
+    expect(memo.retention.pruned.sort()).toEqual(result.retention.pruned);
   });
 }, 120_000);
 
 test('a plan change: recorded under the site lock, and the next backup prunes by the new plan', async () => {
   const siteId = `p${run}`;
+  await withSeededSite(siteId, async (taskQueue, seeded) => {
+    const changeId = `change-plan-${siteId}`;
+    const changed = await env.client.workflow.execute(changePlan, {
+      taskQueue,
+      workflowId: changeId,
+      args: [{ siteId, plan: 'enterprise', triggeredBy: 'test' }],
+    });
+    expect(changed).toEqual({
+      siteId,
+      status: 'changed',
+      plan: 'enterprise',
+      previous: 'starter',
+      retention: RETENTION.enterprise,
+    });
+    await recordHistory(changeId, 'changePlan');
+    const { record } = await env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery);
+    expect(record.spec?.plan).toBe('enterprise');
+    expect(record.lastOperation).toBe(changeId);
+    // the same change again finds it made
+    const again = await env.client.workflow.execute(changePlan, {
+      taskQueue,
+      workflowId: `${changeId}-again`,
+      args: [{ siteId, plan: 'enterprise' }],
+    });
+    expect(again).toMatchObject({ status: 'unchanged', previous: 'enterprise' });
+
+    const { result, everything, left } = await backupAndList(taskQueue, siteId, seeded);
+    const byNewPlan = planRetention(everything, RETENTION.enterprise, new Date(result.createdAt));
+    const byOldPlan = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
+    expect(left).toEqual(byNewPlan.keep.map((k) => k.backupId).sort());
+    // enterprise keeps 30 daily: nights the starter plan (7 daily) would have pruned are still there
+    expect(left.length).toBeGreaterThan(byOldPlan.keep.length);
+    for (let n = 1; n <= 29; n++) expect(left).toContain(seeded[n - 1]!.backupId);
+  });
+}, 120_000);
+
+/** A small real site (DB on host2, files and backups on host1) with seeded backups, on a worker, while `fn` runs. */
+async function withSeededSite(
+  siteId: string,
+  fn: (taskQueue: string, seeded: Awaited<ReturnType<typeof seedBackups>>) => Promise<void>,
+) {
   await withWorker(env, fleet, async (taskQueue) => {
     const small = await createSmallSite(env.client, fleet, taskQueue, {
       siteId,
@@ -183,44 +213,12 @@ test('a plan change: recorded under the site lock, and the next backup prunes by
       storageHost: 'host1',
     });
     try {
-      const seeded = await seedBackups(siteId);
-      const changeId = `change-plan-${siteId}`;
-      const changed = await env.client.workflow.execute(changePlan, {
-        taskQueue,
-        workflowId: changeId,
-        args: [{ siteId, plan: 'enterprise', triggeredBy: 'test' }],
-      });
-      expect(changed).toEqual({
-        siteId,
-        status: 'changed',
-        plan: 'enterprise',
-        previous: 'starter',
-        retention: RETENTION.enterprise,
-      });
-      await recordHistory(changeId, 'changePlan');
-      const { record } = await env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery);
-      expect(record.spec?.plan).toBe('enterprise');
-      expect(record.lastOperation).toBe(changeId);
-      // the same change again finds it made
-      const again = await env.client.workflow.execute(changePlan, {
-        taskQueue,
-        workflowId: `${changeId}-again`,
-        args: [{ siteId, plan: 'enterprise' }],
-      });
-      expect(again).toMatchObject({ status: 'unchanged', previous: 'enterprise' });
-
-      const { result, everything, left } = await backupAndList(taskQueue, siteId, seeded);
-      const byNewPlan = planRetention(everything, RETENTION.enterprise, new Date(result.createdAt));
-      const byOldPlan = planRetention(everything, RETENTION.starter, new Date(result.createdAt));
-      expect(left).toEqual(byNewPlan.keep.map((k) => k.backupId).sort());
-      // enterprise keeps 30 daily: nights the starter plan (7 daily) would have pruned are still there
-      expect(left.length).toBeGreaterThan(byOldPlan.keep.length);
-      for (let n = 1; n <= 29; n++) expect(left).toContain(seeded[n - 1]!.backupId);
+      await fn(taskQueue, await seedBackups(siteId));
     } finally {
       await removeSmallSite(env.client, fleet, small);
     }
   });
-}, 120_000);
+}
 
 /** A real backup of the site (retention runs in it); what was there for it, and what is left on host1. */
 async function backupAndList(taskQueue: string, siteId: string, seeded: BackupEntry[]) {
