@@ -222,18 +222,10 @@ async function run(argv: string[], io: Io): Promise<number> {
       return values['no-follow'] ? EXIT.ok : follow(client, op.operationId, io);
     };
 
+    if (siteOperation) return await startAndFollow(siteOperation.kind, arg!, siteOperation.input);
     switch (command) {
       case 'provision':
         return await startAndFollow('provision', String(spec!.siteId ?? ''), { site: spec });
-      case 'suspend':
-      case 'resume':
-      case 'deprovision':
-      case 'plan':
-      case 'backup':
-      case 'restore':
-      case 'deploy':
-      case 'rollback':
-        return await startAndFollow(siteOperation!.kind, arg!, siteOperation!.input);
       case 'status': {
         const siteId = siteIdArg(arg);
         const site = await readSite(client, siteId);
