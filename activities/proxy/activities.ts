@@ -71,7 +71,7 @@ export function makeProxyActivities(fleet: Fleet) {
     const json = renderRouteJson(route);
     // a guard's content that differs from the new JSON means a change: no need to read the files
     // first (the apply transaction compares them anyway, and undoes a change cut short)
-    if (!(guard?.content !== undefined && guard.content !== json)) {
+    if (guard?.content === undefined || guard.content === json) {
       const [liveConf, liveJson, unfinished] = await Promise.all([
         readRemoteFile(fleet, host, paths.conf),
         readRemoteFile(fleet, host, paths.json),

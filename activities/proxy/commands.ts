@@ -21,18 +21,6 @@ export function readFileArgv(path: string): string[] {
   return ['sh', '-c', READ_SCRIPT, 'qm-read', path];
 }
 
-const WRITE_SCRIPT =
-  'umask 022; [ -d "$(dirname -- "$1")" ] || ' +
-  '{ echo "the proxy is not set up on this host: run ensureProxy" >&2; exit 73; }; exec cat > "$1"';
-
-/**
- * Write stdin to `path` (a fresh, uniquely named candidate: nothing reads it until it is applied);
- * exit ApplyExit.NotSetUp if its directory does not exist.
- */
-export function writeCandidateArgv(path: string): string[] {
-  return ['sh', '-c', WRITE_SCRIPT, 'qm-write', path];
-}
-
 /** The name of a candidate for `live`: unique per attempt, and never matched by `sites/*.conf`. */
 export function candidatePath(live: string, nonce: string): string {
   if (!/^[a-z0-9]{6,32}$/.test(nonce))
