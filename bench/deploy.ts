@@ -1,12 +1,17 @@
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { ensureContainer, removeContainer } from '../activities/docker/container';
+import { waitHealthy } from '../activities/docker/waitHealthy';
+import type { Fleet } from '../activities/fleet';
+import { loadProfile } from '../activities/site/profiles';
+import { ContainerSpec } from '../schema/container';
 import { ensureRepoArgv } from '../activities/git/commands';
 import { startDevServer } from '../workers/devServer';
 import type { DeployReleaseResult } from '../workflows/deployRelease';
 import { Clone } from '../test/deploy/gitBed';
 import { testSite } from '../test/support/site';
-import { benchFleet, median, report, round } from './lib';
+import { benchFleet, median, printTimeline, report, round } from './lib';
 
 /**
  * Deploy wall time against the number of app servers: the same site deployed with 1, 2, 4 and 8
@@ -15,6 +20,8 @@ import { benchFleet, median, report, round } from './lib';
  *
  *   QM_TESTBED_HOSTS=9 npm run bench -- deploy [RUNS=3]
  *
+ * QM_BENCH_PROFILE=1 prints the last run's timeline of each size (every activity, from its history).
+ *
  * Per deploy: wall time (start → result), and each app server's own work as the deploy reports it
  * (serverWorkMs: its fetch, container starts, health probes from the proxy and the standby's
  * removal, measured inside the activities). Overhead = (wall − slowest server's own work) / wall:
@@ -22,9 +29,16 @@ import { benchFleet, median, report, round } from './lib';
  * hook, the health checks through the proxy, the pruning and Temporal's own latency. drainSeconds
  * is 0: the drain is a deliberate wait for requests in flight, the same for every size.
  * Targets: wall(8) / wall(1) ≤ 1.5, overhead ≤ 15 %.
+ *
+ * The named baseline, measured in the same run before each size's deploys: the bed's floor for
+ * one container start on N app hosts at once (the test profile's app image, command and
+ * healthcheck, created, started and waited healthy through the same pooled Docker API, then
+ * removed), with no orchestration at all. A deploy starts two containers per server, so
+ * wall(8)/wall(1) cannot be better than this floor's own floor(8)/floor(1) on the same bed.
  */
 const RUNS = Number(process.argv[2] ?? 3);
-const SIZES = [1, 2, 4, 8];
+/** QM_BENCH_SIZES=1,8 measures only those sizes (the ratio needs 1 and 8). */
+const SIZES = (process.env.QM_BENCH_SIZES ?? '1,2,4,8').split(',').map(Number);
 
 async function main() {
   const fleet = benchFleet();
@@ -58,6 +72,7 @@ async function main() {
     testSite({ siteId: `bench-${n}-${tag}`, appServers: n, git: { repo, branch: 'main' } }),
   );
   const rows: Record<string, unknown>[] = [];
+  const floorRows: { servers: number; floorMs: number }[] = [];
   try {
     for (const site of sites) {
       await client.workflow.execute('provisionSite', {
@@ -72,6 +87,11 @@ async function main() {
         'payload.txt': 'x'.repeat(1 << 20),
       });
       for (const site of sites) {
+        const floor = await containerFloor(fleet, site.appServers ?? 1, tag);
+        floorRows.push({ servers: site.appServers ?? 1, floorMs: floor });
+        console.log(
+          `${site.appServers} app server(s), run ${run}: floor (one container start on each at once) ${floor} ms`,
+        );
         const t0 = Date.now();
         const r: DeployReleaseResult = await client.workflow.execute('deployRelease', {
           taskQueue,
@@ -95,6 +115,8 @@ async function main() {
         );
       }
     }
+    if (process.env.QM_BENCH_PROFILE === '1')
+      for (const site of sites) await printTimeline(client, `deploy-${site.siteId}-${RUNS - 1}`);
   } finally {
     for (const site of sites) {
       await client.workflow
@@ -124,13 +146,48 @@ async function main() {
           wallMs: median(mine.map((r) => r.wallMs as number)),
           slowestServerMs: median(mine.map((r) => r.slowestServerMs as number)),
           overhead: round(median(mine.map((r) => r.overhead as number)), 3),
+          floorMs: median(floorRows.filter((r) => r.servers === n).map((r) => r.floorMs)),
         },
       ];
     }),
   );
-  const ratio = round(bySize[8]!.wallMs / bySize[1]!.wallMs, 2);
-  console.log(`\nmedians: ${JSON.stringify(bySize)}\nwall(8)/wall(1) = ${ratio} (target ≤ 1.5)`);
-  report('deploy', { runs: RUNS, bySize, wall8over1: ratio });
+  const [one, eight] = [bySize[1], bySize[8]];
+  const ratio = one && eight ? round(eight.wallMs / one.wallMs, 2) : undefined;
+  const floorRatio = one && eight ? round(eight.floorMs / one.floorMs, 2) : undefined;
+  console.log(
+    `\nmedians: ${JSON.stringify(bySize)}\nwall(8)/wall(1) = ${ratio} (target ≤ 1.5); ` +
+      `the bed's floor for one container start, floor(8)/floor(1) = ${floorRatio}`,
+  );
+  report('deploy', { runs: RUNS, bySize, wall8over1: ratio, floor8over1: floorRatio });
+}
+
+/**
+ * The baseline: one app container (the test profile's image, command and healthcheck) created,
+ * started and healthy on the first `n` app hosts at once, through the same pooled Docker API the
+ * deploy uses; then removed (not timed). Milliseconds from the first create to the last healthy.
+ */
+async function containerFloor(fleet: Fleet, n: number, tag: string): Promise<number> {
+  const profile = await loadProfile('test-busybox');
+  const app = profile.containers.app;
+  const hosts = fleet.hosts.filter((h) => h.roles.includes('app')).slice(0, n);
+  const spec = ContainerSpec.parse({
+    name: `bench-floor-${tag}`,
+    image: app.image,
+    cmd: ['sh', '-c', 'mkdir -p /srv/www && echo ok > /srv/www/health && exec httpd -f -p 80 -h /srv/www'],
+    ports: [{ containerPort: app.port, hostPort: 29_999 }],
+    healthcheck: app.healthcheck,
+    memoryMb: app.memoryMb,
+  });
+  const t0 = Date.now();
+  await Promise.all(
+    hosts.map(async (h) => {
+      await ensureContainer(fleet, h.name, spec);
+      await waitHealthy(fleet, h.name, spec.name, 60_000);
+    }),
+  );
+  const ms = Date.now() - t0;
+  await Promise.all(hosts.map((h) => removeContainer(fleet, h.name, spec.name)));
+  return ms;
 }
 
 main().catch((err) => {

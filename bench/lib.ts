@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { Client } from '@temporalio/client';
 import { ensureDatabase } from '../activities/db/admin';
 import { runSqlScript } from '../activities/db/client';
 import { quoteString } from '../activities/db/commands';
@@ -135,4 +136,57 @@ export function shell(script: string, args: string[], env: Record<string, string
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}`))));
   });
+}
+
+/**
+ * With QM_BENCH_PROFILE=1: where a workflow's time went, from its history: each
+ * activity (local ones from their markers: scheduled → completed), signal and workflow task, in
+ * milliseconds from the start. Local activities run inside a workflow task, so their times are
+ * the worker's; the markers themselves are written when the task completes.
+ */
+export async function printTimeline(client: Client, workflowId: string) {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    t ? Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6 : NaN;
+  const events = history.events ?? [];
+  const t0 = ms(events[0]?.eventTime);
+  const rows: [number, number, string][] = [];
+  const scheduled = new Map<string, { at: number; type: string }>();
+  for (const e of events) {
+    const at = ms(e.eventTime) - t0;
+    const m = e.markerRecordedEventAttributes;
+    if (m) {
+      const data = m.details?.data?.payloads?.[0]?.data;
+      if (!data) continue;
+      const d = JSON.parse(Buffer.from(data).toString()) as {
+        activity_type: string;
+        complete_time: { seconds: number; nanos: number };
+        original_schedule_time: { seconds: number; nanos: number };
+      };
+      rows.push([ms(d.original_schedule_time) - t0, ms(d.complete_time) - t0, `local ${d.activity_type}`]);
+    } else if (e.activityTaskScheduledEventAttributes) {
+      const a = e.activityTaskScheduledEventAttributes;
+      scheduled.set(String(e.eventId), { at, type: a.activityType?.name ?? '?' });
+    } else if (e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes) {
+      const a = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes!;
+      const s = scheduled.get(String(a.scheduledEventId));
+      if (s) rows.push([s.at, at, `activity ${s.type}`]);
+    } else if (e.signalExternalWorkflowExecutionInitiatedEventAttributes) {
+      rows.push([
+        at,
+        at,
+        `signal out ${e.signalExternalWorkflowExecutionInitiatedEventAttributes.signalName}`,
+      ]);
+    } else if (e.workflowExecutionSignaledEventAttributes) {
+      rows.push([at, at, `signal in ${e.workflowExecutionSignaledEventAttributes.signalName}`]);
+    } else if (e.workflowTaskStartedEventAttributes) {
+      rows.push([at, at, 'workflow task started']);
+    }
+  }
+  rows.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  console.log(`timeline of ${workflowId} (ms from its start: scheduled → completed):`);
+  for (const [from, to, what] of rows)
+    console.log(
+      `  ${from.toFixed(0).padStart(6)} → ${to.toFixed(0).padStart(6)} ${(to - from).toFixed(0).padStart(5)}  ${what}`,
+    );
 }

@@ -15,7 +15,7 @@ import { testSite } from '../test/support/site';
 import { CLIENT_KEY, TESTBED_DIR } from '../test/testbed';
 import { startDevServer } from '../workers/devServer';
 import type { deprovisionSite, patchRoll, provisionSite } from '../workflows';
-import { benchFleet, median, report, round } from './lib';
+import { benchFleet, median, printTimeline, report, round } from './lib';
 
 /**
  * One serial patch roll over the bed's app hosts, three ways, on the same hosts and the same site
@@ -178,59 +178,6 @@ async function roll(client: Client, taskQueue: string, s: Setup, i: number) {
   });
   if (result.status !== 'completed' || result.done.length !== s.apps.length)
     throw new Error(`patchRoll did not complete: ${JSON.stringify(result)}`);
-}
-
-/**
- * With QM_BENCH_PROFILE=1: where the last patchRoll run's time went, from its history: each
- * activity (local ones from their markers: scheduled → completed), signal and workflow task, in
- * milliseconds from the start. Local activities run inside a workflow task, so their times are
- * the worker's; the markers themselves are written when the task completes.
- */
-async function printTimeline(client: Client, workflowId: string) {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-    t ? Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6 : NaN;
-  const events = history.events ?? [];
-  const t0 = ms(events[0]?.eventTime);
-  const rows: [number, number, string][] = [];
-  const scheduled = new Map<string, { at: number; type: string }>();
-  for (const e of events) {
-    const at = ms(e.eventTime) - t0;
-    const m = e.markerRecordedEventAttributes;
-    if (m) {
-      const data = m.details?.data?.payloads?.[0]?.data;
-      if (!data) continue;
-      const d = JSON.parse(Buffer.from(data).toString()) as {
-        activity_type: string;
-        complete_time: { seconds: number; nanos: number };
-        original_schedule_time: { seconds: number; nanos: number };
-      };
-      rows.push([ms(d.original_schedule_time) - t0, ms(d.complete_time) - t0, `local ${d.activity_type}`]);
-    } else if (e.activityTaskScheduledEventAttributes) {
-      const a = e.activityTaskScheduledEventAttributes;
-      scheduled.set(String(e.eventId), { at, type: a.activityType?.name ?? '?' });
-    } else if (e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes) {
-      const a = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes!;
-      const s = scheduled.get(String(a.scheduledEventId));
-      if (s) rows.push([s.at, at, `activity ${s.type}`]);
-    } else if (e.signalExternalWorkflowExecutionInitiatedEventAttributes) {
-      rows.push([
-        at,
-        at,
-        `signal out ${e.signalExternalWorkflowExecutionInitiatedEventAttributes.signalName}`,
-      ]);
-    } else if (e.workflowExecutionSignaledEventAttributes) {
-      rows.push([at, at, `signal in ${e.workflowExecutionSignaledEventAttributes.signalName}`]);
-    } else if (e.workflowTaskStartedEventAttributes) {
-      rows.push([at, at, 'workflow task started']);
-    }
-  }
-  rows.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  console.log(`timeline of ${workflowId} (ms from its start: scheduled → completed):`);
-  for (const [from, to, what] of rows)
-    console.log(
-      `  ${from.toFixed(0).padStart(6)} → ${to.toFixed(0).padStart(6)} ${(to - from).toFixed(0).padStart(5)}  ${what}`,
-    );
 }
 
 function ensureAnsible() {

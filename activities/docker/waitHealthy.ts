@@ -7,6 +7,12 @@ import { findContainer } from './lookup';
 
 type IO = ReturnType<typeof activityIO>;
 
+/**
+ * Inspect is cheap (a few ms through the pool), and a container that comes up quickly should not
+ * wait out a long poll: every 100 ms for the first 5 s, then every 500 ms.
+ */
+const FAST_POLL_MS = 100;
+const FAST_POLL_FOR_MS = 5_000;
 const POLL_MS = 500;
 
 export interface WaitHealthyResult {
@@ -54,7 +60,8 @@ export async function waitHealthy(
       throw unhealthy(host, name, last, `exited with code ${state.ExitCode} and will not be restarted`);
     const left = deadline - Date.now();
     if (left <= 0) break;
-    await sleep(Math.min(POLL_MS, left), signal);
+    const every = Date.now() - started < FAST_POLL_FOR_MS ? FAST_POLL_MS : POLL_MS;
+    await sleep(Math.min(every, left), signal);
   }
   throw unhealthy(host, name, last, `not healthy after ${timeoutMs} ms`);
 }
