@@ -17,7 +17,7 @@ import type { SiteRecord } from '../schema/site';
 import { quick } from './lib/activities';
 import { local } from './lib/patchActivities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
-import { patchHost, type LockedSite } from './lib/patchHost';
+import { HANDOVER, patchHost, type LockedSite } from './lib/patchHost';
 import { PatchRollInput, resolveCount } from './lib/patchInput';
 import { decideBatch, planBatches, selectHosts, type SiteOnHost } from './lib/patchPlan';
 import {
@@ -122,6 +122,8 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   let batchRunning = false;
   /** The planning's listing, for the first batch if it starts at once (PIPELINED). */
   let planningListing: Listing | undefined;
+  /** The next batch's listing, begun as the last batch released its locks (HANDOVER). */
+  let prefetched: { batch: number; listing: Promise<Listing | undefined> } | undefined;
   /** Profiles by name, loaded once per run (PIPELINED). */
   const runProfiles = new Map<string, Promise<Profile>>();
 
@@ -303,7 +305,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     for (;;) {
       if (stopReason()) break batches;
       if (progress.paused) {
-        planningListing = undefined; // stale once the roll waited
+        planningListing = prefetched = undefined; // stale once the roll waited
         progress.status = 'paused';
         await waitFor(() => !progress.paused || !!abortReason, msToCutoff());
         continue;
@@ -318,6 +320,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
           () => progress.canary.approved || progress.paused || !!abortReason,
           wait.length ? Math.min(...wait) : undefined,
         );
+        prefetched = undefined; // stale once the roll waited
         if (!woken && !stopReason()) progress.canary.approved = true; // canaryWaitSeconds ran out: go on
         continue;
       }
@@ -328,15 +331,17 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     const hosts = progress.batches[b]!.filter((h) => progress.hosts[h]!.state === 'pending');
     batchRunning = true;
     try {
-      const first = pipelined && b === 0 ? planningListing : undefined;
+      let first = pipelined && b === 0 ? planningListing : undefined;
       planningListing = undefined;
-      await runBatch(hosts, first);
+      if (!first) first = await takePrefetched(b);
+      await runBatch(b, hosts, first);
     } finally {
       batchRunning = false;
       skipRequested.clear();
       refresh();
     }
     if (b + 1 < progress.batches.length && workflowInfo().continueAsNewSuggested) {
+      await pendingListing(); // nothing left running; the next run lists again
       await condition(allHandlersFinished);
       await continueAsNew<typeof patchRoll>(input, { progress, nextBatch: b + 1 });
     }
@@ -367,7 +372,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   };
 
   /** One batch: its sites locked, its hosts' turns at once, the locks released. */
-  async function runBatch(hosts: string[], first?: Listing): Promise<void> {
+  async function runBatch(batch: number, hosts: string[], first?: Listing): Promise<void> {
     for (const h of hosts) progress.hosts[h]!.state = 'waiting-for-locks';
     const held = await lockSitesOf(hosts, first);
     if (!held) {
@@ -436,7 +441,16 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         }),
       );
     } finally {
-      await held.release();
+      const releasing = held.release();
+      // the next batch's listing, taken while these locks go (used only if it starts at once)
+      const next = progress.batches[batch + 1]?.filter((h) => progress.hosts[h]!.state === 'pending');
+      if (next?.length && progress.canary.approved && !stopReason() && patched(HANDOVER))
+        prefetched = {
+          batch: batch + 1,
+          // a failed listing is made again (and fails there, where it is reported)
+          listing: listSites(next).catch(() => undefined),
+        };
+      await releasing;
     }
   }
 
@@ -453,11 +467,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     if (first) {
       seen = first.seen.filter((s) => hosts.includes(s.host));
       known = first.known;
-    } else {
-      seen = await Promise.all(hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) })));
-      const siteIds = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
-      known = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
-    }
+    } else ({ seen, known } = await listSites(hosts));
     const ids = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
     const lockIds = ids.filter((id) => known[id]);
     const locks = await acquireUnlessStopped(lockIds);
@@ -524,13 +534,41 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     }
   }
 
+  /** The listing prefetched for batch `b`, if any (it is used once). */
+  async function takePrefetched(b: number): Promise<Listing | undefined> {
+    const p = prefetched;
+    prefetched = undefined;
+    return p?.batch === b ? p.listing : undefined;
+  }
+
+  function pendingListing(): Promise<unknown> {
+    return prefetched?.listing ?? Promise.resolve();
+  }
+
+  /** Which sites have containers on the hosts, and their records. */
+  async function listSites(hosts: string[]): Promise<Listing> {
+    const seen = await Promise.all(
+      hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) })),
+    );
+    const siteIds = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
+    const known = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
+    return { seen, known };
+  }
+
   async function acquireUnlessStopped(siteIds: string[]) {
     if (!siteIds.length) return { locks: [], release: async () => {} };
     let got: Awaited<ReturnType<typeof acquireSiteLocks>> | undefined;
     let error: unknown;
     const scope = new CancellationScope();
     const attempt = scope
-      .run(() => acquireSiteLocks(siteIds, LOCK_OPERATION, progress))
+      .run(() =>
+        acquireSiteLocks(
+          siteIds,
+          LOCK_OPERATION,
+          progress,
+          patched(HANDOVER) ? local.requestSiteLock : undefined,
+        ),
+      )
       .then(
         (l) => (got = l),
         (e: unknown) => (error = e ?? new Error('lock acquisition failed')),

@@ -64,6 +64,7 @@ export function makeProxyActivities(fleet: Fleet) {
     route: Route,
     /** Compare-and-swap on the file at `path`; `content`: what it held when read (its hash is `sha256`). */
     guard?: { path: string; sha256: string; content?: string },
+    onlyAddsCapacity = false,
   ): Promise<ProxyChange> {
     const h = proxyHost(fleet, host);
     const paths = sitePaths(route.siteId);
@@ -85,6 +86,7 @@ export function makeProxyActivities(fleet: Fleet) {
       what: `route of ${route.siteId}`,
       start: false,
       guard: guard && { path: guard.path, sha256: guard.sha256 },
+      onlyAddsCapacity,
       files: [
         { live: paths.conf, content: conf },
         { live: paths.json, content: json },
@@ -167,27 +169,36 @@ export function makeProxyActivities(fleet: Fleet) {
 
     /**
      * Drain (no new requests; those in flight finish) or readmit the backends a site has on one
-     * host. A read-modify-write guarded by the stored JSON's hash, so a concurrent change of the
+     * host. A drain returns once no nginx worker takes new requests on the old configuration; a
+     * readmit once the new workers run (the old ones, routing as before, stop within ~100 ms). A read-modify-write guarded by the stored JSON's hash, so a concurrent change of the
      * same route is never lost (it is re-read and the change re-applied). Safe to run twice: a
      * backend already in the wanted state changes nothing.
      */
     async setBackendState(input: SetBackendStateInput): Promise<ProxyChange & { route: Route }> {
-      const { host, siteId, backendHost, backendPort, state } = parseInput(
+      const { host, siteId, backendHost, backendPort, state, expected } = parseInput(
         SetBackendStateInput,
         input,
         'setBackendState',
       );
       proxyHost(fleet, host);
       const paths = sitePaths(siteId);
+      const hasBackend = (r: Route) =>
+        r.backends.some(
+          (b) => b.host === backendHost && (backendPort === undefined || b.port === backendPort),
+        );
+      // the caller's copy, if it is of this site and has the backend: stored routes are canonical
+      // JSON, so its hash is the stored file's unless the route changed (then the guard refuses)
+      let trusted =
+        expected?.siteId === siteId && hasBackend(expected)
+          ? { route: expected, raw: renderRouteJson(expected) }
+          : undefined;
       return withHeartbeat(async () => {
         for (let attempt = 1; attempt <= 5; attempt++) {
-          const { route, raw } = await storedRoute(host, siteId);
+          const { route, raw } = trusted ?? (await storedRoute(host, siteId));
+          trusted = undefined;
           if (!route || raw === null)
             throw failure(FailureType.Conflict, `${host}: no route for site ${siteId}`, { host, siteId });
-          const matches = route.backends.filter(
-            (b) => b.host === backendHost && (backendPort === undefined || b.port === backendPort),
-          );
-          if (matches.length === 0)
+          if (!hasBackend(route))
             throw failure(
               FailureType.Conflict,
               `${host}: site ${siteId} has no backend on ${backendHost}${backendPort ? ':' + backendPort : ''}`,
@@ -195,11 +206,14 @@ export function makeProxyActivities(fleet: Fleet) {
             );
           const next = withBackendState(route, backendHost, state, backendPort);
           try {
-            const change = await writeRoute(host, next, {
-              path: paths.json,
-              sha256: sha256(raw),
-              content: raw,
-            });
+            // a readmit only adds capacity: it need not wait for the old workers to be told
+            // to stop taking requests (they route to the other backends, as they did)
+            const change = await writeRoute(
+              host,
+              next,
+              { path: paths.json, sha256: sha256(raw), content: raw },
+              state === 'active',
+            );
             return { ...change, route: next };
           } catch (err) {
             if (!(err instanceof GuardMismatch)) throw err;

@@ -69,16 +69,20 @@ export const ApplyExit = {
  *     `nginx -t` on the result. If it fails, or nginx reports a server name claimed twice, put
  *     every previous file back and exit with nginx's message: an invalid config is never loaded.
  *  4. Commit (drop the backups, after noting that a reload is owed), then reload the running
- *     master with SIGHUP and wait until it has started workers on the new config and told the old
- *     ones to finish what they hold. With START=yes, a master that is not running is started.
+ *     master with SIGHUP and wait until it has started workers on the new config and (WAIT=old)
+ *     told the old ones to finish what they hold: from then on no new request is routed by the
+ *     old config. nginx's master tells them 100 ms after starting the new workers, so WAIT=new
+ *     (return once the new workers run) is for changes that only add capacity, such as a
+ *     readmitted backend: until the old workers are told, they route as before, which was
+ *     already safe. With START=yes, a master that is not running is started.
  *
- * Arguments: DIR NGINX PIDFILE START(yes|no) GUARD_FILE(- for none) GUARD_SHA(or "absent"), then
- * pairs CANDIDATE LIVE; a candidate of "-" deletes the live file.
+ * Arguments: DIR NGINX PIDFILE START(yes|no) GUARD_FILE(- for none) GUARD_SHA(or "absent")
+ * WAIT(old|new), then pairs CANDIDATE LIVE; a candidate of "-" deletes the live file.
  * Prints "changed" or "unchanged", and "started" / "reloaded" when it did so.
  */
 export const APPLY_SCRIPT = String.raw`
-d=$1 nginx=$2 pidfile=$3 start=$4 guard=$5 want=$6
-shift 6
+d=$1 nginx=$2 pidfile=$3 start=$4 guard=$5 want=$6 wait=$7
+shift 7
 errlog="$d/logs/error.log"
 owed="$d/.qm-reload-owed"
 ngx() { "$nginx" -p "$d/" -c "$d/nginx.conf" -e "$errlog" "$@"; }
@@ -146,9 +150,10 @@ reload() {
     fresh=no settled=yes
     for w in $(workers); do case "$old" in *" $w "*) ;; *) fresh=yes ;; esac; done
     if [ $fresh = yes ]; then
+      [ "$wait" = new ] && return 0
       for w in $old; do
         [ -e "/proc/$w" ] || continue
-        tr '\0' ' ' < "/proc/$w/cmdline" 2>/dev/null | grep -q 'shutting down' || { settled=no; break; }
+        grep -qa 'shutting down' "/proc/$w/cmdline" 2>/dev/null || { settled=no; break; }
       done
       [ $settled = yes ] && return 0
     fi
@@ -202,6 +207,11 @@ export interface ApplyArgs {
   guard?: { path: string; sha256: string };
   /** Candidate -> live file; a candidate of null deletes the live file. */
   files: { candidate: string | null; live: string }[];
+  /**
+   * After a reload, wait only until the new workers run, not until the old ones are told to stop
+   * taking requests (about 100 ms more): for a change that only adds capacity (WAIT=new above).
+   */
+  onlyAddsCapacity?: boolean;
 }
 
 /**
@@ -254,6 +264,7 @@ export function applyArgv(a: ApplyArgs): string[] {
     a.start ? 'yes' : 'no',
     a.guard?.path ?? '-',
     a.guard?.sha256 ?? '-',
+    a.onlyAddsCapacity ? 'new' : 'old',
     ...pairs,
   ];
 }

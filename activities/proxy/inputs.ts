@@ -22,6 +22,11 @@ export const SetBackendStateInput = z.strictObject({
   /** Only the backend on this port (a host may run two during a deploy); all of the host's if absent. */
   backendPort: z.number().int().min(1).max(65535).optional(),
   state: BackendState,
+  /**
+   * The route as the caller last read it under the site's lock: the first attempt takes it as
+   * the stored one (guarded by its hash, so a route changed since is re-read), saving a read.
+   */
+  expected: Route.optional(),
 });
 export type SetBackendStateInput = z.input<typeof SetBackendStateInput>;
 

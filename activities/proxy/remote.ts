@@ -74,7 +74,14 @@ export class GuardMismatch extends Error {}
 export async function applyChange(
   fleet: Fleet,
   host: string,
-  change: { files: FileChange[]; start: boolean; guard?: { path: string; sha256: string }; what: string },
+  change: {
+    files: FileChange[];
+    start: boolean;
+    guard?: { path: string; sha256: string };
+    what: string;
+    /** See ApplyArgs.onlyAddsCapacity. */
+    onlyAddsCapacity?: boolean;
+  },
 ): Promise<ApplyOutcome> {
   const io = activityIO();
   const nonce = randomBytes(8).toString('hex');
@@ -86,6 +93,7 @@ export async function applyChange(
   const args = {
     start: change.start,
     guard: change.guard,
+    onlyAddsCapacity: change.onlyAddsCapacity,
     files: files.map(({ candidate, live }) => ({ candidate, live })),
   };
   const contents = files.filter((f) => f.candidate !== null).map((f) => Buffer.from(f.content!, 'utf8'));

@@ -136,7 +136,8 @@ test('roll every app host: a canary, ops pause/approve/resume, zero failed reque
 
       const result = await handle.result();
       const [multiSeen, singleSeen] = await Promise.all([multiPoll.stop(), singlePoll.stop()]);
-      await recordHistory(workflowId, 'patchRoll.pipelined'); // patchRoll.json: a run from before PIPELINED
+      // patchRoll.json: a run from before PIPELINED; patchRoll.pipelined.json: from before HANDOVER
+      await recordHistory(workflowId, 'patchRoll.handover');
 
       expect(result.status).toBe('completed');
       expect(result.done).toEqual(['host2', 'host3']);

@@ -288,8 +288,45 @@ test('draining host2 sends every new request to host3 with zero failed requests;
   });
   expect(await nginxPids()).toBe(pids);
 
+  // a readmit returns once the new workers run; the old ones (routing to host3 only, as before)
+  // are told to stop taking requests about 100 ms later
   await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host2', state: 'active' });
-  expect(new Set(await bodiesThroughProxy(DOMAIN_A, 12))).toEqual(new Set(['host2', 'host3']));
+  let seen = new Set<string>();
+  for (const deadline = Date.now() + 5000; seen.size < 2 && Date.now() < deadline;)
+    seen = new Set(await bodiesThroughProxy(DOMAIN_A, 12));
+  expect(seen).toEqual(new Set(['host2', 'host3']));
+});
+
+test("a caller's copy of the route saves the read when it is current; a stale one is caught by the guard and the stored route re-read", async () => {
+  const found = (await acts.readSiteRoute({ host: PROXY, siteId: SITE_A }))!;
+  expect(found.backends).toEqual([backend('host2'), backend('host3')]);
+  const drained = await acts.setBackendState({
+    host: PROXY,
+    siteId: SITE_A,
+    backendHost: 'host2',
+    state: 'drained',
+    expected: found,
+  });
+  expect(drained).toMatchObject({
+    changed: true,
+    route: { backends: [backend('host2', 'drained'), backend('host3')] },
+  });
+
+  // someone else drains host3; a readmit of host2 with the copy from before that must keep it
+  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'drained' });
+  await acts.setBackendState({
+    host: PROXY,
+    siteId: SITE_A,
+    backendHost: 'host2',
+    state: 'active',
+    expected: drained.route,
+  });
+  expect((await acts.readSiteRoute({ host: PROXY, siteId: SITE_A }))?.backends).toEqual([
+    backend('host2'),
+    backend('host3', 'drained'),
+  ]);
+  await acts.putSiteRoute({ host: PROXY, route: routeA() });
+  expect(new Set(await bodiesThroughProxy(DOMAIN_A, 12))).toContain('host3');
 });
 
 test('two concurrent backend changes of one route are both kept (no lost update)', async () => {

@@ -199,6 +199,7 @@ describe('commands', () => {
       'no',
       '/srv/qm/proxy/sites/a.json',
       'abc',
+      'old',
       '/srv/qm/proxy/sites/a.conf.qm-cand-abcdef',
       '/srv/qm/proxy/sites/a.conf',
       '-',

@@ -1,8 +1,8 @@
-import { CancellationScope, proxyActivities, type RetryPolicy } from '@temporalio/workflow';
+import { CancellationScope, patched, proxyActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE } from '../../activities/errors';
 import type { Profile } from '../../schema/profile';
-import type { Route } from '../../schema/route';
+import { withBackendState, type Route } from '../../schema/route';
 import type { SiteRecord } from '../../schema/site';
 import { quick, slow } from './activities';
 import { local, localPatient } from './patchActivities';
@@ -10,6 +10,14 @@ import { rootMessage } from './input';
 import type { PatchRollConfig } from './patchInput';
 import type { HostDecision, SiteAction } from './patchPlan';
 import { PATCH_FAILED, type HostProgress, type HostState } from './patchProtocol';
+
+/**
+ * patched() id of the quicker hand-over between hosts: a drain and its readmit give the proxy the
+ * route the roll already holds under the site's lock (no read before the change); in patchRoll.ts,
+ * the next batch is listed while this one's locks are released, and the locks are asked for by a
+ * local activity. Runs recorded before it replay without.
+ */
+export const HANDOVER = 'patch-roll-handover';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
@@ -192,6 +200,7 @@ async function takeOut(ctx: HostContext, site: LockedSite, action: SiteAction): 
             siteId: site.siteId,
             backendHost: ctx.host,
             state: 'drained',
+            ...(patched(HANDOVER) ? { expected: route } : {}),
           })
         : local.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' } }),
     ),
@@ -209,6 +218,8 @@ async function putBack(ctx: HostContext, actions: { siteId: string; action: Site
               siteId: site.siteId,
               backendHost: ctx.host,
               state: 'active',
+              // what the drain stored (if it did not, the proxy's guard refuses it and reads)
+              ...(patched(HANDOVER) ? { expected: withBackendState(route, ctx.host, 'drained') } : {}),
             })
           : local.putSiteRoute({ host: proxyHost, route }),
       ),

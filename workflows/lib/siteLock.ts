@@ -54,6 +54,8 @@ export async function acquireSiteLocks(
   siteIds: string[],
   operation: string,
   status: { waitingForLock: boolean },
+  /** How to ask for a lock: an ordinary activity unless the caller runs it as a local one. */
+  request: typeof requestSiteLock = requestSiteLock,
 ): Promise<{ locks: SiteLock[]; release(): Promise<void> }> {
   const info = workflowInfo();
   const holder: LockHolder = { workflowId: info.workflowId, runId: info.runId, operation };
@@ -72,7 +74,7 @@ export async function acquireSiteLocks(
     for (const siteId of [...new Set(siteIds)].sort()) {
       status.waitingForLock = true;
       waitingFor = siteId;
-      await requestSiteLock({ siteId, holder });
+      await request({ siteId, holder });
       await condition(() => granted.has(siteId));
       status.waitingForLock = false;
       const siteWorkflow = getExternalWorkflowHandle(siteWorkflowId(siteId));
