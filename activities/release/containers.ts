@@ -47,30 +47,36 @@ export async function ensureReleaseContainer(
   fleet.pool.host(placement.cacheHost);
   const io = activityIO();
   return withHeartbeat(async () => {
-    const spec = await renderWithPassword(fleet, { profile, role, site, placement, release, slot });
-    if (isCommitRelease(release)) {
-      const r = await fleet.pool.exec(host, hasReleaseArgv(siteId, release), { ...io, check: false });
-      if (r.code !== RELEASE_PRESENT)
-        throw failure(
-          FailureType.Conflict,
-          `${host}: release ${release} of ${siteId} is not there (fetch it first)`,
-          {
-            host,
-            siteId,
-            release,
-          },
-        );
-    }
-    if (spec.mounts.some((m) => m.source === siteNames(siteId).mountDir)) {
-      const mounted = await fleet.pool.exec(host, isMountedArgv(siteId), { ...io, check: false });
-      if (mounted.code !== 0)
-        throw failure(FailureType.Conflict, `${host}: the files of ${siteId} are not mounted`, {
+    // the reads at once (each is a short command on its host): the spec (with the password from
+    // the DB host), whether the release's folder is there, whether the site's files are mounted
+    const [spec, releasePresent, filesMounted] = await Promise.all([
+      renderWithPassword(fleet, { profile, role, site, placement, release, slot }),
+      isCommitRelease(release)
+        ? fleet.pool
+            .exec(host, hasReleaseArgv(siteId, release), { ...io, check: false })
+            .then((r) => r.code === RELEASE_PRESENT)
+        : true,
+      fleet.pool.exec(host, isMountedArgv(siteId), { ...io, check: false }).then((r) => r.code === 0),
+    ]);
+    if (!releasePresent)
+      throw failure(
+        FailureType.Conflict,
+        `${host}: release ${release} of ${siteId} is not there (fetch it first)`,
+        {
           host,
           siteId,
-        });
-    }
-    await ensureImage(fleet, host, spec.image);
-    await ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } });
+          release,
+        },
+      );
+    if (spec.mounts.some((m) => m.source === siteNames(siteId).mountDir) && !filesMounted)
+      throw failure(FailureType.Conflict, `${host}: the files of ${siteId} are not mounted`, {
+        host,
+        siteId,
+      });
+    await Promise.all([
+      ensureImage(fleet, host, spec.image),
+      ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } }),
+    ]);
     const { action } = await ensureContainer(fleet, host, spec);
     try {
       await waitHealthy(fleet, host, spec.name, i.timeoutMs);
