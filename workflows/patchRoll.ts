@@ -459,7 +459,8 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
    * workflow exists), in one sorted acquisition. Gives up if ops abort or the window closes while
    * waiting (a deploy may hold a lock for a while). The hosts are listed again once the locks are
    * held: a site that appeared meanwhile is not locked, and its host is held back. `first`: a
-   * listing made just before (the planning's, for the first batch), instead of listing again.
+   * listing made just before (the planning's for the first batch, or the one taken while the
+   * last batch released its locks), instead of listing again.
    */
   async function lockSitesOf(hosts: string[], first?: Listing) {
     let seen: Listing['seen'];
