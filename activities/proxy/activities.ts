@@ -2,7 +2,7 @@ import { Route, withBackendState } from '../../schema/route';
 import { activityIO, withHeartbeat } from '../context';
 import { failure, FailureType } from '../errors';
 import type { Fleet } from '../fleet';
-import { unfinishedMarkers } from './commands';
+import { inFlightArgv, unfinishedMarkers } from './commands';
 import {
   EnsureProxyInput,
   parseInput,
@@ -12,6 +12,7 @@ import {
   SetBackendStateInput,
   SiteOnProxyInput,
   StopProxyInput,
+  WaitForInFlightInput,
 } from './inputs';
 import { PAGES, pagePath, proxyPaths, sitePaths } from './layout';
 import { listenAddress, PAGE_HTML, renderBaseConfig, renderRouteJson, renderSiteConfig } from './nginxConfig';
@@ -225,6 +226,34 @@ export function makeProxyActivities(fleet: Fleet) {
           { host, siteId },
         );
       });
+    },
+
+    /**
+     * Wait for the requests nginx took before its last changes to finish: until every worker
+     * those reloads told to shut down has exited, at most `timeoutSeconds`. `lingering`: how many
+     * are still running then (0: nothing in flight on the old configuration). Read-only (it only
+     * watches), so safe to run any number of times.
+     */
+    async waitForInFlight(input: WaitForInFlightInput): Promise<{ lingering: number; waitedMs: number }> {
+      const { host, timeoutSeconds } = parseInput(WaitForInFlightInput, input, 'waitForInFlight');
+      proxyHost(fleet, host);
+      const t0 = Date.now();
+      const r = await withHeartbeat(() =>
+        fleet.pool.exec(host, inFlightArgv(timeoutSeconds), {
+          ...activityIO(),
+          timeoutMs: (timeoutSeconds + 30) * 1000,
+        }),
+      );
+      const out = r.stdout.trim();
+      if (!/^\d+$/.test(out))
+        throw failure(
+          FailureType.CommandFailed,
+          `${host}: the in-flight wait printed ${JSON.stringify(out)}`,
+          {
+            host,
+          },
+        );
+      return { lingering: Number(out), waitedMs: Date.now() - t0 };
     },
 
     /** The site's route as stored on the proxy host, or null if it has none. Read-only. */

@@ -297,6 +297,37 @@ export function stopArgv(graceSeconds = 30): string[] {
   return ['sh', '-c', STOP_SCRIPT, 'qm-proxy-stop', proxyPaths.pid, String(graceSeconds)];
 }
 
+/**
+ * Wait until the nginx workers told to shut down by earlier reloads have exited (each exits once
+ * the requests it took before the change are finished), at most LIMIT seconds. Prints how many
+ * are still running: 0 when every request in flight finished (or nginx is not running).
+ */
+export const IN_FLIGHT_SCRIPT = String.raw`
+pidfile=$1 limit=$2
+pid=$(cat "$pidfile" 2>/dev/null) || { echo 0; exit 0; }
+case "$pid" in '' | *[!0-9]*) echo 0; exit 0 ;; esac
+kill -0 "$pid" 2>/dev/null || { echo 0; exit 0; }
+old() {
+  n=0
+  for w in $(cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid"); do
+    grep -qa 'shutting down' "/proc/$w/cmdline" 2>/dev/null && n=$((n + 1))
+  done
+  echo $n
+}
+i=0 max=$((limit * 50))
+while :; do
+  n=$(old)
+  if [ "$n" -eq 0 ] || [ $i -ge $max ]; then echo "$n"; exit 0; fi
+  sleep 0.02
+  i=$((i + 1))
+done
+`;
+
+export function inFlightArgv(limitSeconds: number): string[] {
+  if (!Number.isInteger(limitSeconds) || limitSeconds < 0) throw new TypeError('the limit is whole seconds');
+  return ['sh', '-c', IN_FLIGHT_SCRIPT, 'qm-proxy-in-flight', proxyPaths.pid, String(limitSeconds)];
+}
+
 /** The master's pid and its workers' pids, one line: `<master> <worker>...` (empty if not running). */
 export const STATUS_SCRIPT = String.raw`
 pid=$(cat "$1" 2>/dev/null) || exit 0

@@ -30,6 +30,12 @@ export const SetBackendStateInput = z.strictObject({
 });
 export type SetBackendStateInput = z.input<typeof SetBackendStateInput>;
 
+export const WaitForInFlightInput = z.strictObject({
+  host: hostName,
+  timeoutSeconds: z.number().int().min(0).max(3600),
+});
+export type WaitForInFlightInput = z.input<typeof WaitForInFlightInput>;
+
 export const StopProxyInput = z.strictObject({
   host: hostName,
   graceSeconds: z.number().int().min(0).max(600).default(30),

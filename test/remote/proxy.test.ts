@@ -46,10 +46,15 @@ const routeA = (over: Partial<Route> = {}): Route => ({
 });
 
 /** One GET on a fresh connection, as a new visitor would make it (no retry on a reused socket). */
-function get(address: string, port: number, hostHeader: string): Promise<{ status: number; body: string }> {
+function get(
+  address: string,
+  port: number,
+  hostHeader: string,
+  path = '/',
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: address, port, path: '/', agent: false, headers: { Host: hostHeader }, timeout: 5000 },
+      { host: address, port, path, agent: false, headers: { Host: hostHeader }, timeout: 5000 },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -126,7 +131,20 @@ async function startWeb(host: string) {
   const c = await docker.createContainer({
     name: WEB,
     Image: 'local/busybox:1',
-    Cmd: ['sh', '-c', 'echo "$1" > /www/index.html && exec httpd -f -p 80 -h /www', 'sh', host],
+    // /cgi-bin/slow?N answers after N seconds (a request that is in flight for a while)
+    Cmd: [
+      'sh',
+      '-c',
+      `echo "$1" > /www/index.html && mkdir -p /www/cgi-bin && cat > /www/cgi-bin/slow <<'EOF'
+#!/bin/sh
+case "$QUERY_STRING" in '' | *[!0-9]*) s=1 ;; *) s=$QUERY_STRING ;; esac
+sleep "$s"
+printf 'Content-Type: text/plain\r\n\r\nslow\n'
+EOF
+chmod +x /www/cgi-bin/slow && exec httpd -f -p 80 -h /www`,
+      'sh',
+      host,
+    ],
     Labels: { 'qm.test': '1' },
     ExposedPorts: { '80/tcp': {} },
     HostConfig: { Init: true, PortBindings: { '80/tcp': [{ HostPort: String(WEB_PORT) }] } },
@@ -327,6 +345,28 @@ test("a caller's copy of the route saves the read when it is current; a stale on
   ]);
   await acts.putSiteRoute({ host: PROXY, route: routeA() });
   expect(new Set(await bodiesThroughProxy(DOMAIN_A, 12))).toContain('host3');
+});
+
+test('a request in flight when its backend is drained: waitForInFlight returns once it has finished; with no time left it counts the workers still holding it', async () => {
+  // only host2 serves, so the slow request goes there
+  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'drained' });
+  const t0 = Date.now();
+  const slow = get(proxyAddress, 80, DOMAIN_A, '/cgi-bin/slow?2');
+  await new Promise((r) => setTimeout(r, 300));
+  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'active' });
+  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host2', state: 'drained' });
+
+  expect((await acts.waitForInFlight({ host: PROXY, timeoutSeconds: 0 })).lingering).toBeGreaterThan(0);
+  const waited = await acts.waitForInFlight({ host: PROXY, timeoutSeconds: 30 });
+  const returnedAt = Date.now();
+  expect(waited.lingering).toBe(0);
+  // the request sleeps 2 s on host2, and the worker holding it exits only once it has answered
+  expect(returnedAt - t0).toBeGreaterThanOrEqual(2000);
+  expect(await slow).toEqual({ status: 200, body: 'slow\n' });
+  // nothing in flight: it returns at once
+  expect(await acts.waitForInFlight({ host: PROXY, timeoutSeconds: 30 })).toMatchObject({ lingering: 0 });
+
+  await acts.putSiteRoute({ host: PROXY, route: routeA() });
 });
 
 test('two concurrent backend changes of one route are both kept (no lost update)', async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Route } from '../../schema/route';
 import {
   APPLY_SCRIPT,
+  IN_FLIGHT_SCRIPT,
   ApplyExit,
   applyArgv,
   EXIT_ABSENT,
@@ -178,7 +179,8 @@ test('renderRouteJson is canonical: the same route in any key order gives the sa
 
 describe('commands', () => {
   test('the scripts are valid POSIX sh', () => {
-    for (const script of [APPLY_SCRIPT, STOP_SCRIPT, STATUS_SCRIPT]) execFileSync('sh', ['-n', '-c', script]);
+    for (const script of [APPLY_SCRIPT, STOP_SCRIPT, STATUS_SCRIPT, IN_FLIGHT_SCRIPT])
+      execFileSync('sh', ['-n', '-c', script]);
   });
 
   test('every variable part is a positional argument, never spliced into the script', () => {

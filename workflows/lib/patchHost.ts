@@ -1,4 +1,10 @@
-import { CancellationScope, patched, proxyActivities, type RetryPolicy } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  type RetryPolicy,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE } from '../../activities/errors';
 import type { Profile } from '../../schema/profile';
@@ -18,6 +24,13 @@ import { PATCH_FAILED, type HostProgress, type HostState } from './patchProtocol
  * local activity. Runs recorded before it replay without.
  */
 export const HANDOVER = 'patch-roll-handover';
+
+/**
+ * patched() id of the wait for requests in flight: once a host is taken out, its proxies' nginx
+ * workers that still hold requests from before the change are waited for (drainTimeoutSeconds at
+ * most) before the patch starts. Runs recorded before it replay without.
+ */
+export const IN_FLIGHT = 'patch-roll-in-flight';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
@@ -45,7 +58,8 @@ export interface HostContext {
 /**
  * One host's turn, as ops would do it by hand:
  *   take its sites' traffic off it (drain its backend on every proxy; the maintenance page for a
- *   site it alone serves) → last look (skip, abort, window, budget) → patch → reboot if needed and
+ *   site it alone serves) → the requests still in flight finish (drainTimeoutSeconds at most) →
+ *   last look (skip, abort, window, budget) → patch → reboot if needed and
  *   wait for it → its sites' containers running and healthy (files remounted after a reboot) →
  *   each backend answers, straight from the proxy host → readmit → each site answers through the
  *   proxy → done.
@@ -72,6 +86,7 @@ export async function patchHost(
     hp.state = 'draining';
     takenOut = out.length > 0;
     await forEachSite(ctx, out, (site, action) => takeOut(ctx, site, action));
+    if (takenOut && patched(IN_FLIGHT)) await waitForInFlight(ctx, out, hp, acts);
 
     const stop = ctx.mayStart();
     if (stop) {
@@ -207,6 +222,31 @@ async function takeOut(ctx: HostContext, site: LockedSite, action: SiteAction): 
   );
 }
 
+/**
+ * Requests the proxies took before the host was taken out may still be running on it: wait for
+ * them (each proxy at once), at most drainTimeoutSeconds; past that the patch goes ahead, and
+ * the host's progress says so.
+ */
+async function waitForInFlight(
+  ctx: HostContext,
+  out: { siteId: string }[],
+  hp: HostProgress,
+  acts: ReturnType<typeof hostActivities>,
+): Promise<void> {
+  const proxies = [...new Set(out.flatMap((a) => [...ctx.sites.get(a.siteId)!.routes.keys()]))].sort();
+  const waited = await Promise.all(
+    proxies.map(async (host) => ({
+      host,
+      ...(await acts.inFlight.waitForInFlight({ host, timeoutSeconds: ctx.cfg.drainTimeoutSeconds })),
+    })),
+  );
+  const left = waited.filter((w) => w.lingering > 0);
+  if (left.length)
+    hp.inFlightAtPatch =
+      left.map((w) => `${w.host}: ${w.lingering} nginx worker(s) still finishing requests`).join('; ') +
+      ` after ${ctx.cfg.drainTimeoutSeconds} s; patched anyway`;
+}
+
 /** The reverse of takeOut: the route exactly as it was found (under the lock, nobody else changed it). */
 async function putBack(ctx: HostContext, actions: { siteId: string; action: SiteAction }[]): Promise<void> {
   await forEachSite(ctx, actions, (site, action) =>
@@ -238,6 +278,11 @@ function hostActivities(cfg: PatchRollConfig) {
     maximumInterval: '20 seconds',
   };
   return {
+    /** Watching the proxies: local (no task-queue round trip), as long as the wait may take. */
+    inFlight: proxyLocalActivities<Activities>({
+      startToCloseTimeout: `${cfg.drainTimeoutSeconds + 30} seconds`,
+      retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+    }),
     patch: proxyActivities<Activities>({
       startToCloseTimeout: `${cfg.patchTimeoutSeconds + 120} seconds`,
       heartbeatTimeout: '20 seconds',

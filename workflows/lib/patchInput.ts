@@ -82,6 +82,11 @@ export const PatchRollInput = z
       .min(0)
       .max(7 * 24 * 3600)
       .optional(),
+    /**
+     * After a host is taken out, how long to wait for requests still in flight (nginx workers
+     * finishing what they took before the change) before the patch starts anyway.
+     */
+    drainTimeoutSeconds: z.number().int().min(0).max(3600).default(60),
     /** The patch, as an argument vector (run under a per-roll guard: once per host per roll). */
     patchCommand: Argv.default(DEFAULT_PATCH_COMMAND),
     patchTimeoutSeconds: z

@@ -42,6 +42,8 @@ export interface HostProgress {
   sites: { siteId: string; action: SiteAction }[];
   patch?: { result: 'ran' | 'already-done'; seconds: number };
   rebooted?: boolean;
+  /** Set when requests were still in flight at drainTimeoutSeconds and the patch went ahead. */
+  inFlightAtPatch?: string;
   /** Why it failed, was held back or not started: one line. */
   reason?: string;
   /** Where a failed host was left: 'drained' (its sites' traffic is elsewhere or on the maintenance page) or 'readmitted'. */
