@@ -151,7 +151,7 @@ export async function printTimeline(client: Client, workflowId: string) {
   const events = history.events ?? [];
   const t0 = ms(events[0]?.eventTime);
   const rows: [number, number, string][] = [];
-  const scheduled = new Map<string, { at: number; type: string }>();
+  const scheduled = new Map<string, { at: number; type: string; startedAt?: number }>();
   for (const e of events) {
     const at = ms(e.eventTime) - t0;
     const m = e.markerRecordedEventAttributes;
@@ -167,10 +167,14 @@ export async function printTimeline(client: Client, workflowId: string) {
     } else if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
       scheduled.set(String(e.eventId), { at, type: a.activityType?.name ?? '?' });
+    } else if (e.activityTaskStartedEventAttributes) {
+      const s = scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId));
+      if (s) s.startedAt = at;
     } else if (e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes!;
       const s = scheduled.get(String(a.scheduledEventId));
-      if (s) rows.push([s.at, at, `activity ${s.type}`]);
+      const wait = s?.startedAt === undefined ? '' : ` (started after ${(s.startedAt - s.at).toFixed(0)} ms)`;
+      if (s) rows.push([s.at, at, `activity ${s.type}${wait}`]);
     } else if (e.signalExternalWorkflowExecutionInitiatedEventAttributes) {
       rows.push([
         at,
