@@ -329,7 +329,7 @@ up() {
 }
 
 down() {
-  local t0 i H hp mns p; t0=$(now)
+  local t0 i H hp mns p pass left; t0=$(now)
   [ -d "$DIR/hosts" ] || { net_down; return 0; }
   # phase 1: stop the daemons of every host in parallel, by PID
   for i in $(seq "$N"); do (mariadb_stop "$i"; docker_stop "$i"; sshd_stop "$i") & done
@@ -339,9 +339,16 @@ down() {
     H=$(hdir "$i")
     if alive "$H/holder.pid"; then
       hp=$(holder "$i"); mns=$(readlink "/proc/$hp/ns/mnt")
-      for d in /proc/[0-9]*; do
-        p=${d#/proc/}
-        [ "$p" != "$hp" ] && [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$mns" ] && { log "host$i: killing leftover $p $(tr '\0' ' ' <"$d/cmdline" | head -c 80)"; kill -KILL "$p" 2>/dev/null || true; }
+      # again until none is left: a master killed while it reloaded may have forked workers the
+      # pass had already gone by (they would live on, orphaned, holding the namespace)
+      for pass in 1 2 3 4 5; do
+        left=0
+        for d in /proc/[0-9]*; do
+          p=${d#/proc/}
+          [ "$p" != "$hp" ] && [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$mns" ] && { log "host$i: killing leftover $p $(tr '\0' ' ' <"$d/cmdline" | head -c 80)"; kill -KILL "$p" 2>/dev/null || true; left=1; }
+        done
+        [ $left = 0 ] && break
+        sleep 0.1
       done
       kill -TERM "$hp" 2>/dev/null || true; wait_gone "$hp" || true
     fi
