@@ -59,7 +59,7 @@ export const DeployReleaseInput = z
     reason: z.string().max(200).optional(),
     /** Release folders kept on each app host for instant rollback (the live one included). */
     keepReleases: z.number().int().min(2).max(20).default(3),
-    /** After traffic moves, how long requests in flight on the old containers get to finish. */
+    /** After traffic moves, at most how long requests in flight on the old containers get to finish. */
     drainSeconds: z.number().int().min(0).max(600).default(10),
     /** How long a new container may take to become healthy. */
     healthTimeoutSeconds: z.number().int().min(2).max(1800).default(120),

@@ -17,8 +17,9 @@ import type { OperationProgress } from './operation';
  *
  *   standby(target) on every host, healthy as each proxy sees it
  *   → every proxy routes to the standby ports (one nginx reload each; requests in flight finish)
- *   → drain → live(target) on every host, healthy, and cron on target beside it → every proxy
- *   routes back to the live ports → drain → standby removed.
+ *   → drain (the requests in flight on the old nginx workers finish, drainSeconds at most) →
+ *   live(target) on every host, healthy, and cron on target beside it → every proxy routes back
+ *   to the live ports → drain → standby removed.
  *
  * At every moment every proxy routes to containers that passed their health checks, so users see
  * no failed request; all hosts switch in the same reload, so users never see two releases mixed
@@ -61,6 +62,13 @@ export interface SwitchContext {
  */
 const PARALLEL_SWITCH = 'release-switch-parallel';
 const parallelSwitch = () => patched(PARALLEL_SWITCH);
+
+/**
+ * A patch (replay safety): after a flip, wait for the requests in flight on the old workers to
+ * finish (every proxy's nginx workers told to shut down have exited), drainSeconds at most,
+ * instead of sleeping drainSeconds whatever happens. Workflows recorded before it replay the sleep.
+ */
+const DRAIN_IN_FLIGHT = 'release-drain-in-flight';
 
 /**
  * Every one of `steps` at once; wait for all of them (never leave one running behind a failure),
@@ -151,7 +159,13 @@ async function flip(ctx: SwitchContext, state: SwitchState, slot: AppSlot): Prom
     for (const host of ctx.placement.proxyHosts)
       changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
   for (const h of ctx.placement.appHosts) ctx.progress.hosts[h] = `serving from ${slot}`;
-  if (changed && ctx.drainSeconds > 0) await sleep(ctx.drainSeconds * 1000);
+  if (changed && ctx.drainSeconds > 0) {
+    if (patched(DRAIN_IN_FLIGHT))
+      await onEveryHost(ctx.placement.proxyHosts, (host) =>
+        slow.waitForInFlight({ host, timeoutSeconds: ctx.drainSeconds }),
+      );
+    else await sleep(ctx.drainSeconds * 1000);
+  }
 }
 
 /** The slot's app container on every host on `release`, healthy from every proxy. */
