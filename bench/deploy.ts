@@ -39,6 +39,8 @@ import { benchFleet, median, printTimeline, report, round } from './lib';
 const RUNS = Number(process.argv[2] ?? 3);
 /** QM_BENCH_SIZES=1,8 measures only those sizes (the ratio needs 1 and 8). */
 const SIZES = (process.env.QM_BENCH_SIZES ?? '1,2,4,8').split(',').map(Number);
+/** QM_BENCH_DRAIN=10: the deploys' drainSeconds (0 by default: the same at every size). */
+const DRAIN_SECONDS = Number(process.env.QM_BENCH_DRAIN ?? 0);
 
 async function main() {
   const fleet = benchFleet();
@@ -96,7 +98,7 @@ async function main() {
         const r: DeployReleaseResult = await client.workflow.execute('deployRelease', {
           taskQueue,
           workflowId: `deploy-${site.siteId}-${run}`,
-          args: [{ siteId: site.siteId, commit, drainSeconds: 0, triggeredBy: 'bench' }],
+          args: [{ siteId: site.siteId, commit, drainSeconds: DRAIN_SECONDS, triggeredBy: 'bench' }],
         });
         const wall = Date.now() - t0;
         if (r.status !== 'deployed') throw new Error(`${site.siteId}: ${r.status}`);
