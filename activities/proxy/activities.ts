@@ -60,6 +60,15 @@ export function makeProxyActivities(fleet: Fleet) {
     return { route: parsed.data, raw };
   }
 
+  /** A site's config and route JSON as they are on the proxy host (null: absent), and any marks of a change cut short. */
+  function routeFilesOn(host: string, paths: { conf: string; json: string }) {
+    return Promise.all([
+      readRemoteFile(fleet, host, paths.conf),
+      readRemoteFile(fleet, host, paths.json),
+      existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
+    ]);
+  }
+
   async function writeRoute(
     host: string,
     route: Route,
@@ -74,11 +83,7 @@ export function makeProxyActivities(fleet: Fleet) {
     // a guard's content that differs from the new JSON means a change: no need to read the files
     // first (the apply transaction compares them anyway, and undoes a change cut short)
     if (guard?.content === undefined || guard.content === json) {
-      const [liveConf, liveJson, unfinished] = await Promise.all([
-        readRemoteFile(fleet, host, paths.conf),
-        readRemoteFile(fleet, host, paths.json),
-        existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
-      ]);
+      const [liveConf, liveJson, unfinished] = await routeFilesOn(host, paths);
       // equal files are only "what is there" if no earlier change was cut short around them
       if (liveConf === conf && liveJson === json && unfinished.length === 0)
         return { changed: false, reloaded: false };
@@ -149,11 +154,7 @@ export function makeProxyActivities(fleet: Fleet) {
       proxyHost(fleet, host);
       const paths = sitePaths(siteId);
       return withHeartbeat(async () => {
-        const [conf, json, unfinished] = await Promise.all([
-          readRemoteFile(fleet, host, paths.conf),
-          readRemoteFile(fleet, host, paths.json),
-          existingFiles(fleet, host, unfinishedMarkers([paths.conf, paths.json])),
-        ]);
+        const [conf, json, unfinished] = await routeFilesOn(host, paths);
         if (conf === null && json === null && unfinished.length === 0)
           return { changed: false, reloaded: false };
         const outcome = await applyChange(fleet, host, {

@@ -57,6 +57,15 @@ export const ApplyExit = {
 } as const;
 
 /**
+ * Shell functions of the scripts below for the nginx master `$pid`: its workers (the kernel's
+ * list, one read and no scan of /proc, else pgrep), and whether worker $1 has been told to shut
+ * down (its title says so; it exits once the requests it holds are answered).
+ */
+const WORKER_FUNCTIONS = String.raw`
+workers() { cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid" | tr '\n' ' '; }
+told() { grep -qa 'shutting down' "/proc/$1/cmdline" 2>/dev/null; }`;
+
+/**
  * One configuration change of a proxy host as a transaction, under an flock of the proxy
  * directory (so changes of different sites never see each other's untested files):
  *
@@ -140,8 +149,7 @@ running() {
   tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q '^nginx: master process'
 }
 log_tail() { tail -n 5 "$errlog" >&2 2>/dev/null; }
-# the master's workers: the kernel's list (one read, no scan of /proc), else pgrep
-workers() { cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid" | tr '\n' ' '; }
+${WORKER_FUNCTIONS}
 reload() {
   old=" $(workers) "
   kill -HUP "$pid" || return 1
@@ -153,7 +161,7 @@ reload() {
       [ "$wait" = new ] && return 0
       for w in $old; do
         [ -e "/proc/$w" ] || continue
-        grep -qa 'shutting down' "/proc/$w/cmdline" 2>/dev/null || { settled=no; break; }
+        told "$w" || { settled=no; break; }
       done
       [ $settled = yes ] && return 0
     fi
@@ -307,11 +315,10 @@ pidfile=$1 limit=$2
 pid=$(cat "$pidfile" 2>/dev/null) || { echo 0; exit 0; }
 case "$pid" in '' | *[!0-9]*) echo 0; exit 0 ;; esac
 kill -0 "$pid" 2>/dev/null || { echo 0; exit 0; }
+${WORKER_FUNCTIONS}
 old() {
   n=0
-  for w in $(cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid"); do
-    grep -qa 'shutting down' "/proc/$w/cmdline" 2>/dev/null && n=$((n + 1))
-  done
+  for w in $(workers); do told "$w" && n=$((n + 1)); done
   echo $n
 }
 i=0 max=$((limit * 50))

@@ -3,14 +3,11 @@ import type { Profile } from '../../schema/profile';
 import { siteNames, type Placement, type SiteSpec } from '../../schema/site';
 import { activityIO, withHeartbeat } from '../context';
 import { ensureContainer, removeContainer } from '../docker/container';
-import { ensureImage } from '../docker/image';
-import { ensureNetwork } from '../docker/network';
 import { waitHealthy } from '../docker/waitHealthy';
 import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
 import { isCommitRelease, type AppSlot } from '../../schema/release';
-import { renderWithPassword } from '../site/containers';
-import { LABELS } from '../site/render';
+import { ensureImageAndNetwork, renderWithPassword } from '../site/containers';
 import { isMountedArgv } from '../storage/commands';
 import { hasReleaseArgv, RELEASE_PRESENT } from './commands';
 
@@ -73,10 +70,7 @@ export async function ensureReleaseContainer(
         host,
         siteId,
       });
-    await Promise.all([
-      ensureImage(fleet, host, spec.image),
-      ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } }),
-    ]);
+    await ensureImageAndNetwork(fleet, host, siteId, spec);
     const { action } = await ensureContainer(fleet, host, spec);
     try {
       await waitHealthy(fleet, host, spec.name, i.timeoutMs);

@@ -87,12 +87,27 @@ export async function ensureSiteContainer(
           { host, siteId },
         );
     }
-    await ensureImage(fleet, host, spec.image);
-    await ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } });
+    await ensureImageAndNetwork(fleet, host, siteId, spec);
     const { id, action } = await ensureContainer(fleet, host, spec);
     await waitHealthy(fleet, host, spec.name, i.timeoutMs);
     return { id, action };
   });
+}
+
+/**
+ * What a site's container needs on the host before it is created, both at once: its image
+ * (copied from another host if absent) and the site's network. Each is create-if-absent.
+ */
+export async function ensureImageAndNetwork(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+  spec: { image: string; network?: string },
+): Promise<void> {
+  await Promise.all([
+    ensureImage(fleet, host, spec.image),
+    ensureNetwork(fleet, host, { name: spec.network!, labels: { [LABELS.site]: siteId } }),
+  ]);
 }
 
 /**
