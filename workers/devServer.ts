@@ -68,6 +68,19 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Dynamic config the embedded server starts with. The dev server has a single history shard, so
+ * the transfer tasks of every workflow (each activity to dispatch, each workflow task after an
+ * activity or a signal, each signal to another workflow) go through one queue reader, and by
+ * default that reader polls at most 20 times a second: an activity's round trip took 50 ms here
+ * instead of 16 (bench/README.md, patch-roll). A production cluster spreads its workflows over
+ * many shards, each with its own reader; 1000 polls a second is still a cap, and an idle server
+ * does not poll more.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, number> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+};
+
 /** Refuse a port someone already listens on: the readiness check would talk to their server. */
 async function assertPortFree(port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -97,6 +110,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
     uiUrl = `http://localhost:${uiPort}`;
   }
+  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES))
     args.push('--search-attribute', `${name}=${type}`);
 

@@ -37,7 +37,7 @@ import {
   type HostState,
   type PatchRollProgress,
 } from './lib/patchProtocol';
-import { acquireSiteLocks } from './lib/siteLock';
+import { acquireSiteLocks, joinHeldLocks, type HeldSiteLocks } from './lib/siteLock';
 import { releaseLockSignal, siteWorkflowId } from './lib/siteProtocol';
 import { Hosts, Operation, TriggeredBy } from './searchAttributes';
 
@@ -62,6 +62,15 @@ const LOCK_OPERATION = 'patch';
  * run, while the hosts are being drained. Runs recorded before it replay the old chain.
  */
 const PIPELINED = 'patch-roll-pipelined';
+
+/**
+ * patched() id of locks kept from one batch to the next: a site of the next batch whose lock
+ * nobody else waits for keeps its lock instead of releasing it and asking again (a release, a
+ * request and a grant between the site's workflow and the roll, per site and batch). An operation
+ * that starts waiting meanwhile gets the lock after that one batch; a roll that pauses, waits for
+ * approval, stops or continues as new releases first. Runs recorded before it replay without.
+ */
+const KEEP_LOCKS = 'patch-roll-keep-locks';
 
 type SiteContainersOnHost = Awaited<ReturnType<typeof local.hostSites>>[number];
 
@@ -124,6 +133,13 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   let planningListing: Listing | undefined;
   /** The next batch's listing, begun as the last batch released its locks (HANDOVER). */
   let prefetched: { batch: number; listing: Promise<Listing | undefined> } | undefined;
+  /** Locks kept from the last batch for the next one (KEEP_LOCKS), used or released there. */
+  let kept: HeldSiteLocks | undefined;
+  const releaseKept = async () => {
+    const k = kept;
+    kept = undefined;
+    await k?.release();
+  };
   /** Profiles by name, loaded once per run (PIPELINED). */
   const runProfiles = new Map<string, Promise<Profile>>();
 
@@ -300,51 +316,57 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         : undefined);
 
   const pipelined = patched(PIPELINED);
-  batches: for (let b = carried?.nextBatch ?? 0; b < progress.batches.length; b++) {
-    // between batches: stop, or wait while paused, or (after the canary) for ops' approval
-    for (;;) {
-      if (stopReason()) break batches;
-      if (progress.paused) {
-        planningListing = prefetched = undefined; // stale once the roll waited
-        progress.status = 'paused';
-        await waitFor(() => !progress.paused || !!abortReason, msToCutoff());
-        continue;
+  try {
+    batches: for (let b = carried?.nextBatch ?? 0; b < progress.batches.length; b++) {
+      // between batches: stop, or wait while paused, or (after the canary) for ops' approval
+      for (;;) {
+        if (stopReason()) break batches;
+        if (progress.paused) {
+          planningListing = prefetched = undefined; // stale once the roll waited
+          await releaseKept(); // nobody waits behind a paused roll
+          progress.status = 'paused';
+          await waitFor(() => !progress.paused || !!abortReason, msToCutoff());
+          continue;
+        }
+        if (b > 0 && !progress.canary.approved) {
+          progress.status = 'waiting-for-approval';
+          const limits = [cfg.canaryWaitSeconds, undefined].map((s) =>
+            s === undefined ? undefined : s * 1000,
+          );
+          const wait = [limits[0], msToCutoff()].filter((x): x is number => x !== undefined);
+          const woken = await waitFor(
+            () => progress.canary.approved || progress.paused || !!abortReason,
+            wait.length ? Math.min(...wait) : undefined,
+          );
+          prefetched = undefined; // stale once the roll waited
+          if (!woken && !stopReason()) progress.canary.approved = true; // canaryWaitSeconds ran out: go on
+          continue;
+        }
+        break;
       }
-      if (b > 0 && !progress.canary.approved) {
-        progress.status = 'waiting-for-approval';
-        const limits = [cfg.canaryWaitSeconds, undefined].map((s) =>
-          s === undefined ? undefined : s * 1000,
-        );
-        const wait = [limits[0], msToCutoff()].filter((x): x is number => x !== undefined);
-        const woken = await waitFor(
-          () => progress.canary.approved || progress.paused || !!abortReason,
-          wait.length ? Math.min(...wait) : undefined,
-        );
-        prefetched = undefined; // stale once the roll waited
-        if (!woken && !stopReason()) progress.canary.approved = true; // canaryWaitSeconds ran out: go on
-        continue;
+      progress.status = 'running';
+      progress.currentBatch = b + 1;
+      const hosts = progress.batches[b]!.filter((h) => progress.hosts[h]!.state === 'pending');
+      batchRunning = true;
+      try {
+        let first = pipelined && b === 0 ? planningListing : undefined;
+        planningListing = undefined;
+        if (!first) first = await takePrefetched(b);
+        await runBatch(b, hosts, first);
+      } finally {
+        batchRunning = false;
+        skipRequested.clear();
+        refresh();
       }
-      break;
+      if (b + 1 < progress.batches.length && workflowInfo().continueAsNewSuggested) {
+        await pendingListing(); // nothing left running; the next run lists again
+        await releaseKept(); // held by this run: the next run asks again
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof patchRoll>(input, { progress, nextBatch: b + 1 });
+      }
     }
-    progress.status = 'running';
-    progress.currentBatch = b + 1;
-    const hosts = progress.batches[b]!.filter((h) => progress.hosts[h]!.state === 'pending');
-    batchRunning = true;
-    try {
-      let first = pipelined && b === 0 ? planningListing : undefined;
-      planningListing = undefined;
-      if (!first) first = await takePrefetched(b);
-      await runBatch(b, hosts, first);
-    } finally {
-      batchRunning = false;
-      skipRequested.clear();
-      refresh();
-    }
-    if (b + 1 < progress.batches.length && workflowInfo().continueAsNewSuggested) {
-      await pendingListing(); // nothing left running; the next run lists again
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof patchRoll>(input, { progress, nextBatch: b + 1 });
-    }
+  } finally {
+    await releaseKept();
   }
 
   const why = stopReason();
@@ -441,17 +463,44 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         }),
       );
     } finally {
-      const releasing = held.release();
-      // the next batch's listing, taken while these locks go (used only if it starts at once)
       const next = progress.batches[batch + 1]?.filter((h) => progress.hosts[h]!.state === 'pending');
-      if (next?.length && progress.canary.approved && !stopReason() && patched(HANDOVER))
-        prefetched = {
-          batch: batch + 1,
-          // a failed listing is made again (and fails there, where it is reported)
-          listing: listSites(next).catch(() => undefined),
-        };
-      await releasing;
+      const goingOn = !!next?.length && progress.canary.approved && !stopReason();
+      if (goingOn && patched(KEEP_LOCKS)) {
+        // the next batch's listing, and which of these locks it needs that nobody else waits for
+        prefetched = { batch: batch + 1, listing: listSites(next).catch(() => undefined) };
+        kept = await keepFor(next, held.locks);
+      } else {
+        const releasing = held.locks.release();
+        // the next batch's listing, taken while these locks go (used only if it starts at once)
+        if (goingOn && patched(HANDOVER))
+          prefetched = {
+            batch: batch + 1,
+            // a failed listing is made again (and fails there, where it is reported)
+            listing: listSites(next).catch(() => undefined),
+          };
+        await releasing;
+      }
     }
+  }
+
+  /**
+   * Keep the locks of the sites that have containers on the next batch's hosts (by their records,
+   * current since they are locked) and that no other operation waits for; release the others.
+   * What the next batch really needs is settled in lockSitesOf, from its listing.
+   */
+  async function keepFor(next: string[], held: HeldSiteLocks): Promise<HeldSiteLocks | undefined> {
+    const wanted = held.locks
+      .filter((l) => {
+        const p = l.record.placement;
+        return !!p && [...p.appHosts, p.cacheHost].some((h) => next.includes(h));
+      })
+      .map((l) => l.siteId);
+    const waiting = wanted.length
+      ? await local.siteLockWaiters({ siteIds: wanted }).catch(() => ({}) as Record<string, number>)
+      : {};
+    const keep = wanted.filter((id) => waiting[id] === 0);
+    await held.keepOnly(keep);
+    return held.locks.length ? held : undefined;
   }
 
   /**
@@ -471,7 +520,20 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     } else ({ seen, known } = await listSites(hosts));
     const ids = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
     const lockIds = ids.filter((id) => known[id]);
-    const locks = await acquireUnlessStopped(lockIds);
+    // the locks the last batch kept: those this batch needs stay held, as long as they sort
+    // before every lock still to ask for (locks are asked for in sorted order: no deadlock)
+    let locks: HeldSiteLocks | undefined;
+    const carriedOver = kept;
+    kept = undefined;
+    if (carriedOver) {
+      const has = (id: string) => carriedOver.locks.some((l) => l.siteId === id);
+      const firstMissing = lockIds.find((id) => !has(id));
+      await carriedOver.keepOnly(lockIds.filter((id) => has(id) && (!firstMissing || id < firstMissing)));
+      const more = lockIds.filter((id) => !has(id));
+      const got = more.length ? await acquireUnlessStopped(more) : carriedOver;
+      if (!got) await carriedOver.release();
+      else locks = got === carriedOver ? got : joinHeldLocks(carriedOver, got);
+    } else locks = await acquireUnlessStopped(lockIds);
     if (!locks) return undefined;
     try {
       const records = new Map<string, SiteRecord>(locks.locks.map((l) => [l.siteId, l.record]));
@@ -528,7 +590,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         }
         byHost.set(host, mine);
       }
-      return { byHost, unlocked, release: locks.release };
+      return { byHost, unlocked, locks };
     } catch (err) {
       await locks.release();
       throw err;
@@ -557,7 +619,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   }
 
   async function acquireUnlessStopped(siteIds: string[]) {
-    if (!siteIds.length) return { locks: [], release: async () => {} };
+    if (!siteIds.length) return { locks: [], release: async () => {}, keepOnly: async () => {} };
     let got: Awaited<ReturnType<typeof acquireSiteLocks>> | undefined;
     let error: unknown;
     const scope = new CancellationScope();

@@ -35,5 +35,30 @@ export function makeSiteRecordActivities(client: Client | undefined) {
         );
       return out;
     },
+
+    /**
+     * How many operations wait in each site's lock queue (`site` query; 0 for a site with no
+     * workflow). A patch roll asks before it keeps a lock for its next batch: it keeps only those
+     * nobody waits for. Read-only.
+     */
+    async siteLockWaiters(input: z.input<typeof ReadSiteRecordsInput>): Promise<Record<string, number>> {
+      const { siteIds } = parseInput(ReadSiteRecordsInput, input, 'siteLockWaiters');
+      if (!client)
+        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for site locks');
+      const out: Record<string, number> = {};
+      await Promise.all(
+        siteIds.map(async (siteId) => {
+          try {
+            out[siteId] = (
+              await client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)
+            ).queue.length;
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+            out[siteId] = 0;
+          }
+        }),
+      );
+      return out;
+    },
   };
 }

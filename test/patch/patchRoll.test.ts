@@ -9,6 +9,7 @@ import {
   resumeUpdate,
   skipHostUpdate,
 } from '../../workflows/lib/patchProtocol';
+import { siteQuery } from '../../workflows/lib/siteProtocol';
 import { openTestFleet } from '../support/fleet';
 import { recordHistory } from '../support/histories';
 import { fetchSite, siteContainers } from '../support/site';
@@ -50,10 +51,11 @@ beforeAll(async () => {
   fleet = openTestFleet();
   worker = await startFileWorker(env, fleet);
   await worker.with(async (taskQueue) => {
-    // one site on both app servers, then one on each alone (placement: least loaded first)
-    sites.multi = await provision(env, taskQueue, 2);
+    // one site on both app servers, then one on each alone (placement: least loaded first); the
+    // two-server site's id sorts first, so its lock is the first a batch asks for
+    sites.multi = await provision(env, taskQueue, 2, '0');
     for (let i = 0; i < 3 && !(sites.single2 && sites.single3); i++) {
-      const s = await provision(env, taskQueue, 1);
+      const s = await provision(env, taskQueue, 1, '1');
       const key = s.placement.appHosts[0] === 'host2' ? 'single2' : 'single3';
       if (sites[key]) extra.push(s);
       else sites[key] = s;
@@ -177,6 +179,87 @@ test('roll every app host: a canary, ops pause/approve/resume, zero failed reque
       expect(desc.searchAttributes.Operation).toEqual(['patch-roll']);
       expect((desc.searchAttributes.Hosts as string[]).sort()).toEqual(APP_HOSTS);
     });
+  });
+});
+
+/** When `workflowId` was granted the lock of `siteId` (its lockGranted signals), in ms. */
+async function grantTimes(workflowId: string, siteId: string): Promise<number[]> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const out: number[] = [];
+  for (const e of history.events ?? []) {
+    const a = e.workflowExecutionSignaledEventAttributes;
+    if (a?.signalName !== 'lockGranted') continue;
+    const record = JSON.parse(Buffer.from(a.input!.payloads![0]!.data!).toString()) as { siteId: string };
+    if (record.siteId === siteId) out.push(Number(e.eventTime!.seconds) * 1000 + e.eventTime!.nanos! / 1e6);
+  }
+  return out;
+}
+
+test('between batches a site keeps its lock when nobody waits for it; an operation that queued meanwhile goes first', async () => {
+  const multi = sites.multi!;
+  await worker.with(async (taskQueue) => {
+    // alone: host2, then host3; the two-server site's lock is asked for and granted once
+    const aloneId = rollId('keep');
+    const alone = await env.client.workflow.execute(patchRoll, {
+      taskQueue,
+      workflowId: aloneId,
+      args: [
+        {
+          hosts: { names: APP_HOSTS },
+          batchSize: 1,
+          canary: false,
+          patchCommand: markerCommand(MARKER, 'sleep 0.2'),
+        },
+      ],
+    });
+    await recordHistory(aloneId, 'patchRoll.keep-locks');
+    expect(alone.done).toEqual(APP_HOSTS);
+    expect(await grantTimes(aloneId, multi.siteId)).toHaveLength(1);
+    expect(await grantTimes(aloneId, sites.single2!.siteId)).toHaveLength(1);
+    expect(await grantTimes(aloneId, sites.single3!.siteId)).toHaveLength(1);
+    // and released at the end: nobody holds it
+    const view = await env.client.workflow.getHandle(`site:${multi.siteId}`).query(siteQuery);
+    expect(view.holder).toBeUndefined();
+
+    // a second roll of host2 queues for the site's lock while the first patches host2: the first
+    // lets it go after its batch, the second patches host2, then the first goes on with host3
+    const firstId = rollId('first');
+    const first = await env.client.workflow.start(patchRoll, {
+      taskQueue,
+      workflowId: firstId,
+      args: [
+        {
+          hosts: { names: APP_HOSTS },
+          batchSize: 1,
+          canary: false,
+          patchCommand: markerCommand(MARKER, 'sleep 2'),
+        },
+      ],
+    });
+    await waitFor(
+      'host2 patching',
+      async () => (await progressOf(env, firstId)).hosts.host2?.state === 'patching',
+    );
+    const secondId = rollId('second');
+    const second = await env.client.workflow.start(patchRoll, {
+      taskQueue,
+      workflowId: secondId,
+      args: [
+        { hosts: { names: ['host2'] }, canary: false, patchCommand: markerCommand(MARKER, 'sleep 0.2') },
+      ],
+    });
+    const [r1, r2] = await Promise.all([first.result(), second.result()]);
+    expect([r1.status, r1.done]).toEqual(['completed', APP_HOSTS]);
+    expect([r2.status, r2.done]).toEqual(['completed', ['host2']]);
+    const [g1, g2] = await Promise.all([
+      grantTimes(firstId, multi.siteId),
+      grantTimes(secondId, multi.siteId),
+    ]);
+    expect(g1).toHaveLength(2);
+    expect(g2).toHaveLength(1);
+    expect(g1[0]! < g2[0]! && g2[0]! < g1[1]!).toBe(true);
+    expect(await markerCount(fleet, 'host2', MARKER)).toBe(3);
+    expect(await markerCount(fleet, 'host3', MARKER)).toBe(2);
   });
 });
 

@@ -22,8 +22,10 @@ export async function provision(
   env: TestWorkflowEnvironment,
   taskQueue: string,
   appServers: number,
+  /** Where its id sorts among the others' (locks are taken in sorted order): `t-<prefix>…`. */
+  idPrefix = '',
 ): Promise<TestSiteOnBed> {
-  const site = testSite({ appServers });
+  const site = testSite({ appServers, siteId: `t-${idPrefix}${Math.random().toString(36).slice(2, 8)}` });
   const r = await env.client.workflow.execute(provisionSite, {
     taskQueue,
     workflowId: `provision-${site.siteId}`,

@@ -46,6 +46,32 @@ function grants(): Map<string, SiteRecord> {
   return g.__qmSiteGrants;
 }
 
+/** Locks held together; `locks` shrinks as they are released. */
+export interface HeldSiteLocks {
+  locks: SiteLock[];
+  /** Release every lock still held (in reverse order of acquisition). */
+  release(): Promise<void>;
+  /** Release every lock but those of `siteIds`, which stay held (and in `locks`). */
+  keepOnly(siteIds: string[]): Promise<void>;
+}
+
+/** Locks held in two acquisitions as one: `first` was taken before `then` (released after it). */
+export function joinHeldLocks(first: HeldSiteLocks, then: HeldSiteLocks): HeldSiteLocks {
+  return {
+    get locks() {
+      return [...first.locks, ...then.locks];
+    },
+    release: async () => {
+      await then.release();
+      await first.release();
+    },
+    keepOnly: async (siteIds) => {
+      await then.keepOnly(siteIds);
+      await first.keepOnly(siteIds);
+    },
+  };
+}
+
 /**
  * Hold the locks of several sites at once (a patch roll takes those of every site on a host):
  * asked for in sorted order, so two workflows that both need A and B can never deadlock.
@@ -56,19 +82,23 @@ export async function acquireSiteLocks(
   status: { waitingForLock: boolean },
   /** How to ask for a lock: an ordinary activity unless the caller runs it as a local one. */
   request: typeof requestSiteLock = requestSiteLock,
-): Promise<{ locks: SiteLock[]; release(): Promise<void> }> {
+): Promise<HeldSiteLocks> {
   const info = workflowInfo();
   const holder: LockHolder = { workflowId: info.workflowId, runId: info.runId, operation };
   const granted = grants();
   const locks: SiteLock[] = [];
-  const release = async () => {
+  const releaseWhere = async (drop: (lock: SiteLock) => boolean) => {
     await CancellationScope.nonCancellable(async () => {
-      for (const lock of locks.splice(0).reverse()) {
+      const going = locks.filter(drop);
+      locks.splice(0, locks.length, ...locks.filter((l) => !drop(l)));
+      for (const lock of going.reverse()) {
         granted.delete(lock.siteId);
         await getExternalWorkflowHandle(siteWorkflowId(lock.siteId)).signal(releaseLockSignal, holder);
       }
     });
   };
+  const release = () => releaseWhere(() => true);
+  const keepOnly = (siteIds: string[]) => releaseWhere((l) => !siteIds.includes(l.siteId));
   let waitingFor: string | undefined;
   try {
     for (const siteId of [...new Set(siteIds)].sort()) {
@@ -103,7 +133,7 @@ export async function acquireSiteLocks(
     await release();
     throw err;
   }
-  return { locks, release };
+  return { locks, release, keepOnly };
 }
 
 /**
