@@ -192,8 +192,17 @@ export async function stopSiteContainers(
 }
 
 /**
+ * Running, and healthy if it has a health check, by the engine's listing ("Up 3 minutes
+ * (healthy)"; "(health: starting)" and "(unhealthy)" are not; no parenthesis: no health check).
+ */
+export function runningAndHealthy(c: Pick<ContainerSummary, 'state' | 'status'>): boolean {
+  return c.state === 'running' && (/\(healthy\)/.test(c.status) || !/\((health|unhealthy)/.test(c.status));
+}
+
+/**
  * Start the site's containers on the host (cache first) and wait until each is healthy. Safe
- * twice: a running container is left as it is (`already-running`). A host with none of the
+ * twice: a running container is left as it is (`already-running`), and when the
+ * listing shows every one running and healthy, nothing else is asked. A host with none of the
  * site's containers is a Conflict: there is nothing to resume, the site must be provisioned there.
  */
 export async function startSiteContainers(
@@ -212,6 +221,9 @@ export async function startSiteContainers(
         host,
         siteId,
       });
+    // the usual case after a patch without a reboot: the listing alone says all is well
+    if (list.every(runningAndHealthy))
+      return { containers: list.map((c) => ({ name: c.name, result: 'already-running' as const })) };
     const containers: { name: string; result: 'started' | 'already-running' }[] = [];
     for (const c of list) {
       const result = await dockerOp(host, `start container ${c.name}`, signal, async () => {
