@@ -11,7 +11,7 @@ import type { Profile } from '../../schema/profile';
 import { withBackendState, type Route } from '../../schema/route';
 import type { SiteRecord } from '../../schema/site';
 import { quick, slow } from './activities';
-import { local, localPatient } from './patchActivities';
+import { local, localContainers, localPatient } from './patchActivities';
 import { rootMessage } from './input';
 import type { PatchRollConfig } from './patchInput';
 import type { HostDecision, SiteAction } from './patchPlan';
@@ -31,6 +31,13 @@ export const HANDOVER = 'patch-roll-handover';
  * most) before the patch starts. Runs recorded before it replay without.
  */
 export const IN_FLIGHT = 'patch-roll-in-flight';
+
+/**
+ * patched() id of the containers' check as a local activity after a patch that needed no reboot
+ * (no task-queue round trip: it is one listing when all is well). Runs recorded before it replay
+ * with the ordinary activity.
+ */
+export const LOCAL_CONTAINER_CHECK = 'patch-roll-local-container-check';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
@@ -131,7 +138,8 @@ export async function patchHost(
             placement.appHosts.includes(host)
           )
             await quick.mountSiteFiles({ siteId: s.siteId, host, storageHost: placement.storageHost });
-          await slow.startSiteContainers({ siteId: s.siteId, host });
+          const check = !reboot && patched(LOCAL_CONTAINER_CHECK) ? localContainers : slow;
+          await check.startSiteContainers({ siteId: s.siteId, host });
         }),
     );
 
