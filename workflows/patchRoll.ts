@@ -78,7 +78,22 @@ type SiteContainersOnHost = Awaited<ReturnType<typeof local.hostSites>>[number];
 interface Listing {
   seen: { host: string; sites: SiteContainersOnHost[] }[];
   known: Record<string, SiteRecord | null>;
+  /** KEEP_LOCKS: the sites whose locks were held while this was listed, and their routes then. */
+  held?: { siteIds: string[]; routes: Map<string, Map<string, Route>> };
 }
+
+/** A site's stored route on each of its proxy hosts, read at once (those that have one). */
+async function readRoutesAtOnce(r: SiteRecord): Promise<Map<string, Route>> {
+  const m = new Map<string, Route>();
+  const found = await Promise.all(
+    r.placement!.proxyHosts.map((proxyHost) => local.readSiteRoute({ host: proxyHost, siteId: r.siteId })),
+  );
+  r.placement!.proxyHosts.forEach((proxyHost, i) => found[i] && m.set(proxyHost, found[i]));
+  return m;
+}
+
+/** Sites whose routes a batch reads and changes: active, placed, with a spec. */
+const routable = (r: SiteRecord) => r.state === 'active' && !!r.placement && !!r.spec;
 
 /** condition() with an optional timeout: true if `fn` came true, false if the time ran out. */
 async function waitFor(fn: () => boolean, timeoutMs: number | undefined): Promise<boolean> {
@@ -466,9 +481,14 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       const next = progress.batches[batch + 1]?.filter((h) => progress.hosts[h]!.state === 'pending');
       const goingOn = !!next?.length && progress.canary.approved && !stopReason();
       if (goingOn && patched(KEEP_LOCKS)) {
-        // the next batch's listing, and which of these locks it needs that nobody else waits for
-        prefetched = { batch: batch + 1, listing: listSites(next).catch(() => undefined) };
-        kept = await keepFor(next, held.locks);
+        // the next batch's listing (and the routes of the sites it keeps), and which of these
+        // locks it needs that nobody else waits for
+        const wanted = sitesFor(next, held.locks);
+        prefetched = {
+          batch: batch + 1,
+          listing: listSitesHolding(next, held.locks, wanted).catch(() => undefined),
+        };
+        kept = await keepFor(wanted, held.locks);
       } else {
         const releasing = held.locks.release();
         // the next batch's listing, taken while these locks go (used only if it starts at once)
@@ -483,18 +503,21 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     }
   }
 
-  /**
-   * Keep the locks of the sites that have containers on the next batch's hosts (by their records,
-   * current since they are locked) and that no other operation waits for; release the others.
-   * What the next batch really needs is settled in lockSitesOf, from its listing.
-   */
-  async function keepFor(next: string[], held: HeldSiteLocks): Promise<HeldSiteLocks | undefined> {
-    const wanted = held.locks
+  /** The held sites with containers on the next batch's hosts (by their records: locked, so current). */
+  function sitesFor(next: string[], held: HeldSiteLocks): string[] {
+    return held.locks
       .filter((l) => {
         const p = l.record.placement;
         return !!p && [...p.appHosts, p.cacheHost].some((h) => next.includes(h));
       })
       .map((l) => l.siteId);
+  }
+
+  /**
+   * Keep the locks of `wanted` that no other operation waits for; release the others. What the
+   * next batch really needs is settled in lockSitesOf, from its listing.
+   */
+  async function keepFor(wanted: string[], held: HeldSiteLocks): Promise<HeldSiteLocks | undefined> {
     const waiting = wanted.length
       ? await local.siteLockWaiters({ siteIds: wanted }).catch(() => ({}) as Record<string, number>)
       : {};
@@ -509,7 +532,9 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
    * waiting (a deploy may hold a lock for a while). The hosts are listed again once the locks are
    * held: a site that appeared meanwhile is not locked, and its host is held back. `first`: a
    * listing made just before (the planning's for the first batch, or the one taken while the
-   * last batch released its locks), instead of listing again.
+   * last batch released its locks), instead of listing again. If the last batch kept every lock
+   * this one needs (KEEP_LOCKS), its listing and route reads were made under them: none is made
+   * again.
    */
   async function lockSitesOf(hosts: string[], first?: Listing) {
     let seen: Listing['seen'];
@@ -523,6 +548,8 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     // the locks the last batch kept: those this batch needs stay held, as long as they sort
     // before every lock still to ask for (locks are asked for in sorted order: no deadlock)
     let locks: HeldSiteLocks | undefined;
+    /** Listed (and routes read) while every lock it needs was held: nothing to read again. */
+    let listedUnderLocks = false;
     const carriedOver = kept;
     kept = undefined;
     if (carriedOver) {
@@ -530,6 +557,8 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       const firstMissing = lockIds.find((id) => !has(id));
       await carriedOver.keepOnly(lockIds.filter((id) => has(id) && (!firstMissing || id < firstMissing)));
       const more = lockIds.filter((id) => !has(id));
+      listedUnderLocks =
+        !more.length && !!first?.held && lockIds.every((id) => first.held!.siteIds.includes(id));
       const got = more.length ? await acquireUnlessStopped(more) : carriedOver;
       if (!got) await carriedOver.release();
       else locks = got === carriedOver ? got : joinHeldLocks(carriedOver, got);
@@ -538,30 +567,25 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     try {
       const records = new Map<string, SiteRecord>(locks.locks.map((l) => [l.siteId, l.record]));
       const routes = new Map<string, Map<string, Route>>();
+      const toRead = listedUnderLocks ? [] : [...records.values()].filter(routable);
+      if (listedUnderLocks) for (const [id, m] of first!.held!.routes) if (records.has(id)) routes.set(id, m);
       const readRoutes = Promise.all(
-        [...records.values()]
-          .filter((r) => r.state === 'active' && r.placement && r.spec)
-          .map(async (r) => {
-            const m = new Map<string, Route>();
-            if (pipelined) {
-              const found = await Promise.all(
-                r.placement!.proxyHosts.map((proxyHost) =>
-                  local.readSiteRoute({ host: proxyHost, siteId: r.siteId }),
-                ),
-              );
-              r.placement!.proxyHosts.forEach((proxyHost, i) => found[i] && m.set(proxyHost, found[i]));
-            } else
-              for (const proxyHost of r.placement!.proxyHosts) {
-                const route = await local.readSiteRoute({ host: proxyHost, siteId: r.siteId });
-                if (route) m.set(proxyHost, route);
-              }
-            routes.set(r.siteId, m);
-          }),
+        toRead.map(async (r) => {
+          let m = new Map<string, Route>();
+          if (pipelined) m = await readRoutesAtOnce(r);
+          else
+            for (const proxyHost of r.placement!.proxyHosts) {
+              const route = await local.readSiteRoute({ host: proxyHost, siteId: r.siteId });
+              if (route) m.set(proxyHost, route);
+            }
+          routes.set(r.siteId, m);
+        }),
       );
       const byHost = new Map<string, Map<string, LockedSite>>();
       const unlocked = new Map<string, string[]>();
       let again: SiteContainersOnHost[][];
-      if (pipelined)
+      if (listedUnderLocks) again = hosts.map((h) => first!.seen.find((x) => x.host === h)?.sites ?? []);
+      else if (pipelined)
         [again] = await Promise.all([
           Promise.all(hosts.map((host) => local.hostSites({ host }))),
           readRoutes,
@@ -606,6 +630,30 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
 
   function pendingListing(): Promise<unknown> {
     return prefetched?.listing ?? Promise.resolve();
+  }
+
+  /**
+   * listSites while holding locks: the records of held sites are the locks' (no query), and the
+   * routes of `wanted` are read beside the hosts' listing. If the next batch keeps every lock it
+   * needs, this listing was made under them, and lockSitesOf reads nothing again.
+   */
+  async function listSitesHolding(hosts: string[], held: HeldSiteLocks, wanted: string[]): Promise<Listing> {
+    const records = new Map(held.locks.map((l) => [l.siteId, l.record]));
+    const routes = new Map<string, Map<string, Route>>();
+    const [seen] = await Promise.all([
+      Promise.all(hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) }))),
+      Promise.all(
+        wanted
+          .map((id) => records.get(id)!)
+          .filter(routable)
+          .map(async (r) => routes.set(r.siteId, await readRoutesAtOnce(r))),
+      ),
+    ]);
+    const siteIds = [...new Set(seen.flatMap((s) => s.sites.map((x) => x.siteId)))].sort();
+    const others = siteIds.filter((id) => !records.has(id));
+    const known: Listing['known'] = others.length ? await local.readSiteRecords({ siteIds: others }) : {};
+    for (const id of siteIds) if (records.has(id)) known[id] = records.get(id)!;
+    return { seen, known, held: { siteIds: wanted, routes } };
   }
 
   /** Which sites have containers on the hosts, and their records. */

@@ -20,6 +20,7 @@ import {
   markerCommand,
   markerCount,
   poll,
+  grantTimes,
   progressOf,
   provision,
   readmitAll,
@@ -182,19 +183,6 @@ test('roll every app host: a canary, ops pause/approve/resume, zero failed reque
   });
 });
 
-/** When `workflowId` was granted the lock of `siteId` (its lockGranted signals), in ms. */
-async function grantTimes(workflowId: string, siteId: string): Promise<number[]> {
-  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-  const out: number[] = [];
-  for (const e of history.events ?? []) {
-    const a = e.workflowExecutionSignaledEventAttributes;
-    if (a?.signalName !== 'lockGranted') continue;
-    const record = JSON.parse(Buffer.from(a.input!.payloads![0]!.data!).toString()) as { siteId: string };
-    if (record.siteId === siteId) out.push(Number(e.eventTime!.seconds) * 1000 + e.eventTime!.nanos! / 1e6);
-  }
-  return out;
-}
-
 test('between batches a site keeps its lock when nobody waits for it; an operation that queued meanwhile goes first', async () => {
   const multi = sites.multi!;
   await worker.with(async (taskQueue) => {
@@ -214,9 +202,9 @@ test('between batches a site keeps its lock when nobody waits for it; an operati
     });
     await recordHistory(aloneId, 'patchRoll.keep-locks');
     expect(alone.done).toEqual(APP_HOSTS);
-    expect(await grantTimes(aloneId, multi.siteId)).toHaveLength(1);
-    expect(await grantTimes(aloneId, sites.single2!.siteId)).toHaveLength(1);
-    expect(await grantTimes(aloneId, sites.single3!.siteId)).toHaveLength(1);
+    expect(await grantTimes(env, aloneId, multi.siteId)).toHaveLength(1);
+    expect(await grantTimes(env, aloneId, sites.single2!.siteId)).toHaveLength(1);
+    expect(await grantTimes(env, aloneId, sites.single3!.siteId)).toHaveLength(1);
     // and released at the end: nobody holds it
     const view = await env.client.workflow.getHandle(`site:${multi.siteId}`).query(siteQuery);
     expect(view.holder).toBeUndefined();
@@ -252,8 +240,8 @@ test('between batches a site keeps its lock when nobody waits for it; an operati
     expect([r1.status, r1.done]).toEqual(['completed', APP_HOSTS]);
     expect([r2.status, r2.done]).toEqual(['completed', ['host2']]);
     const [g1, g2] = await Promise.all([
-      grantTimes(firstId, multi.siteId),
-      grantTimes(secondId, multi.siteId),
+      grantTimes(env, firstId, multi.siteId),
+      grantTimes(env, secondId, multi.siteId),
     ]);
     expect(g1).toHaveLength(2);
     expect(g2).toHaveLength(1);

@@ -170,3 +170,20 @@ export async function startFileWorker(env: TestWorkflowEnvironment, fleet: Fleet
     },
   };
 }
+
+/** When `workflowId` was granted the lock of `siteId` (its lockGranted signals), in ms. */
+export async function grantTimes(
+  env: TestWorkflowEnvironment,
+  workflowId: string,
+  siteId: string,
+): Promise<number[]> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const out: number[] = [];
+  for (const e of history.events ?? []) {
+    const a = e.workflowExecutionSignaledEventAttributes;
+    if (a?.signalName !== 'lockGranted') continue;
+    const record = JSON.parse(Buffer.from(a.input!.payloads![0]!.data!).toString()) as { siteId: string };
+    if (record.siteId === siteId) out.push(Number(e.eventTime!.seconds) * 1000 + e.eventTime!.nanos! / 1e6);
+  }
+  return out;
+}

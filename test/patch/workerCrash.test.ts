@@ -4,12 +4,14 @@ import { createActivities } from '../../activities';
 import type { Fleet } from '../../activities/fleet';
 import { patchRoll } from '../../workflows';
 import { openTestFleet } from '../support/fleet';
+import { recordHistory } from '../support/histories';
 import { fetchSite } from '../support/site';
 import { testEnv, uniqueTaskQueue } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
 import {
   cleanHost,
   deprovision,
+  grantTimes,
   markerCommand,
   markerCount,
   progressOf,
@@ -68,6 +70,8 @@ test('SIGKILL the worker while a host is patched: the roll resumes there, every 
       worker = await startWorkerProcess(taskQueue);
 
       const result = await handle.result();
+      // host3's batch keeps every lock it needs from host2's: its listing is not made again
+      await recordHistory(workflowId, 'patchRoll.kept-all-locks');
       expect(result.status).toBe('completed');
       expect(result.done).toEqual(['host2', 'host3']);
       // the attempt that was running finished on the host; its retry ran nothing
@@ -75,6 +79,9 @@ test('SIGKILL the worker while a host is patched: the roll resumes there, every 
       expect(result.hosts.host3!.patch!.result).toBe('ran');
       expect(await markerCount(fleet, 'host2', MARKER)).toBe(1);
       expect(await markerCount(fleet, 'host3', MARKER)).toBe(1);
+      // the site's lock, asked for once and kept from host2's batch to host3's (nobody else
+      // waited), through the worker's death
+      expect(await grantTimes(env, workflowId, site!.siteId)).toHaveLength(1);
 
       // and the site is back on both app servers
       const route = await createActivities(fleet).readSiteRoute({ host: 'host1', siteId: site!.siteId });
