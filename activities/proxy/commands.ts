@@ -153,19 +153,22 @@ ${WORKER_FUNCTIONS}
 reload() {
   old=" $(workers) "
   kill -HUP "$pid" || return 1
-  i=0
-  while [ $i -lt 750 ]; do
+  # every 5 ms (a reload's steps take a few ms each); once the new workers run, the old ones are
+  # told no sooner than 100 ms later (nginx's own pause), so that wait is one sleep
+  i=0 paused=no
+  while [ $i -lt 3000 ]; do
     fresh=no settled=yes
     for w in $(workers); do case "$old" in *" $w "*) ;; *) fresh=yes ;; esac; done
     if [ $fresh = yes ]; then
       [ "$wait" = new ] && return 0
+      [ $paused = yes ] || { sleep 0.09; paused=yes; }
       for w in $old; do
         [ -e "/proc/$w" ] || continue
         told "$w" || { settled=no; break; }
       done
       [ $settled = yes ] && return 0
     fi
-    sleep 0.02
+    sleep 0.005
     i=$((i + 1))
   done
   echo "nginx did not switch to the new configuration within 15 s; its error log ends:" >&2
@@ -321,12 +324,15 @@ old() {
   for w in $(workers); do told "$w" && n=$((n + 1)); done
   echo $n
 }
-i=0 max=$((limit * 50))
+# the clock in hundredths of a second, with no process started: /proc/uptime is "12345.67 …"
+tick() { IFS='. ' read s cs _ < /proc/uptime; now=$s$cs; }
+tick
+end=$((now + limit * 100))
 while :; do
   n=$(old)
-  if [ "$n" -eq 0 ] || [ $i -ge $max ]; then echo "$n"; exit 0; fi
-  sleep 0.02
-  i=$((i + 1))
+  tick
+  if [ "$n" -eq 0 ] || [ "$now" -ge "$end" ]; then echo "$n"; exit 0; fi
+  sleep 0.005
 done
 `;
 
