@@ -33,6 +33,8 @@ export interface ProxyChange {
   changed: boolean;
   /** The running nginx was reloaded (and has switched to the new configuration). */
   reloaded: boolean;
+  /** With waitInFlightSeconds: nginx workers still finishing requests when the wait ended (0: none). */
+  lingering?: number;
 }
 
 /** The proxy (routing) activities: nginx on the hosts with role `proxy`, one file per site. */
@@ -75,6 +77,7 @@ export function makeProxyActivities(fleet: Fleet) {
     /** Compare-and-swap on the file at `path`; `content`: what it held when read (its hash is `sha256`). */
     guard?: { path: string; sha256: string; content?: string },
     onlyAddsCapacity = false,
+    waitInFlightSeconds?: number,
   ): Promise<ProxyChange> {
     const h = proxyHost(fleet, host);
     const paths = sitePaths(route.siteId);
@@ -85,20 +88,43 @@ export function makeProxyActivities(fleet: Fleet) {
     if (guard?.content === undefined || guard.content === json) {
       const [liveConf, liveJson, unfinished] = await routeFilesOn(host, paths);
       // equal files are only "what is there" if no earlier change was cut short around them
-      if (liveConf === conf && liveJson === json && unfinished.length === 0)
-        return { changed: false, reloaded: false };
+      if (liveConf === conf && liveJson === json && unfinished.length === 0) {
+        if (waitInFlightSeconds === undefined) return { changed: false, reloaded: false };
+        // in place already (a repeated call): the requests of its reload may still be running
+        const { lingering } = await inFlightOn(host, waitInFlightSeconds);
+        return { changed: false, reloaded: false, lingering };
+      }
     }
     const outcome = await applyChange(fleet, host, {
       what: `route of ${route.siteId}`,
       start: false,
       guard: guard && { path: guard.path, sha256: guard.sha256 },
       onlyAddsCapacity,
+      waitInFlightSeconds,
       files: [
         { live: paths.conf, content: conf },
         { live: paths.json, content: json },
       ],
     });
-    return { changed: outcome.changed, reloaded: outcome.reloaded };
+    return {
+      changed: outcome.changed,
+      reloaded: outcome.reloaded,
+      ...(outcome.lingering === undefined ? {} : { lingering: outcome.lingering }),
+    };
+  }
+
+  /** IN_FLIGHT_SCRIPT on the host: how many nginx workers still finish requests after the wait. */
+  async function inFlightOn(host: string, timeoutSeconds: number): Promise<{ lingering: number }> {
+    const r = await fleet.pool.exec(host, inFlightArgv(timeoutSeconds), {
+      ...activityIO(),
+      timeoutMs: (timeoutSeconds + 30) * 1000,
+    });
+    const out = r.stdout.trim();
+    if (!/^\d+$/.test(out))
+      throw failure(FailureType.CommandFailed, `${host}: the in-flight wait printed ${JSON.stringify(out)}`, {
+        host,
+      });
+    return { lingering: Number(out) };
   }
 
   return {
@@ -140,9 +166,9 @@ export function makeProxyActivities(fleet: Fleet) {
      * A stopped proxy is left stopped (ensureProxy starts it); its files are updated.
      */
     async putSiteRoute(input: PutSiteRouteInput): Promise<ProxyChange> {
-      const { host, route } = parseInput(PutSiteRouteInput, input, 'putSiteRoute');
+      const { host, route, waitInFlightSeconds } = parseInput(PutSiteRouteInput, input, 'putSiteRoute');
       proxyHost(fleet, host);
-      return withHeartbeat(() => writeRoute(host, route));
+      return withHeartbeat(() => writeRoute(host, route, undefined, false, waitInFlightSeconds));
     },
 
     /**
@@ -177,7 +203,7 @@ export function makeProxyActivities(fleet: Fleet) {
      * backend already in the wanted state changes nothing.
      */
     async setBackendState(input: SetBackendStateInput): Promise<ProxyChange & { route: Route }> {
-      const { host, siteId, backendHost, backendPort, state, expected } = parseInput(
+      const { host, siteId, backendHost, backendPort, state, expected, waitInFlightSeconds } = parseInput(
         SetBackendStateInput,
         input,
         'setBackendState',
@@ -215,6 +241,7 @@ export function makeProxyActivities(fleet: Fleet) {
               next,
               { path: paths.json, sha256: sha256(raw), content: raw },
               state === 'active',
+              waitInFlightSeconds,
             );
             return { ...change, route: next };
           } catch (err) {
@@ -239,22 +266,8 @@ export function makeProxyActivities(fleet: Fleet) {
       const { host, timeoutSeconds } = parseInput(WaitForInFlightInput, input, 'waitForInFlight');
       proxyHost(fleet, host);
       const t0 = Date.now();
-      const r = await withHeartbeat(() =>
-        fleet.pool.exec(host, inFlightArgv(timeoutSeconds), {
-          ...activityIO(),
-          timeoutMs: (timeoutSeconds + 30) * 1000,
-        }),
-      );
-      const out = r.stdout.trim();
-      if (!/^\d+$/.test(out))
-        throw failure(
-          FailureType.CommandFailed,
-          `${host}: the in-flight wait printed ${JSON.stringify(out)}`,
-          {
-            host,
-          },
-        );
-      return { lingering: Number(out), waitedMs: Date.now() - t0 };
+      const { lingering } = await withHeartbeat(() => inFlightOn(host, timeoutSeconds));
+      return { lingering, waitedMs: Date.now() - t0 };
     },
 
     /** The site's route as stored on the proxy host, or null if it has none. Read-only. */

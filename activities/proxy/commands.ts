@@ -227,9 +227,11 @@ export interface ApplyArgs {
 
 /**
  * The candidates first, then APPLY_SCRIPT, in one command (one round trip instead of two): run
- * as `sh -c WRITE_THEN_APPLY qm-proxy-write N CAND1 LEN1 … CANDN LENN APPLY_SCRIPT ARGS…`, the
- * candidates' contents one after another on stdin, each read to its exact length (dd, full
- * blocks: nothing of the next one is consumed). A missing directory exits ApplyExit.NotSetUp.
+ * as `sh -c WRITE_THEN_APPLY qm-proxy-write N CAND1 LEN1 … CANDN LENN LIMIT PIDFILE IN_FLIGHT
+ * APPLY_SCRIPT ARGS…`, the candidates' contents one after another on stdin, each read to its
+ * exact length (dd, full blocks: nothing of the next one is consumed). A missing directory exits
+ * ApplyExit.NotSetUp. With a LIMIT (seconds; "-" for none), once the change is applied and its
+ * lock released, IN_FLIGHT_SCRIPT waits for the requests in flight (its count on the last line).
  */
 const WRITE_THEN_APPLY = `set -u
 n=$1; shift
@@ -241,15 +243,25 @@ while [ "$n" -gt 0 ]; do
   else dd iflag=fullblock bs="$len" count=1 status=none > "$c" || exit 1; fi
   [ "$(wc -c < "$c")" -eq "$len" ] || { echo "$c: stdin ended early" >&2; exit 1; }
 done
-script=$1; shift
-exec sh -c "$script" "$@"`;
+limit=$1 pidfile=$2 inflight=$3 script=$4; shift 4
+[ "$limit" = - ] && exec sh -c "$script" "$@"
+sh -c "$script" "$@" || exit
+exec sh -c "$inflight" qm-proxy-in-flight "$pidfile" "$limit"`;
 
-/** applyArgv, with the candidates written by the same command from stdin (their byte lengths given). */
-export function writeThenApplyArgv(a: ApplyArgs, lengths: number[]): string[] {
+/**
+ * applyArgv, with the candidates written by the same command from stdin (their byte lengths
+ * given), and then, with `waitInFlightSeconds`, the wait for the requests in flight.
+ */
+export function writeThenApplyArgv(a: ApplyArgs, lengths: number[], waitInFlightSeconds?: number): string[] {
   const apply = applyArgv(a);
   const written = a.files.filter((f) => f.candidate !== null);
   if (written.length !== lengths.length) throw new TypeError('one length per written candidate');
   if (lengths.some((l) => !Number.isInteger(l) || l < 0)) throw new TypeError('a length is a byte count');
+  if (
+    waitInFlightSeconds !== undefined &&
+    !(Number.isInteger(waitInFlightSeconds) && waitInFlightSeconds >= 0)
+  )
+    throw new TypeError('the in-flight wait is whole seconds');
   return [
     'sh',
     '-c',
@@ -257,6 +269,9 @@ export function writeThenApplyArgv(a: ApplyArgs, lengths: number[]): string[] {
     'qm-proxy-write',
     String(written.length),
     ...written.flatMap((f, i) => [f.candidate!, String(lengths[i])]),
+    ...(waitInFlightSeconds === undefined
+      ? ['-', '-', '-']
+      : [String(waitInFlightSeconds), proxyPaths.pid, IN_FLIGHT_SCRIPT]),
     ...apply.slice(2),
   ];
 }

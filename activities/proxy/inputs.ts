@@ -9,7 +9,13 @@ import type { Fleet } from '../fleet';
 export const EnsureProxyInput = z.strictObject({ host: hostName });
 export type EnsureProxyInput = z.input<typeof EnsureProxyInput>;
 
-export const PutSiteRouteInput = z.strictObject({ host: hostName, route: Route });
+/**
+ * Once the change is in place, wait for the requests in flight on the old configuration (every
+ * nginx worker told to shut down has exited), this many seconds at most, in the same command.
+ */
+const waitInFlightSeconds = z.number().int().min(0).max(3600).optional();
+
+export const PutSiteRouteInput = z.strictObject({ host: hostName, route: Route, waitInFlightSeconds });
 export type PutSiteRouteInput = z.input<typeof PutSiteRouteInput>;
 
 export const SiteOnProxyInput = z.strictObject({ host: hostName, siteId: SiteId });
@@ -27,6 +33,7 @@ export const SetBackendStateInput = z.strictObject({
    * the stored one (guarded by its hash, so a route changed since is re-read), saving a read.
    */
   expected: Route.optional(),
+  waitInFlightSeconds,
 });
 export type SetBackendStateInput = z.input<typeof SetBackendStateInput>;
 

@@ -63,6 +63,8 @@ export interface ApplyOutcome {
   changed: boolean;
   reloaded: boolean;
   started: boolean;
+  /** With waitInFlightSeconds: the nginx workers still finishing requests when the wait ended. */
+  lingering?: number;
 }
 
 export class GuardMismatch extends Error {}
@@ -81,6 +83,8 @@ export async function applyChange(
     what: string;
     /** See ApplyArgs.onlyAddsCapacity. */
     onlyAddsCapacity?: boolean;
+    /** Then wait for the requests in flight, this long at most (IN_FLIGHT_SCRIPT), in the same command. */
+    waitInFlightSeconds?: number;
   },
 ): Promise<ApplyOutcome> {
   const io = activityIO();
@@ -103,19 +107,35 @@ export async function applyChange(
     writeThenApplyArgv(
       args,
       contents.map((c) => c.length),
+      change.waitInFlightSeconds,
     ),
-    { ...io, stdin: Buffer.concat(contents), timeoutMs: APPLY_MS, check: false },
+    {
+      ...io,
+      stdin: Buffer.concat(contents),
+      timeoutMs: APPLY_MS + (change.waitInFlightSeconds ?? 0) * 1000,
+      check: false,
+    },
   );
   const out = r.stdout.trim();
   const err = r.stderr.trim();
   const nginxSays = err.slice(-1500);
   switch (r.code) {
-    case 0:
+    case 0: {
+      const lines = out.split('\n');
+      const lingering = change.waitInFlightSeconds === undefined ? undefined : Number(lines.at(-1));
+      if (lingering !== undefined && !(lines.length >= 2 && Number.isInteger(lingering)))
+        throw failure(
+          FailureType.CommandFailed,
+          `${host}: ${change.what}: the in-flight wait printed ${JSON.stringify(out)}`,
+          { host },
+        );
       return {
-        changed: out.startsWith('changed'),
-        reloaded: out.includes('reloaded'),
-        started: out.includes('started'),
+        changed: lines[0]!.startsWith('changed'),
+        reloaded: lines[0]!.includes('reloaded'),
+        started: lines[0]!.includes('started'),
+        ...(lingering === undefined ? {} : { lingering }),
       };
+    }
     case ApplyExit.GuardMismatch:
       throw new GuardMismatch(err);
     case ApplyExit.LockTimeout:

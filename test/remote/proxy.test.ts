@@ -369,6 +369,44 @@ test('a request in flight when its backend is drained: waitForInFlight returns o
   await acts.putSiteRoute({ host: PROXY, route: routeA() });
 });
 
+test('a drain that waits for the requests in flight itself (waitInFlightSeconds): it returns once the slow request has answered, or with 0 s says how many workers still hold one', async () => {
+  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'drained' });
+  const t0 = Date.now();
+  const slow = get(proxyAddress, 80, DOMAIN_A, '/cgi-bin/slow?2');
+  await new Promise((r) => setTimeout(r, 300));
+  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'active' });
+  // no time to wait: the drain is done, and the worker holding the slow request is counted
+  const quick = await acts.setBackendState({
+    host: PROXY,
+    siteId: SITE_A,
+    backendHost: 'host2',
+    state: 'drained',
+    waitInFlightSeconds: 0,
+  });
+  expect(quick).toMatchObject({ changed: true, reloaded: true });
+  expect(quick.lingering).toBeGreaterThan(0);
+  // the same drain again (a retry): nothing to change, and this time it waits for the request
+  const waited = await acts.setBackendState({
+    host: PROXY,
+    siteId: SITE_A,
+    backendHost: 'host2',
+    state: 'drained',
+    waitInFlightSeconds: 30,
+  });
+  expect(waited).toMatchObject({ changed: false, lingering: 0 });
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+  expect(await slow).toEqual({ status: 200, body: 'slow\n' });
+
+  // the maintenance page with a wait: applied, then nothing in flight
+  const page = await acts.putSiteRoute({
+    host: PROXY,
+    route: { ...routeA(), mode: 'maintenance' },
+    waitInFlightSeconds: 30,
+  });
+  expect(page).toMatchObject({ changed: true, reloaded: true, lingering: 0 });
+  await acts.putSiteRoute({ host: PROXY, route: routeA() });
+});
+
 test('two concurrent backend changes of one route are both kept (no lost update)', async () => {
   await Promise.all([
     acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host2', state: 'drained' }),

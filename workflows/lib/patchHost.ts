@@ -39,6 +39,13 @@ export const IN_FLIGHT = 'patch-roll-in-flight';
  */
 export const LOCAL_CONTAINER_CHECK = 'patch-roll-local-container-check';
 
+/**
+ * patched() id of the wait for requests in flight made by each drain (or maintenance page)
+ * itself, in the same command on the proxy host, instead of by one more step after them. Runs
+ * recorded before it replay with the separate step.
+ */
+export const DRAIN_WAITS = 'patch-roll-drain-waits';
+
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
   siteId: string;
@@ -92,8 +99,13 @@ export async function patchHost(
   try {
     hp.state = 'draining';
     takenOut = out.length > 0;
-    await forEachSite(ctx, out, (site, action) => takeOut(ctx, site, action));
-    if (takenOut && patched(IN_FLIGHT)) await waitForInFlight(ctx, out, hp, acts);
+    const drainWaits = takenOut && patched(DRAIN_WAITS);
+    const lingering = new Map<string, number>();
+    await forEachSite(ctx, out, (site, action) =>
+      takeOut(ctx, site, action, drainWaits ? { acts, lingering } : undefined),
+    );
+    if (drainWaits) noteInFlight(ctx, hp, lingering);
+    else if (takenOut && patched(IN_FLIGHT)) await waitForInFlight(ctx, out, hp, acts);
 
     const stop = ctx.mayStart();
     if (stop) {
@@ -213,21 +225,48 @@ async function forEachSite(
   await Promise.all(actions.map((a) => fn(ctx.sites.get(a.siteId)!, a.action)));
 }
 
-/** Drain the host's backend of the site on every proxy, or put the site on the maintenance page. */
-async function takeOut(ctx: HostContext, site: LockedSite, action: SiteAction): Promise<void> {
+/**
+ * Drain the host's backend of the site on every proxy, or put the site on the maintenance page.
+ * With `waiting` (DRAIN_WAITS), each change then waits for the requests in flight on its proxy
+ * (drainTimeoutSeconds at most), and what still ran is noted by proxy.
+ */
+async function takeOut(
+  ctx: HostContext,
+  site: LockedSite,
+  action: SiteAction,
+  waiting?: { acts: ReturnType<typeof hostActivities>; lingering: Map<string, number> },
+): Promise<void> {
+  const acts = waiting ? waiting.acts.inFlight : local;
+  const wait = waiting ? { waitInFlightSeconds: ctx.cfg.drainTimeoutSeconds } : {};
   await Promise.all(
-    [...site.routes].map(([proxyHost, route]) =>
-      action === 'drain'
-        ? local.setBackendState({
-            host: proxyHost,
-            siteId: site.siteId,
-            backendHost: ctx.host,
-            state: 'drained',
-            ...(patched(HANDOVER) ? { expected: route } : {}),
-          })
-        : local.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' } }),
-    ),
+    [...site.routes].map(async ([proxyHost, route]) => {
+      const change =
+        action === 'drain'
+          ? await acts.setBackendState({
+              host: proxyHost,
+              siteId: site.siteId,
+              backendHost: ctx.host,
+              state: 'drained',
+              ...(patched(HANDOVER) ? { expected: route } : {}),
+              ...wait,
+            })
+          : await acts.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' }, ...wait });
+      if (waiting)
+        waiting.lingering.set(
+          proxyHost,
+          Math.max(waiting.lingering.get(proxyHost) ?? 0, change.lingering ?? 0),
+        );
+    }),
   );
+}
+
+/** What the drains' waits left running, in the host's progress (the patch goes ahead anyway). */
+function noteInFlight(ctx: HostContext, hp: HostProgress, lingering: Map<string, number>): void {
+  const left = [...lingering].filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (left.length)
+    hp.inFlightAtPatch =
+      left.map(([host, n]) => `${host}: ${n} nginx worker(s) still finishing requests`).join('; ') +
+      ` after ${ctx.cfg.drainTimeoutSeconds} s; patched anyway`;
 }
 
 /**
