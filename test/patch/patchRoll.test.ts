@@ -186,20 +186,23 @@ test('roll every app host: a canary, ops pause/approve/resume, zero failed reque
 test('between batches a site keeps its lock when nobody waits for it; an operation that queued meanwhile goes first', async () => {
   const multi = sites.multi!;
   await worker.with(async (taskQueue) => {
+    /** A roll of `hosts`, one host a batch, no canary, whose patch takes `seconds`. */
+    const startRoll = (workflowId: string, hosts: string[], seconds: number) =>
+      env.client.workflow.start(patchRoll, {
+        taskQueue,
+        workflowId,
+        args: [
+          {
+            hosts: { names: hosts },
+            batchSize: 1,
+            canary: false,
+            patchCommand: markerCommand(MARKER, `sleep ${seconds}`),
+          },
+        ],
+      });
     // alone: host2, then host3; the two-server site's lock is asked for and granted once
     const aloneId = rollId('keep');
-    const alone = await env.client.workflow.execute(patchRoll, {
-      taskQueue,
-      workflowId: aloneId,
-      args: [
-        {
-          hosts: { names: APP_HOSTS },
-          batchSize: 1,
-          canary: false,
-          patchCommand: markerCommand(MARKER, 'sleep 0.2'),
-        },
-      ],
-    });
+    const alone = await (await startRoll(aloneId, APP_HOSTS, 0.2)).result();
     await recordHistory(aloneId, 'patchRoll.keep-locks');
     expect(alone.done).toEqual(APP_HOSTS);
     expect(await grantTimes(env, aloneId, multi.siteId)).toHaveLength(1);
@@ -212,30 +215,13 @@ test('between batches a site keeps its lock when nobody waits for it; an operati
     // a second roll of host2 queues for the site's lock while the first patches host2: the first
     // lets it go after its batch, the second patches host2, then the first goes on with host3
     const firstId = rollId('first');
-    const first = await env.client.workflow.start(patchRoll, {
-      taskQueue,
-      workflowId: firstId,
-      args: [
-        {
-          hosts: { names: APP_HOSTS },
-          batchSize: 1,
-          canary: false,
-          patchCommand: markerCommand(MARKER, 'sleep 2'),
-        },
-      ],
-    });
+    const first = await startRoll(firstId, APP_HOSTS, 2);
     await waitFor(
       'host2 patching',
       async () => (await progressOf(env, firstId)).hosts.host2?.state === 'patching',
     );
     const secondId = rollId('second');
-    const second = await env.client.workflow.start(patchRoll, {
-      taskQueue,
-      workflowId: secondId,
-      args: [
-        { hosts: { names: ['host2'] }, canary: false, patchCommand: markerCommand(MARKER, 'sleep 0.2') },
-      ],
-    });
+    const second = await startRoll(secondId, ['host2'], 0.2);
     const [r1, r2] = await Promise.all([first.result(), second.result()]);
     expect([r1.status, r1.done]).toEqual(['completed', APP_HOSTS]);
     expect([r2.status, r2.done]).toEqual(['completed', ['host2']]);
