@@ -2,7 +2,7 @@ import { Route, withBackendState } from '../../schema/route';
 import { activityIO, withHeartbeat } from '../context';
 import { failure, FailureType } from '../errors';
 import type { Fleet } from '../fleet';
-import { inFlightArgv, unfinishedMarkers } from './commands';
+import { unfinishedMarkers } from './commands';
 import {
   EnsureProxyInput,
   parseInput,
@@ -26,6 +26,7 @@ import {
   readRemoteFile,
   sha256,
   stopNginx,
+  waitInFlightOn,
 } from './remote';
 
 export interface ProxyChange {
@@ -74,11 +75,16 @@ export function makeProxyActivities(fleet: Fleet) {
   async function writeRoute(
     host: string,
     route: Route,
-    /** Compare-and-swap on the file at `path`; `content`: what it held when read (its hash is `sha256`). */
-    guard?: { path: string; sha256: string; content?: string },
-    onlyAddsCapacity = false,
-    waitInFlightSeconds?: number,
+    opts: {
+      /** Compare-and-swap on the file at `path`; `content`: what it held when read (its hash is `sha256`). */
+      guard?: { path: string; sha256: string; content?: string };
+      /** See ApplyArgs.onlyAddsCapacity. */
+      onlyAddsCapacity?: boolean;
+      /** Then wait for the requests in flight, this long at most. */
+      waitInFlightSeconds?: number;
+    } = {},
   ): Promise<ProxyChange> {
+    const { guard, onlyAddsCapacity, waitInFlightSeconds } = opts;
     const h = proxyHost(fleet, host);
     const paths = sitePaths(route.siteId);
     const conf = renderSiteConfig(route, { listen: listenAddress(h.address) });
@@ -91,7 +97,7 @@ export function makeProxyActivities(fleet: Fleet) {
       if (liveConf === conf && liveJson === json && unfinished.length === 0) {
         if (waitInFlightSeconds === undefined) return { changed: false, reloaded: false };
         // in place already (a repeated call): the requests of its reload may still be running
-        const { lingering } = await inFlightOn(host, waitInFlightSeconds);
+        const lingering = await waitInFlightOn(fleet, host, waitInFlightSeconds);
         return { changed: false, reloaded: false, lingering };
       }
     }
@@ -111,20 +117,6 @@ export function makeProxyActivities(fleet: Fleet) {
       reloaded: outcome.reloaded,
       ...(outcome.lingering === undefined ? {} : { lingering: outcome.lingering }),
     };
-  }
-
-  /** IN_FLIGHT_SCRIPT on the host: how many nginx workers still finish requests after the wait. */
-  async function inFlightOn(host: string, timeoutSeconds: number): Promise<{ lingering: number }> {
-    const r = await fleet.pool.exec(host, inFlightArgv(timeoutSeconds), {
-      ...activityIO(),
-      timeoutMs: (timeoutSeconds + 30) * 1000,
-    });
-    const out = r.stdout.trim();
-    if (!/^\d+$/.test(out))
-      throw failure(FailureType.CommandFailed, `${host}: the in-flight wait printed ${JSON.stringify(out)}`, {
-        host,
-      });
-    return { lingering: Number(out) };
   }
 
   return {
@@ -163,12 +155,13 @@ export function makeProxyActivities(fleet: Fleet) {
      * do nothing (no write, no reload); otherwise apply them as one transaction (nginx -t, then
      * atomic rename and reload; on a failed test the previous files are put back and the running
      * nginx never sees the bad config). Safe to run twice: the second run finds equal files.
-     * A stopped proxy is left stopped (ensureProxy starts it); its files are updated.
+     * A stopped proxy is left stopped (ensureProxy starts it); its files are updated. With
+     * `waitInFlightSeconds`, it then waits for the requests in flight, as setBackendState does.
      */
     async putSiteRoute(input: PutSiteRouteInput): Promise<ProxyChange> {
       const { host, route, waitInFlightSeconds } = parseInput(PutSiteRouteInput, input, 'putSiteRoute');
       proxyHost(fleet, host);
-      return withHeartbeat(() => writeRoute(host, route, undefined, false, waitInFlightSeconds));
+      return withHeartbeat(() => writeRoute(host, route, { waitInFlightSeconds }));
     },
 
     /**
@@ -198,9 +191,12 @@ export function makeProxyActivities(fleet: Fleet) {
     /**
      * Drain (no new requests; those in flight finish) or readmit the backends a site has on one
      * host. A drain returns once no nginx worker takes new requests on the old configuration; a
-     * readmit once the new workers run (the old ones, routing as before, stop within ~100 ms). A read-modify-write guarded by the stored JSON's hash, so a concurrent change of the
-     * same route is never lost (it is re-read and the change re-applied). Safe to run twice: a
-     * backend already in the wanted state changes nothing.
+     * readmit once the new workers run (the old ones, routing as before, stop within ~100 ms);
+     * with `waitInFlightSeconds`, either then waits for the requests in flight (as waitForInFlight,
+     * in the same command) and says how many workers still held some (`lingering`). A
+     * read-modify-write guarded by the stored JSON's hash, so a concurrent change of the same route
+     * is never lost (it is re-read and the change re-applied). Safe to run twice: a backend already
+     * in the wanted state changes nothing (and a wait asked for still waits).
      */
     async setBackendState(input: SetBackendStateInput): Promise<ProxyChange & { route: Route }> {
       const { host, siteId, backendHost, backendPort, state, expected, waitInFlightSeconds } = parseInput(
@@ -236,13 +232,11 @@ export function makeProxyActivities(fleet: Fleet) {
           try {
             // a readmit only adds capacity: it need not wait for the old workers to be told
             // to stop taking requests (they route to the other backends, as they did)
-            const change = await writeRoute(
-              host,
-              next,
-              { path: paths.json, sha256: sha256(raw), content: raw },
-              state === 'active',
+            const change = await writeRoute(host, next, {
+              guard: { path: paths.json, sha256: sha256(raw), content: raw },
+              onlyAddsCapacity: state === 'active',
               waitInFlightSeconds,
-            );
+            });
             return { ...change, route: next };
           } catch (err) {
             if (!(err instanceof GuardMismatch)) throw err;
@@ -266,7 +260,7 @@ export function makeProxyActivities(fleet: Fleet) {
       const { host, timeoutSeconds } = parseInput(WaitForInFlightInput, input, 'waitForInFlight');
       proxyHost(fleet, host);
       const t0 = Date.now();
-      const { lingering } = await withHeartbeat(() => inFlightOn(host, timeoutSeconds));
+      const lingering = await withHeartbeat(() => waitInFlightOn(fleet, host, timeoutSeconds));
       return { lingering, waitedMs: Date.now() - t0 };
     },
 

@@ -7,6 +7,7 @@ import {
   candidatePath,
   EXIT_ABSENT,
   existingArgv,
+  inFlightArgv,
   mkdirsArgv,
   readFileArgv,
   statusArgv,
@@ -121,14 +122,12 @@ export async function applyChange(
   const nginxSays = err.slice(-1500);
   switch (r.code) {
     case 0: {
+      // the apply's line, then (with the wait) the in-flight count on a line of its own
       const lines = out.split('\n');
-      const lingering = change.waitInFlightSeconds === undefined ? undefined : Number(lines.at(-1));
-      if (lingering !== undefined && !(lines.length >= 2 && Number.isInteger(lingering)))
-        throw failure(
-          FailureType.CommandFailed,
-          `${host}: ${change.what}: the in-flight wait printed ${JSON.stringify(out)}`,
-          { host },
-        );
+      const lingering =
+        change.waitInFlightSeconds === undefined
+          ? undefined
+          : inFlightCount(host, lines.length >= 2 ? lines.at(-1)! : '', out, change.what);
       return {
         changed: lines[0]!.startsWith('changed'),
         reloaded: lines[0]!.includes('reloaded'),
@@ -166,6 +165,30 @@ export async function applyChange(
         { host, stderr: nginxSays },
       );
   }
+}
+
+/**
+ * IN_FLIGHT_SCRIPT on the host: wait (at most `timeoutSeconds`) until the nginx workers told to
+ * shut down have exited; how many still run then.
+ */
+export async function waitInFlightOn(fleet: Fleet, host: string, timeoutSeconds: number): Promise<number> {
+  const r = await fleet.pool.exec(host, inFlightArgv(timeoutSeconds), {
+    ...activityIO(),
+    timeoutMs: (timeoutSeconds + 30) * 1000,
+  });
+  const out = r.stdout.trim();
+  return inFlightCount(host, out, out);
+}
+
+/** The count IN_FLIGHT_SCRIPT printed (`line`), or a CommandFailed quoting `printed`. */
+function inFlightCount(host: string, line: string, printed: string, what?: string): number {
+  if (!/^\d+$/.test(line))
+    throw failure(
+      FailureType.CommandFailed,
+      `${host}: ${what ? `${what}: ` : ''}the in-flight wait printed ${JSON.stringify(printed)}`,
+      { host },
+    );
+  return Number(line);
 }
 
 /** The running master and its workers, or null if the proxy's nginx is not running. */

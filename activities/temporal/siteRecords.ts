@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { SiteId, type SiteRecord } from '../../schema/site';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { siteQuery, siteWorkflowId, type SiteView } from '../../workflows/lib/siteProtocol';
 import { failure, FailureType } from '../errors';
 import { parseInput } from '../input';
 
@@ -14,26 +14,31 @@ const ReadSiteRecordsInput = z.strictObject({ siteIds: z.array(SiteId).max(10_00
  * must hold is re-made under the site's lock, from the record the lock grant carries.
  */
 export function makeSiteRecordActivities(client: Client | undefined) {
+  /** Each site's view (`site` query), 16 at a time; null for a site with no workflow. */
+  async function siteViews(siteIds: string[], what: string): Promise<Record<string, SiteView | null>> {
+    if (!client) throw failure(FailureType.InvalidInput, `this worker has no Temporal client for ${what}`);
+    const out: Record<string, SiteView | null> = {};
+    for (let i = 0; i < siteIds.length; i += 16)
+      await Promise.all(
+        siteIds.slice(i, i + 16).map(async (siteId) => {
+          try {
+            out[siteId] = await client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery);
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+            out[siteId] = null;
+          }
+        }),
+      );
+    return out;
+  }
+
   return {
     async readSiteRecords(
       input: z.input<typeof ReadSiteRecordsInput>,
     ): Promise<Record<string, SiteRecord | null>> {
       const { siteIds } = parseInput(ReadSiteRecordsInput, input, 'readSiteRecords');
-      if (!client)
-        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for site records');
-      const out: Record<string, SiteRecord | null> = {};
-      for (let i = 0; i < siteIds.length; i += 16)
-        await Promise.all(
-          siteIds.slice(i, i + 16).map(async (siteId) => {
-            try {
-              out[siteId] = (await client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)).record;
-            } catch (err) {
-              if (!(err instanceof WorkflowNotFoundError)) throw err;
-              out[siteId] = null;
-            }
-          }),
-        );
-      return out;
+      const views = await siteViews(siteIds, 'site records');
+      return Object.fromEntries(siteIds.map((id) => [id, views[id]?.record ?? null]));
     },
 
     /**
@@ -43,22 +48,8 @@ export function makeSiteRecordActivities(client: Client | undefined) {
      */
     async siteLockWaiters(input: z.input<typeof ReadSiteRecordsInput>): Promise<Record<string, number>> {
       const { siteIds } = parseInput(ReadSiteRecordsInput, input, 'siteLockWaiters');
-      if (!client)
-        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for site locks');
-      const out: Record<string, number> = {};
-      await Promise.all(
-        siteIds.map(async (siteId) => {
-          try {
-            out[siteId] = (
-              await client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)
-            ).queue.length;
-          } catch (err) {
-            if (!(err instanceof WorkflowNotFoundError)) throw err;
-            out[siteId] = 0;
-          }
-        }),
-      );
-      return out;
+      const views = await siteViews(siteIds, 'site locks');
+      return Object.fromEntries(siteIds.map((id) => [id, views[id]?.queue.length ?? 0]));
     },
   };
 }

@@ -347,13 +347,21 @@ test("a caller's copy of the route saves the read when it is current; a stale on
   expect(new Set(await bodiesThroughProxy(DOMAIN_A, 12))).toContain('host3');
 });
 
-test('a request in flight when its backend is drained: waitForInFlight returns once it has finished; with no time left it counts the workers still holding it', async () => {
-  // only host2 serves, so the slow request goes there
+/**
+ * A request that takes 2 s, sent while only host2 serves (so it goes there); host3 is readmitted
+ * once it is in flight. When it was sent, and its answer.
+ */
+async function slowRequestOnHost2() {
   await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'drained' });
-  const t0 = Date.now();
-  const slow = get(proxyAddress, 80, DOMAIN_A, '/cgi-bin/slow?2');
+  const sentAt = Date.now();
+  const answer = get(proxyAddress, 80, DOMAIN_A, '/cgi-bin/slow?2');
   await new Promise((r) => setTimeout(r, 300));
   await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'active' });
+  return { sentAt, answer };
+}
+
+test('a request in flight when its backend is drained: waitForInFlight returns once it has finished; with no time left it counts the workers still holding it', async () => {
+  const { sentAt: t0, answer: slow } = await slowRequestOnHost2();
   await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host2', state: 'drained' });
 
   expect((await acts.waitForInFlight({ host: PROXY, timeoutSeconds: 0 })).lingering).toBeGreaterThan(0);
@@ -370,11 +378,7 @@ test('a request in flight when its backend is drained: waitForInFlight returns o
 });
 
 test('a drain that waits for the requests in flight itself (waitInFlightSeconds): it returns once the slow request has answered, or with 0 s says how many workers still hold one', async () => {
-  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'drained' });
-  const t0 = Date.now();
-  const slow = get(proxyAddress, 80, DOMAIN_A, '/cgi-bin/slow?2');
-  await new Promise((r) => setTimeout(r, 300));
-  await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host3', state: 'active' });
+  const { sentAt: t0, answer: slow } = await slowRequestOnHost2();
   // no time to wait: the drain is done, and the worker holding the slow request is counted
   const quick = await acts.setBackendState({
     host: PROXY,

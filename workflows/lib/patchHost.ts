@@ -260,7 +260,7 @@ async function takeOut(
   );
 }
 
-/** What the drains' waits left running, in the host's progress (the patch goes ahead anyway). */
+/** What the waits for requests in flight left running, by proxy, in the host's progress (the patch goes ahead anyway). */
 function noteInFlight(ctx: HostContext, hp: HostProgress, lingering: Map<string, number>): void {
   const left = [...lingering].filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : 1));
   if (left.length)
@@ -282,16 +282,12 @@ async function waitForInFlight(
 ): Promise<void> {
   const proxies = [...new Set(out.flatMap((a) => [...ctx.sites.get(a.siteId)!.routes.keys()]))].sort();
   const waited = await Promise.all(
-    proxies.map(async (host) => ({
-      host,
-      ...(await acts.inFlight.waitForInFlight({ host, timeoutSeconds: ctx.cfg.drainTimeoutSeconds })),
-    })),
+    proxies.map(async (host) => {
+      const w = await acts.inFlight.waitForInFlight({ host, timeoutSeconds: ctx.cfg.drainTimeoutSeconds });
+      return [host, w.lingering] as const;
+    }),
   );
-  const left = waited.filter((w) => w.lingering > 0);
-  if (left.length)
-    hp.inFlightAtPatch =
-      left.map((w) => `${w.host}: ${w.lingering} nginx worker(s) still finishing requests`).join('; ') +
-      ` after ${ctx.cfg.drainTimeoutSeconds} s; patched anyway`;
+  noteInFlight(ctx, hp, new Map(waited));
 }
 
 /** The reverse of takeOut: the route exactly as it was found (under the lock, nobody else changed it). */
