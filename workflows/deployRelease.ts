@@ -1,7 +1,6 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  patched,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -26,15 +25,7 @@ import {
 } from './lib/release';
 import { withSiteLock } from './lib/siteLock';
 import { Release } from './searchAttributes';
-import type { Profile } from '../schema/profile';
-import type { AppSlot } from '../schema/release';
 import { INITIAL_RELEASE } from './provisionSite';
-
-/**
- * The deploy's independent reads beside the snapshot and fetches, and the record beside the
- * pruning (a patch: histories recorded before it replay the old order).
- */
-const PARALLEL_DEPLOY = 'deploy-parallel-steps';
 
 /** What a push told the platform (the Git hook's notification): the audit of a push deploy. */
 export const PushTrigger = z.strictObject({
@@ -165,26 +156,15 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
         workMs[host] = (workMs[host] ?? 0) + fetched.ms;
         op.progress.hosts[host] = `fetched ${short(commit)}`;
       });
-    const parallel = patched(PARALLEL_DEPLOY);
-    let profile: Profile;
-    let inventory: Awaited<ReturnType<typeof quick.listHosts>>;
-    let serving: AppSlot;
-    if (parallel) {
-      // the profile, the inventory and where the proxies stand are read while the snapshot and fetches run
-      op.step('snapshot database, fetch release');
-      const reads = [
-        quick.loadProfile({ name: spec.profile }),
-        quick.listHosts(),
-        observeServing({ siteId: i.siteId, placement }),
-      ] as const;
-      await allOrFirstFailure<unknown>([...reads, takeSnapshot(), ...fetchEverywhere()]);
-      [profile, inventory, serving] = [await reads[0], await reads[1], await reads[2]];
-    } else {
-      op.step('load profile');
-      profile = await quick.loadProfile({ name: spec.profile });
-      inventory = await quick.listHosts();
-      serving = 'live'; // overwritten below: the old order reads it after the inventory
-    }
+    // the profile, the inventory and where the proxies stand are read while the snapshot and fetches run
+    op.step('snapshot database, fetch release');
+    const reads = [
+      quick.loadProfile({ name: spec.profile }),
+      quick.listHosts(),
+      observeServing({ siteId: i.siteId, placement }),
+    ] as const;
+    await allOrFirstFailure<unknown>([...reads, takeSnapshot(), ...fetchEverywhere()]);
+    const [profile, inventory, serving] = [await reads[0], await reads[1], await reads[2]];
     const gitHost = inventory.find((h) => h.roles.includes('git'))?.name;
     op.hosts([
       ...placement.appHosts,
@@ -203,11 +183,6 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       healthTimeoutMs: i.healthTimeoutSeconds * 1000,
       workMs,
     };
-    if (!parallel) {
-      serving = await observeServing(ctx);
-      op.step('snapshot database, fetch release');
-      await Promise.all([takeSnapshot(), ...fetchEverywhere()]);
-    }
     const state: SwitchState = { serving, live: from };
     if (state.serving !== 'live') state.live = 'mixed'; // an earlier switch was cut short
 
@@ -227,8 +202,7 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
         await healthThroughProxies(ctx);
       };
       op.step('switch app servers');
-      // once the live containers serve the release: beside the standbys' removal (or after it,
-      // in the order recorded before the release-switch-parallel patch)
+      // once the live containers serve the release: beside the standbys' removal
       await converge(ctx, state, commit, hooksAndHealth);
     } catch (err) {
       const failedStep = op.progress.step;
@@ -260,20 +234,13 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       });
     }
 
-    let prune: Awaited<ReturnType<typeof pruneReleases>>;
-    if (parallel) {
-      // healthy everywhere: record the release and prune the old ones at the same time (the
-      // pruning never fails the deploy, and never removes the live release or the one before)
-      op.step('record the release, keep the last releases');
-      [, prune] = await Promise.all([
-        lock.update({ release: commit }),
-        pruneReleases(ctx, commit, from, i.keepReleases),
-      ]);
-    } else {
-      await lock.update({ release: commit });
-      op.step('keep the last releases');
-      prune = await pruneReleases(ctx, commit, from, i.keepReleases);
-    }
+    // healthy everywhere: record the release and prune the old ones at the same time (the
+    // pruning never fails the deploy, and never removes the live release or the one before)
+    op.step('record the release, keep the last releases');
+    const [, prune] = await Promise.all([
+      lock.update({ release: commit }),
+      pruneReleases(ctx, commit, from, i.keepReleases),
+    ]);
     op.finish();
     return {
       ...base,

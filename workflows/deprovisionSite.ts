@@ -1,4 +1,4 @@
-import { ApplicationFailure, patched } from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SiteId } from '../schema/site';
 import { quick, slow } from './lib/activities';
@@ -93,15 +93,13 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
     op.step('files mounts');
     await Promise.all(placement.appHosts.map((host) => quick.unmountSiteFiles({ siteId, host })));
 
-    let keptRepository: DeprovisionSiteResult['keptRepository'];
-    if (patched('deprovision-release-folders')) {
-      // every app host, not only the placement's: a sweep, like the containers'
-      op.step('release folders');
-      const appHosts = inventory.filter((h) => h.roles.includes('app')).map((h) => h.name);
-      await Promise.all(appHosts.map((host) => quick.removeSiteReleases({ siteId, host })));
-      const gitHost = inventory.find((h) => h.roles.includes('git'));
-      if (gitHost && record.spec) keptRepository = { repo: record.spec.git.repo, host: gitHost.name };
-    }
+    // every app host, not only the placement's: a sweep, like the containers'
+    op.step('release folders');
+    const appHosts = inventory.filter((h) => h.roles.includes('app')).map((h) => h.name);
+    await Promise.all(appHosts.map((host) => quick.removeSiteReleases({ siteId, host })));
+    const gitHost = inventory.find((h) => h.roles.includes('git'));
+    const keptRepository: DeprovisionSiteResult['keptRepository'] =
+      gitHost && record.spec ? { repo: record.spec.git.repo, host: gitHost.name } : undefined;
 
     op.step('database');
     await quick.dropSiteDatabase({ siteId, dbHost: placement.dbHost });

@@ -5,7 +5,6 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
-  patched,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -17,7 +16,7 @@ import type { SiteRecord } from '../schema/site';
 import { quick } from './lib/activities';
 import { local } from './lib/patchActivities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
-import { HANDOVER, patchHost, type LockedSite } from './lib/patchHost';
+import { patchHost, type LockedSite } from './lib/patchHost';
 import { PatchRollInput, resolveCount } from './lib/patchInput';
 import { decideBatch, planBatches, selectHosts, type SiteOnHost } from './lib/patchPlan';
 import {
@@ -56,29 +55,13 @@ export type PatchRollResult = Pick<
 
 const LOCK_OPERATION = 'patch';
 
-/**
- * patched() id of the shorter chain per batch: the first batch reuses the planning's listing, the
- * route reads and the listing under the locks run at once, and the profiles are loaded once per
- * run, while the hosts are being drained. Runs recorded before it replay the old chain.
- */
-const PIPELINED = 'patch-roll-pipelined';
-
-/**
- * patched() id of locks kept from one batch to the next: a site of the next batch whose lock
- * nobody else waits for keeps its lock instead of releasing it and asking again (a release, a
- * request and a grant between the site's workflow and the roll, per site and batch). An operation
- * that starts waiting meanwhile gets the lock after that one batch; a roll that pauses, waits for
- * approval, stops or continues as new releases first. Runs recorded before it replay without.
- */
-const KEEP_LOCKS = 'patch-roll-keep-locks';
-
 type SiteContainersOnHost = Awaited<ReturnType<typeof local.hostSites>>[number];
 
 /** Which sites have containers on each host, and the records of those sites (before the locks). */
 interface Listing {
   seen: { host: string; sites: SiteContainersOnHost[] }[];
   known: Record<string, SiteRecord | null>;
-  /** KEEP_LOCKS: the sites whose locks were held while this was listed, and their routes then. */
+  /** The sites whose locks were held while this was listed (kept from the last batch), and their routes then. */
   held?: { siteIds: string[]; routes: Map<string, Map<string, Route>> };
 }
 
@@ -144,18 +127,18 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
   const skipRequested = new Set<string>();
   let abortReason: string | undefined;
   let batchRunning = false;
-  /** The planning's listing, for the first batch if it starts at once (PIPELINED). */
+  /** The planning's listing, for the first batch if it starts at once. */
   let planningListing: Listing | undefined;
-  /** The next batch's listing, begun as the last batch released its locks (HANDOVER). */
+  /** The next batch's listing, begun under the last batch's locks. */
   let prefetched: { batch: number; listing: Promise<Listing | undefined> } | undefined;
-  /** Locks kept from the last batch for the next one (KEEP_LOCKS), used or released there. */
+  /** Locks kept from the last batch for the next one, used or released there. */
   let kept: HeldSiteLocks | undefined;
   const releaseKept = async () => {
     const k = kept;
     kept = undefined;
     await k?.release();
   };
-  /** Profiles by name, loaded once per run (PIPELINED). */
+  /** Profiles by name, loaded once per run. */
   const runProfiles = new Map<string, Promise<Profile>>();
 
   const finished = () => ['completed', 'stopped', 'aborted'].includes(progress.status);
@@ -330,7 +313,6 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         ? `the maintenance window closed at ${cfg.window!.notAfter}`
         : undefined);
 
-  const pipelined = patched(PIPELINED);
   try {
     batches: for (let b = carried?.nextBatch ?? 0; b < progress.batches.length; b++) {
       // between batches: stop, or wait while paused, or (after the canary) for ops' approval
@@ -364,7 +346,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       const hosts = progress.batches[b]!.filter((h) => progress.hosts[h]!.state === 'pending');
       batchRunning = true;
       try {
-        let first = pipelined && b === 0 ? planningListing : undefined;
+        let first = b === 0 ? planningListing : undefined;
         planningListing = undefined;
         if (!first) first = await takePrefetched(b);
         await runBatch(b, hosts, first);
@@ -422,15 +404,14 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       return;
     }
     try {
-      const profiles = pipelined ? runProfiles : new Map<string, Promise<Profile>>();
       const profile = (name: string) => {
-        if (!profiles.has(name)) {
+        if (!runProfiles.has(name)) {
           const p = quick.loadProfile({ name });
-          profiles.set(name, p);
+          runProfiles.set(name, p);
           // kept for the run only once loaded: a later batch asks again after a failure
-          if (pipelined) p.catch(() => profiles.get(name) === p && profiles.delete(name));
+          p.catch(() => runProfiles.get(name) === p && runProfiles.delete(name));
         }
-        return profiles.get(name)!;
+        return runProfiles.get(name)!;
       };
       const sitesByHost: Record<string, SiteOnHost[]> = {};
       for (const h of hosts)
@@ -445,13 +426,12 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
         if (unlocked?.length)
           d.heldBack = `sites appeared on it while it waited for their locks: ${unlocked.join(', ')}`;
       }
-      if (pipelined)
-        for (const d of decisions)
-          for (const a of d.heldBack ? [] : d.actions) {
-            const spec = held.byHost.get(d.host)?.get(a.siteId)?.record.spec;
-            // loaded while the hosts drain; a failure surfaces where the profile is used
-            if (a.action !== 'none' && spec) profile(spec.profile).catch(() => undefined);
-          }
+      for (const d of decisions)
+        for (const a of d.heldBack ? [] : d.actions) {
+          const spec = held.byHost.get(d.host)?.get(a.siteId)?.record.spec;
+          // loaded while the hosts drain; a failure surfaces where the profile is used
+          if (a.action !== 'none' && spec) profile(spec.profile).catch(() => undefined);
+        }
       await Promise.all(
         decisions.map(async (d) => {
           const outcome = await patchHost(
@@ -480,7 +460,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     } finally {
       const next = progress.batches[batch + 1]?.filter((h) => progress.hosts[h]!.state === 'pending');
       const goingOn = !!next?.length && progress.canary.approved && !stopReason();
-      if (goingOn && patched(KEEP_LOCKS)) {
+      if (goingOn) {
         // the next batch's listing (and the routes of the sites it keeps), and which of these
         // locks it needs that nobody else waits for
         const wanted = sitesFor(next, held.locks);
@@ -489,17 +469,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
           listing: listSitesHolding(next, held.locks, wanted).catch(() => undefined),
         };
         kept = await keepFor(wanted, held.locks);
-      } else {
-        const releasing = held.locks.release();
-        // the next batch's listing, taken while these locks go (used only if it starts at once)
-        if (goingOn && patched(HANDOVER))
-          prefetched = {
-            batch: batch + 1,
-            // a failed listing is made again (and fails there, where it is reported)
-            listing: listSites(next).catch(() => undefined),
-          };
-        await releasing;
-      }
+      } else await held.locks.release();
     }
   }
 
@@ -533,8 +503,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
    * held: a site that appeared meanwhile is not locked, and its host is held back. `first`: a
    * listing made just before (the planning's for the first batch, or the one taken while the
    * last batch released its locks), instead of listing again. If the last batch kept every lock
-   * this one needs (KEEP_LOCKS), its listing and route reads were made under them: none is made
-   * again.
+   * this one needs, its listing and route reads were made under them: none is made again.
    */
   async function lockSitesOf(hosts: string[], first?: Listing) {
     let seen: Listing['seen'];
@@ -570,30 +539,17 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
       const toRead = listedUnderLocks ? [] : [...records.values()].filter(routable);
       if (listedUnderLocks) for (const [id, m] of first!.held!.routes) if (records.has(id)) routes.set(id, m);
       const readRoutes = Promise.all(
-        toRead.map(async (r) => {
-          let m = new Map<string, Route>();
-          if (pipelined) m = await readRoutesAtOnce(r);
-          else
-            for (const proxyHost of r.placement!.proxyHosts) {
-              const route = await local.readSiteRoute({ host: proxyHost, siteId: r.siteId });
-              if (route) m.set(proxyHost, route);
-            }
-          routes.set(r.siteId, m);
-        }),
+        toRead.map(async (r) => routes.set(r.siteId, await readRoutesAtOnce(r))),
       );
       const byHost = new Map<string, Map<string, LockedSite>>();
       const unlocked = new Map<string, string[]>();
       let again: SiteContainersOnHost[][];
       if (listedUnderLocks) again = hosts.map((h) => first!.seen.find((x) => x.host === h)?.sites ?? []);
-      else if (pipelined)
+      else
         [again] = await Promise.all([
           Promise.all(hosts.map((host) => local.hostSites({ host }))),
           readRoutes,
         ]);
-      else {
-        await readRoutes;
-        again = await Promise.all(hosts.map((host) => local.hostSites({ host })));
-      }
       for (const [i, host] of hosts.entries()) {
         const now = again[i]!;
         const mine = new Map<string, LockedSite>();
@@ -672,14 +628,7 @@ export async function patchRoll(input: PatchRollInput, carried?: PatchRollCarrie
     let error: unknown;
     const scope = new CancellationScope();
     const attempt = scope
-      .run(() =>
-        acquireSiteLocks(
-          siteIds,
-          LOCK_OPERATION,
-          progress,
-          patched(HANDOVER) ? local.requestSiteLock : undefined,
-        ),
-      )
+      .run(() => acquireSiteLocks(siteIds, LOCK_OPERATION, progress, local.requestSiteLock))
       .then(
         (l) => (got = l),
         (e: unknown) => (error = e ?? new Error('lock acquisition failed')),

@@ -1,4 +1,4 @@
-import { ApplicationFailure, patched, upsertMemo } from '@temporalio/workflow';
+import { ApplicationFailure, upsertMemo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { Route } from '../schema/route';
 import { SiteSpec, type Placement } from '../schema/site';
@@ -75,7 +75,7 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
 
       let git: ProvisionSiteResult['git'];
       const gitHost = [...hosts.values()].find((h) => h.roles.includes('git'));
-      if (patched('provision-git-repo') && gitHost) {
+      if (gitHost) {
         op.step('git repository');
         op.hosts([
           ...placement.appHosts,

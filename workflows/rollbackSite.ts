@@ -103,8 +103,7 @@ export async function rollbackSite(input: RollbackSiteInput): Promise<RollbackSi
 
     try {
       op.step('switch app servers');
-      // the health checks once the live containers serve it: beside the standbys' removal (or
-      // after it, in the order recorded before the release-switch-parallel patch)
+      // the health checks once the live containers serve it: beside the standbys' removal
       await converge(ctx, state, i.release, async () => {
         op.step('health through the proxy');
         await healthThroughProxies(ctx);

@@ -204,8 +204,7 @@ test('a push deploys to every app server of the sites on that branch, with no fa
   expect((await recordOf(siteB.siteId)).release).toBe('initial');
   expect((await fetchSite(fleet, siteB.domains![0]!)).bodyExcerpt).toContain('release initial');
 
-  // deployRelease.parallel-steps.json: from before the in-flight drain (release-drain-in-flight)
-  await recordHistory(handle.workflowId, 'deployRelease.drain-in-flight');
+  await recordHistory(handle.workflowId, 'deployRelease');
 });
 
 test('one app server failing its health check: every server stays on (or returns to) the old release, with no failed request', async () => {
@@ -279,8 +278,7 @@ test('deploy a chosen ref from the API/UI, then roll back to the kept release in
   expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[0]!);
   expect((await recordOf(siteA.siteId)).release).toBe(commits[0]);
-  // rollbackSite.parallel-steps.json: from before the in-flight drain (release-drain-in-flight)
-  await recordHistory(rollbackId, 'rollbackSite.drain-in-flight');
+  await recordHistory(rollbackId, 'rollbackSite');
 
   // a release that is not kept is refused before anything changes
   const refused = await failureOf(

@@ -135,14 +135,7 @@ test('provision → serves through the proxy from both app servers → suspend �
     });
     // the site's own workflow ends once the site is deleted
     await env.client.workflow.getHandle(ids.site).result();
-    // the histories of the paths with the Git repository and the release-folder sweep; the
-    // other three are recorded under their plain names (re-record those only on purpose)
-    for (const [name, workflowId] of Object.entries(ids))
-      if (name === 'provisionSite' || name === 'deprovisionSite')
-        await recordHistory(
-          workflowId,
-          `${name}.${name === 'provisionSite' ? 'git-repo' : 'release-folders'}`,
-        );
+    for (const [name, workflowId] of Object.entries(ids)) await recordHistory(workflowId, name);
     expect(gone.state).toBe('deleted');
     expect(gone.finalBackup?.databaseSnapshot).toMatch(/\.sql\.gz$/);
     expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);

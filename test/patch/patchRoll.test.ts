@@ -139,9 +139,7 @@ test('roll every app host: a canary, ops pause/approve/resume, zero failed reque
 
       const result = await handle.result();
       const [multiSeen, singleSeen] = await Promise.all([multiPoll.stop(), singlePoll.stop()]);
-      // patchRoll.json: a run from before PIPELINED; patchRoll.pipelined.json: from before
-      // HANDOVER and IN_FLIGHT (which came in together)
-      await recordHistory(workflowId, 'patchRoll.in-flight');
+      await recordHistory(workflowId, 'patchRoll');
 
       expect(result.status).toBe('completed');
       expect(result.done).toEqual(['host2', 'host3']);

@@ -1,6 +1,5 @@
 import {
   CancellationScope,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   type RetryPolicy,
@@ -16,35 +15,6 @@ import { rootMessage } from './input';
 import type { PatchRollConfig } from './patchInput';
 import type { HostDecision, SiteAction } from './patchPlan';
 import { PATCH_FAILED, type HostProgress, type HostState } from './patchProtocol';
-
-/**
- * patched() id of the quicker hand-over between hosts: a drain and its readmit give the proxy the
- * route the roll already holds under the site's lock (no read before the change); in patchRoll.ts,
- * the next batch is listed while this one's locks are released, and the locks are asked for by a
- * local activity. Runs recorded before it replay without.
- */
-export const HANDOVER = 'patch-roll-handover';
-
-/**
- * patched() id of the wait for requests in flight: once a host is taken out, its proxies' nginx
- * workers that still hold requests from before the change are waited for (drainTimeoutSeconds at
- * most) before the patch starts. Runs recorded before it replay without.
- */
-export const IN_FLIGHT = 'patch-roll-in-flight';
-
-/**
- * patched() id of the containers' check as a local activity after a patch that needed no reboot
- * (no task-queue round trip: it is one listing when all is well). Runs recorded before it replay
- * with the ordinary activity.
- */
-export const LOCAL_CONTAINER_CHECK = 'patch-roll-local-container-check';
-
-/**
- * patched() id of the wait for requests in flight made by each drain (or maintenance page)
- * itself, in the same command on the proxy host, instead of by one more step after them. Runs
- * recorded before it replay with the separate step.
- */
-export const DRAIN_WAITS = 'patch-roll-drain-waits';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
@@ -99,13 +69,10 @@ export async function patchHost(
   try {
     hp.state = 'draining';
     takenOut = out.length > 0;
-    const drainWaits = takenOut && patched(DRAIN_WAITS);
+    // each drain (or maintenance page) waits for the requests in flight on its proxy itself
     const lingering = new Map<string, number>();
-    await forEachSite(ctx, out, (site, action) =>
-      takeOut(ctx, site, action, drainWaits ? { acts, lingering } : undefined),
-    );
-    if (drainWaits) noteInFlight(ctx, hp, lingering);
-    else if (takenOut && patched(IN_FLIGHT)) await waitForInFlight(ctx, out, hp, acts);
+    await forEachSite(ctx, out, (site, action) => takeOut(ctx, site, action, { acts, lingering }));
+    noteInFlight(ctx, hp, lingering);
 
     const stop = ctx.mayStart();
     if (stop) {
@@ -150,7 +117,8 @@ export async function patchHost(
             placement.appHosts.includes(host)
           )
             await quick.mountSiteFiles({ siteId: s.siteId, host, storageHost: placement.storageHost });
-          const check = !reboot && patched(LOCAL_CONTAINER_CHECK) ? localContainers : slow;
+          // after a patch without a reboot this is usually one listing: no task-queue round trip
+          const check = reboot ? slow : localContainers;
           await check.startSiteContainers({ siteId: s.siteId, host });
         }),
     );
@@ -227,7 +195,8 @@ async function forEachSite(
 
 /**
  * Drain the host's backend of the site on every proxy, or put the site on the maintenance page.
- * With `waiting` (DRAIN_WAITS), each change then waits for the requests in flight on its proxy
+ * The proxy is given the route the roll holds under the site's lock (no read before the change).
+ * With `waiting`, each change then waits for the requests in flight on its proxy
  * (drainTimeoutSeconds at most), and what still ran is noted by proxy.
  */
 async function takeOut(
@@ -247,7 +216,7 @@ async function takeOut(
               siteId: site.siteId,
               backendHost: ctx.host,
               state: 'drained',
-              ...(patched(HANDOVER) ? { expected: route } : {}),
+              expected: route,
               ...wait,
             })
           : await acts.putSiteRoute({ host: proxyHost, route: { ...route, mode: 'maintenance' }, ...wait });
@@ -269,27 +238,6 @@ function noteInFlight(ctx: HostContext, hp: HostProgress, lingering: Map<string,
       ` after ${ctx.cfg.drainTimeoutSeconds} s; patched anyway`;
 }
 
-/**
- * Requests the proxies took before the host was taken out may still be running on it: wait for
- * them (each proxy at once), at most drainTimeoutSeconds; past that the patch goes ahead, and
- * the host's progress says so.
- */
-async function waitForInFlight(
-  ctx: HostContext,
-  out: { siteId: string }[],
-  hp: HostProgress,
-  acts: ReturnType<typeof hostActivities>,
-): Promise<void> {
-  const proxies = [...new Set(out.flatMap((a) => [...ctx.sites.get(a.siteId)!.routes.keys()]))].sort();
-  const waited = await Promise.all(
-    proxies.map(async (host) => {
-      const w = await acts.inFlight.waitForInFlight({ host, timeoutSeconds: ctx.cfg.drainTimeoutSeconds });
-      return [host, w.lingering] as const;
-    }),
-  );
-  noteInFlight(ctx, hp, new Map(waited));
-}
-
 /** The reverse of takeOut: the route exactly as it was found (under the lock, nobody else changed it). */
 async function putBack(ctx: HostContext, actions: { siteId: string; action: SiteAction }[]): Promise<void> {
   await forEachSite(ctx, actions, (site, action) =>
@@ -302,7 +250,7 @@ async function putBack(ctx: HostContext, actions: { siteId: string; action: Site
               backendHost: ctx.host,
               state: 'active',
               // what the drain stored (if it did not, the proxy's guard refuses it and reads)
-              ...(patched(HANDOVER) ? { expected: withBackendState(route, ctx.host, 'drained') } : {}),
+              expected: withBackendState(route, ctx.host, 'drained'),
             })
           : local.putSiteRoute({ host: proxyHost, route }),
       ),

@@ -1,4 +1,4 @@
-import { patched, proxyActivities, sleep } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE } from '../../activities/errors';
 import { STANDBY_PORT_OFFSET, type AppSlot } from '../../schema/release';
@@ -51,24 +51,6 @@ export interface SwitchContext {
   /** Per app host, the milliseconds its own steps took (fetch, containers, probes): for the benchmark. */
   workMs: Record<string, number>;
 }
-
-/**
- * The switch's independent steps side by side: every proxy flipped at once, each server's probes
- * from every proxy at once, cron moved to the target while the live containers are (once the
- * standbys serve the target; beside the standby removal when converging from a switch cut
- * short), the caller's next steps (hooks, health) beside the standby removal, the health checks
- * through the proxies all at once. A patch (replay safety): workflows
- * recorded before it replay the old, one-after-the-other order.
- */
-const PARALLEL_SWITCH = 'release-switch-parallel';
-const parallelSwitch = () => patched(PARALLEL_SWITCH);
-
-/**
- * A patch (replay safety): after a flip, wait for the requests in flight on the old workers to
- * finish (every proxy's nginx workers told to shut down have exited), drainSeconds at most,
- * instead of sleeping drainSeconds whatever happens. Workflows recorded before it replay the sleep.
- */
-const DRAIN_IN_FLIGHT = 'release-drain-in-flight';
 
 /**
  * Every one of `steps` at once; wait for all of them (never leave one running behind a failure),
@@ -150,22 +132,16 @@ export async function observeServing(ctx: Pick<SwitchContext, 'siteId' | 'placem
 async function flip(ctx: SwitchContext, state: SwitchState, slot: AppSlot): Promise<void> {
   state.serving = slot; // set first: a flip cut short is finished (or undone) by the next converge
   let changed = false;
-  if (parallelSwitch()) {
-    // every proxy at once: a route is per proxy host, so no two of these touch the same nginx
-    await onEveryHost(ctx.placement.proxyHosts, async (host) => {
-      changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
-    });
-  } else
-    for (const host of ctx.placement.proxyHosts)
-      changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
+  // every proxy at once: a route is per proxy host, so no two of these touch the same nginx
+  await onEveryHost(ctx.placement.proxyHosts, async (host) => {
+    changed = (await quick.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
+  });
   for (const h of ctx.placement.appHosts) ctx.progress.hosts[h] = `serving from ${slot}`;
-  if (changed && ctx.drainSeconds > 0) {
-    if (patched(DRAIN_IN_FLIGHT))
-      await onEveryHost(ctx.placement.proxyHosts, (host) =>
-        slow.waitForInFlight({ host, timeoutSeconds: ctx.drainSeconds }),
-      );
-    else await sleep(ctx.drainSeconds * 1000);
-  }
+  // wait for the requests in flight on the old nginx workers (those told to shut down), drainSeconds at most
+  if (changed && ctx.drainSeconds > 0)
+    await onEveryHost(ctx.placement.proxyHosts, (host) =>
+      slow.waitForInFlight({ host, timeoutSeconds: ctx.drainSeconds }),
+    );
 }
 
 /** The slot's app container on every host on `release`, healthy from every proxy. */
@@ -196,14 +172,9 @@ async function startSlot(ctx: SwitchContext, slot: AppSlot, release: string): Pr
         expectText: profile.health.expectText,
         timeoutMs: ctx.healthTimeoutMs,
       });
-    if (parallelSwitch()) {
-      // from every proxy at once; the server's work is the slowest of them
-      const probes = await allOrFirstFailure(placement.proxyHosts.map(probe));
-      addWork(ctx, host, Math.max(...probes.map((p) => p.ms)));
-    } else
-      for (const proxyHost of placement.proxyHosts) {
-        addWork(ctx, host, (await probe(proxyHost)).ms);
-      }
+    // from every proxy at once; the server's work is the slowest of them
+    const probes = await allOrFirstFailure(placement.proxyHosts.map(probe));
+    addWork(ctx, host, Math.max(...probes.map((p) => p.ms)));
     ctx.progress.hosts[host] = `${slot} ${short(release)} healthy`;
   });
 }
@@ -222,7 +193,6 @@ export async function converge(
   alongside?: () => Promise<void>,
 ): Promise<void> {
   const { placement, siteId } = ctx;
-  const parallel = parallelSwitch();
   const cron = async () => {
     if (ctx.profile.containers.cron)
       await slow.ensureReleaseContainer({
@@ -246,11 +216,9 @@ export async function converge(
     // serving from the standby (just started, or still up from a switch cut short): it passed its checks
     await flip(ctx, state, 'standby');
     state.live = 'mixed';
-    if (parallel) {
-      // the target serves from the standbys now: cron moves to it while the live containers do
-      await allOrFirstFailure([startSlot(ctx, 'live', target), cron()]);
-      cronDone = true;
-    } else await startSlot(ctx, 'live', target);
+    // the target serves from the standbys now: cron moves to it while the live containers do
+    await allOrFirstFailure([startSlot(ctx, 'live', target), cron()]);
+    cronDone = true;
     state.live = target;
   }
   await flip(ctx, state, 'live');
@@ -259,19 +227,13 @@ export async function converge(
       addWork(ctx, host, (await quick.removeStandbyContainer({ siteId, host })).ms);
       ctx.progress.hosts[host] = `live on ${short(target)}`;
     });
-  if (parallel) {
-    // the live containers run the target and serve: cron (if not moved yet) and what the caller
-    // does next need not wait for the standbys, which serve nothing now, to go
-    await allOrFirstFailure([
-      removeStandbys(),
-      cronDone ? Promise.resolve() : cron(),
-      alongside ? alongside() : Promise.resolve(),
-    ]);
-  } else {
-    await removeStandbys();
-    await cron();
-    if (alongside) await alongside();
-  }
+  // the live containers run the target and serve: cron (if not moved yet) and what the caller
+  // does next need not wait for the standbys, which serve nothing now, to go
+  await allOrFirstFailure([
+    removeStandbys(),
+    cronDone ? Promise.resolve() : cron(),
+    alongside ? alongside() : Promise.resolve(),
+  ]);
 }
 
 /** The site's health through every proxy, once per app server (the proxies balance round robin). */
@@ -284,15 +246,10 @@ export async function healthThroughProxies(ctx: SwitchContext): Promise<void> {
       expectStatus: ctx.profile.health.expectStatus,
       expectText: ctx.profile.health.expectText,
     });
-  if (parallelSwitch()) {
-    // all at once: as many requests as before, each balanced by nginx as before
-    await allOrFirstFailure(
-      ctx.placement.proxyHosts.flatMap((p) => ctx.placement.appHosts.map(() => check(p))),
-    );
-    return;
-  }
-  for (const proxyHost of ctx.placement.proxyHosts)
-    for (let n = 0; n < ctx.placement.appHosts.length; n++) await check(proxyHost);
+  // all at once: one request per app server through each proxy, balanced by nginx
+  await allOrFirstFailure(
+    ctx.placement.proxyHosts.flatMap((p) => ctx.placement.appHosts.map(() => check(p))),
+  );
 }
 
 export const short = (release: string) => (/^[0-9a-f]{40}$/.test(release) ? release.slice(0, 12) : release);
