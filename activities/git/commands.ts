@@ -67,8 +67,9 @@ export function removeRepoArgv(repo: string, createdBy: string): string[] {
 
 const WRITE_FILE_SCRIPT = `set -eu
 file=$1 mode=$2
+# the folders on the way are read by others (nginx serves pages from /srv/qm/proxy): 0755 whoever makes them first
+(umask 022; mkdir -p -- "$(dirname -- "$file")")
 umask 077
-mkdir -p -- "$(dirname -- "$file")"
 tmp="$file.qm-tmp.$$"
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
