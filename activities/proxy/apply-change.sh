@@ -22,22 +22,24 @@
 # Arguments: DIR NGINX PIDFILE START(yes|no) GUARD_FILE(- for none) GUARD_SHA(or "absent")
 # WAIT(old|new), then pairs CANDIDATE LIVE; a candidate of "-" deletes the live file.
 # Prints "changed" or "unchanged", and "started" / "reloaded" when it did so.
-# Exit statuses (ApplyExit in commands.ts): 70 the lock was held for 60 s, 71 the guard file
-# changed, 72 nginx rejected the configuration, 73 the proxy is not set up, 74 the reload or start
-# failed, 75 a server name is claimed twice.
+# Exit statuses (ApplyExit in commands.ts), named below: 70 the lock was held for 60 s, 71 the
+# guard file changed, 72 nginx rejected the configuration, 73 the proxy is not set up, 74 the
+# reload or start failed, 75 a server name is claimed twice.
 
 d=$1 nginx=$2 pidfile=$3 start=$4 guard=$5 want=$6 wait=$7
 shift 7
+# ApplyExit in commands.ts (which checks these when it loads this file)
+lock_timeout=70 guard_mismatch=71 config_rejected=72 not_set_up=73 reload_failed=74 name_conflict=75
 errlog="$d/logs/error.log"
 owed="$d/.qm-reload-owed"
 ngx() { "$nginx" -p "$d/" -c "$d/nginx.conf" -e "$errlog" "$@"; }
 
-[ -d "$d/sites" ] || { echo "the proxy is not set up on this host (no $d/sites): run ensureProxy" >&2; exit 73; }
+[ -d "$d/sites" ] || { echo "the proxy is not set up on this host (no $d/sites): run ensureProxy" >&2; exit "$not_set_up"; }
 exec 9>>"$d/.qm-lock" || exit 1
 discard() {
   while [ $# -ge 2 ]; do [ "$1" = - ] || rm -f "$1"; shift 2; done
 }
-flock -w 60 9 || { discard "$@"; echo "another change to this proxy held its lock for 60 s" >&2; exit 70; }
+flock -w 60 9 || { discard "$@"; echo "another change to this proxy held its lock for 60 s" >&2; exit "$lock_timeout"; }
 
 for m in "$d"/nginx.conf.qm-prev "$d"/pages/*.qm-prev "$d"/sites/*.qm-prev; do
   [ -e "$m" ] && mv -f "$m" "$(printf '%s' "$m" | sed 's/[.]qm-prev$//')"
@@ -49,7 +51,7 @@ find "$d" -maxdepth 2 -name '*.qm-cand-*' -mmin +60 -exec rm -f {} + 2>/dev/null
 
 if [ "$guard" != - ]; then
   if [ -e "$guard" ]; then have=$(sha256sum < "$guard" | cut -d' ' -f1); else have=absent; fi
-  [ "$have" = "$want" ] || { discard "$@"; echo "$guard changed since it was read" >&2; exit 71; }
+  [ "$have" = "$want" ] || { discard "$@"; echo "$guard changed since it was read" >&2; exit "$guard_mismatch"; }
 fi
 
 same() {
@@ -127,21 +129,21 @@ if same "$@"; then
   discard "$@"
 else
   install "$@" || { restore "$@"; echo "could not put the new files in place" >&2; exit 1; }
-  [ -e "$d/nginx.conf" ] || { restore "$@"; echo "the proxy is not set up on this host (no $d/nginx.conf): run ensureProxy" >&2; exit 73; }
-  if ! out=$(ngx -t -q 2>&1); then restore "$@"; printf '%s\n' "$out" >&2; exit 72; fi
-  case "$out" in *"conflicting server name"*) restore "$@"; printf '%s\n' "$out" >&2; exit 75 ;; esac
+  [ -e "$d/nginx.conf" ] || { restore "$@"; echo "the proxy is not set up on this host (no $d/nginx.conf): run ensureProxy" >&2; exit "$not_set_up"; }
+  if ! out=$(ngx -t -q 2>&1); then restore "$@"; printf '%s\n' "$out" >&2; exit "$config_rejected"; fi
+  case "$out" in *"conflicting server name"*) restore "$@"; printf '%s\n' "$out" >&2; exit "$name_conflict" ;; esac
   : > "$owed"
   commit "$@"
   result=changed
 fi
 
 if running; then
-  if [ -e "$owed" ]; then reload || exit 74; rm -f "$owed"; result="$result reloaded"; fi
+  if [ -e "$owed" ]; then reload || exit "$reload_failed"; rm -f "$owed"; result="$result reloaded"; fi
 elif [ "$start" = yes ]; then
   if [ ! -e "$owed" ]; then
-    out=$(ngx -t -q 2>&1) || { printf '%s\n' "$out" >&2; exit 72; }
+    out=$(ngx -t -q 2>&1) || { printf '%s\n' "$out" >&2; exit "$config_rejected"; }
   fi
-  launch || exit 74
+  launch || exit "$reload_failed"
   rm -f "$owed"
   result="$result started"
 fi

@@ -63,7 +63,14 @@ export const ApplyExit = {
  * an earlier one cut short, check the guard, move the candidates into place, `nginx -t`, commit or
  * put everything back, reload (or start) nginx. Exits with an ApplyExit status when it did not.
  */
-export const APPLY_SCRIPT = remoteScript(__dirname, 'apply-change.sh');
+export const APPLY_SCRIPT = remoteScript(__dirname, 'apply-change.sh', {
+  lock_timeout: ApplyExit.LockTimeout,
+  guard_mismatch: ApplyExit.GuardMismatch,
+  config_rejected: ApplyExit.ConfigRejected,
+  not_set_up: ApplyExit.NotSetUp,
+  reload_failed: ApplyExit.ReloadFailed,
+  name_conflict: ApplyExit.ServerNameConflict,
+});
 
 export interface ApplyArgs {
   /** Start nginx if it is not running (ensureProxy); otherwise a stopped proxy is left stopped. */
@@ -83,7 +90,7 @@ export interface ApplyArgs {
  * The candidates written from stdin, then APPLY_SCRIPT, then (with a limit) IN_FLIGHT_SCRIPT, in
  * one command: one round trip for the whole change (write-then-apply.sh).
  */
-const WRITE_THEN_APPLY = remoteScript(__dirname, 'write-then-apply.sh');
+const WRITE_THEN_APPLY = remoteScript(__dirname, 'write-then-apply.sh', { not_set_up: ApplyExit.NotSetUp });
 
 /**
  * applyArgv, with the candidates written by the same command from stdin (their byte lengths

@@ -10,11 +10,13 @@
 # count on the last line.
 
 set -u
+# ApplyExit.NotSetUp in commands.ts (which checks it when it loads this file)
+not_set_up=73
 n=$1; shift
 umask 022
 while [ "$n" -gt 0 ]; do
   c=$1 len=$2; shift 2; n=$((n - 1))
-  [ -d "$(dirname -- "$c")" ] || { echo "the proxy is not set up on this host: run ensureProxy" >&2; exit 73; }
+  [ -d "$(dirname -- "$c")" ] || { echo "the proxy is not set up on this host: run ensureProxy" >&2; exit "$not_set_up"; }
   if [ "$len" -eq 0 ]; then : > "$c" || exit 1
   else dd iflag=fullblock bs="$len" count=1 status=none > "$c" || exit 1; fi
   [ "$(wc -c < "$c")" -eq "$len" ] || { echo "$c: stdin ended early" >&2; exit 1; }

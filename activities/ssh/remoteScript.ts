@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * A line of a script that includes a fragment from its own folder, after the directive that lets
- * shellcheck -x follow it: `# shellcheck source=NAME.sh` then `. "$(dirname -- "$0")/NAME.sh"`.
- * A run of the file itself follows it too; on a host there is no file to source, so remoteScript
- * puts the fragment's text in place of both lines.
+ * How a script includes a fragment from its own folder: `. "$(dirname -- "$0")/NAME.sh"`, after
+ * `# shellcheck source=NAME.sh` so that shellcheck -x reads the fragment with the script. The file
+ * run locally sources it; on a host there is no file to source, so remoteScript puts the fragment's
+ * text in place of both lines.
  */
 const INCLUDE = /^(?:# shellcheck source=\S+\n)?\. "\$\(dirname -- "\$0"\)\/([A-Za-z0-9_-]+\.sh)"$/gm;
 
