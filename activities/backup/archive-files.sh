@@ -9,6 +9,9 @@ set -euo pipefail
 missing=3
 src=$1 dir=$2 name=$3
 [ -d "$src" ] || { echo "qm: no $src" >&2; exit "$missing"; }
+# /srv/qm above the backup root stays 0755 whoever makes it first (nginx reads /srv/qm/proxy on a host that also keeps backups)
+root=${dir%/backups/*}
+[ "$root" = "$dir" ] || (umask 022; mkdir -p -- "$root")
 umask 077
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dir/.$name.partial.XXXXXX")

@@ -27,6 +27,9 @@ export const BackupExit = {
  */
 export const RECEIVE_SCRIPT = `set -euo pipefail
 dir=$1 name=$2
+# /srv/qm above the backup root stays 0755 whoever makes it first (nginx reads /srv/qm/proxy on a host that also keeps backups)
+root=\${dir%/backups/*}
+[ "$root" = "$dir" ] || (umask 022; mkdir -p -- "$root")
 umask 077
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dir/.$name.partial.XXXXXX")
@@ -62,6 +65,9 @@ export function commitArgv(dir: string, name: string, tmp: string): string[] {
 /** `DIR NAME`: stdin (a small file: the manifest) written aside, flushed, renamed into place. */
 export const WRITE_SMALL_FILE_SCRIPT = `set -euo pipefail
 dir=$1 name=$2
+# /srv/qm above the backup root stays 0755 whoever makes it first (nginx reads /srv/qm/proxy on a host that also keeps backups)
+root=\${dir%/backups/*}
+[ "$root" = "$dir" ] || (umask 022; mkdir -p -- "$root")
 umask 077
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dir/.$name.partial.XXXXXX")
