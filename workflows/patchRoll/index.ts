@@ -10,15 +10,15 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Profile } from '../schema/profile';
-import type { Route } from '../schema/route';
-import type { SiteRecord } from '../schema/site';
-import { quick } from './lib/activities';
-import { local } from './lib/patchActivities';
-import { parseWorkflowInput, rootMessage } from './lib/input';
-import { patchHost, type LockedSite } from './lib/patchHost';
-import { PatchRollInput, resolveCount } from './lib/patchInput';
-import { decideBatch, planBatches, selectHosts, type SiteOnHost } from './lib/patchPlan';
+import type { Profile } from '../../schema/profile';
+import type { Route } from '../../schema/route';
+import type { SiteRecord } from '../../schema/site';
+import { quick } from '../lib/activities';
+import { local } from '../lib/patchActivities';
+import { parseWorkflowInput, rootMessage } from '../lib/input';
+import { patchHost, type LockedSite } from './host';
+import { PatchRollInput, resolveCount } from '../lib/patchInput';
+import { decideBatch, planBatches, selectHosts, type SiteOnHost } from './plan';
 import {
   abortSignal,
   abortUpdate,
@@ -35,10 +35,10 @@ import {
   type AbortRequest,
   type HostState,
   type PatchRollProgress,
-} from './lib/patchProtocol';
-import { acquireSiteLocks, joinHeldLocks, type HeldSiteLocks } from './lib/siteLock';
-import { releaseLockSignal, siteWorkflowId } from './lib/siteProtocol';
-import { Hosts, Operation, TriggeredBy } from './searchAttributes';
+} from '../lib/patchProtocol';
+import { acquireSiteLocks, joinHeldLocks, type HeldSiteLocks } from '../lib/siteLock';
+import { releaseLockSignal, siteWorkflowId } from '../lib/siteProtocol';
+import { Hosts, Operation, TriggeredBy } from '../searchAttributes';
 
 export { PatchRollInput };
 
