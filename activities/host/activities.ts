@@ -24,7 +24,7 @@ import { probeBackend } from './probeBackend';
 import { isTestbedHost, rebootTestbedHost } from './reboot';
 
 /**
- * The per-host steps of a patch roll (workflows/patchRoll.ts): what runs on the host being
+ * The per-host steps of a patch roll (workflows/patchRoll/): what runs on the host being
  * patched, each one plain JSON in, checked at the edge, and safe to run again (said on each).
  */
 

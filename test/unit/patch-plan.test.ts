@@ -4,7 +4,7 @@ import {
   selectHosts,
   type RouteView,
   type SiteOnHost,
-} from '../../workflows/lib/patchPlan';
+} from '../../workflows/patchRoll/plan';
 
 /** The patch roll's site-aware planning: pure rules, checked exhaustively where it is cheap. */
 

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { SiteAction } from './patchPlan';
+import type { SiteAction } from '../patchRoll/plan';
 
 /**
  * How ops (the Web UI, the CLI, tests) talk to a running patchRoll: the `progress` query, and the

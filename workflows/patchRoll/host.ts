@@ -9,12 +9,12 @@ import { NON_RETRYABLE } from '../../activities/errors';
 import type { Profile } from '../../schema/profile';
 import { withBackendState, type Route } from '../../schema/route';
 import type { SiteRecord } from '../../schema/site';
-import { quick, slow } from './activities';
-import { local, localContainers, localPatient } from './patchActivities';
-import { rootMessage } from './input';
-import type { PatchRollConfig } from './patchInput';
-import type { HostDecision, SiteAction } from './patchPlan';
-import { PATCH_FAILED, type HostProgress, type HostState } from './patchProtocol';
+import { quick, slow } from '../lib/activities';
+import { local, localContainers, localPatient } from '../lib/patchActivities';
+import { rootMessage } from '../lib/input';
+import type { PatchRollConfig } from '../lib/patchInput';
+import type { HostDecision, SiteAction } from './plan';
+import { PATCH_FAILED, type HostProgress, type HostState } from '../lib/patchProtocol';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
