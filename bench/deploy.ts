@@ -191,7 +191,7 @@ async function serverWork(client: Client, workflowId: string): Promise<Record<st
     const [host] = JSON.parse(key) as [string];
     work[host] = (work[host] ?? 0) + ms;
   }
-  return work;
+  return Object.fromEntries(Object.entries(work).map(([host, ms]) => [host, Math.round(ms)]));
 }
 
 /**
