@@ -6,8 +6,9 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 /**
  * `npm run build [-- --out DIR]` (default dist/): what the images run, plain JS.
  *  1. tsc -p tsconfig.build.json (no tests, no benchmarks);
- *  2. the runtime files next to the code that tsc does not copy (profiles/, scripts such as
- *     activities/git/post-receive.pl, JSON data);
+ *  2. the runtime files next to the code that tsc does not copy (profiles/, JSON data, and the
+ *     scripts the activities read beside their modules: every activities/<group>/*.sh, see
+ *     activities/ssh/remoteScript.ts, and activities/git/post-receive.pl);
  *  3. the workflow bundle, dist/workflow-bundle.js, built once here with the sandbox interceptors
  *     (workers/workflowInterceptors.ts), so a worker starts without webpack and every worker of a
  *     release runs byte-identical workflow code. workers/main.ts loads it when it exists.

@@ -1,9 +1,11 @@
 import { mariadbArgv, recreateDatabaseSql } from '../db/commands';
+import { remoteScript } from '../ssh/remoteScript';
 
 /**
  * Everything the backup activities run on the hosts, built and never run here: argument vectors
- * whose scripts are constants taking each variable part as a positional argument (no name or path
- * ever becomes shell syntax). Scripts print one result line the activities parse.
+ * whose scripts (the longer ones in the .sh files beside this module) are constants taking each
+ * variable part as a positional argument (no name or path ever becomes shell syntax). Scripts
+ * print one result line the activities parse.
  */
 
 /** Exit statuses that mean something other than "a command failed". */
@@ -25,6 +27,9 @@ export const BackupExit = {
  */
 export const RECEIVE_SCRIPT = `set -euo pipefail
 dir=$1 name=$2
+# /srv/qm above the backup root stays 0755 whoever makes it first (nginx reads /srv/qm/proxy on a host that also keeps backups)
+root=\${dir%/backups/*}
+[ "$root" = "$dir" ] || (umask 022; mkdir -p -- "$root")
 umask 077
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dir/.$name.partial.XXXXXX")
@@ -60,6 +65,9 @@ export function commitArgv(dir: string, name: string, tmp: string): string[] {
 /** `DIR NAME`: stdin (a small file: the manifest) written aside, flushed, renamed into place. */
 export const WRITE_SMALL_FILE_SCRIPT = `set -euo pipefail
 dir=$1 name=$2
+# /srv/qm above the backup root stays 0755 whoever makes it first (nginx reads /srv/qm/proxy on a host that also keeps backups)
+root=\${dir%/backups/*}
+[ "$root" = "$dir" ] || (umask 022; mkdir -p -- "$root")
 umask 077
 mkdir -p -- "$dir"
 tmp=$(mktemp -- "$dir/.$name.partial.XXXXXX")
@@ -89,44 +97,18 @@ export function readArgv(path: string): string[] {
 // ------------------------------------------------------------------ the site's files
 
 /**
- * Digest of a directory tree (`DIGEST SHA FILES BYTES`): every entry's type, mode, owner, path (and
- * size and link target, except for directories, whose sizes depend on their history), and every
- * regular file's content hash, sorted bytewise; FILES regular files, BYTES their size (hard links
- * once). Two trees with the same digest hold the same files with the same contents and modes.
+ * The shell function `digest DIR` (tree-digest.sh): `SHA FILES BYTES` of a directory tree. Two
+ * trees with the same digest hold the same files with the same contents and modes.
  */
-const DIGEST_FN = `digest() (
-  cd -- "$1"
-  { find . -mindepth 1 -type d -printf 'd %m %U:%G %p\\n'
-    find . -mindepth 1 ! -type d -printf '%y %m %U:%G %s %p -> %l\\n'
-    find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
-  } | LC_ALL=C sort | sha256sum | cut -d' ' -f1 | tr '\\n' ' '
-  find . -type f | wc -l | tr '\\n' ' '
-  find . -type f -printf '%i %s\\n' | LC_ALL=C sort -u -k1,1 | awk '{ s += $2 } END { print s + 0 }'
-)`;
+const DIGEST_FN = remoteScript(__dirname, 'tree-digest.sh');
 
 /**
- * `SRC DIR NAME`: tar.gz of SRC (as `<basename>/…`, numeric owners) made on the storage host into a
- * temporary file in DIR, hashed as it is written, flushed, renamed to NAME. tar's exit 1 ("a file
- * changed as we read it": the site is live) still leaves a whole archive. Its verbose index
- * counts what went in. Prints `SHA BYTES ENTRIES FILES FILEBYTES`. Exit Missing if SRC is absent.
+ * `SRC DIR NAME`: tar.gz of SRC made on the storage host into DIR/NAME, hashed as it is written
+ * (archive-files.sh). Prints `SHA BYTES ENTRIES FILES FILEBYTES`. Exit Missing if SRC is absent.
  */
-export const ARCHIVE_FILES_SCRIPT = `set -euo pipefail
-src=$1 dir=$2 name=$3
-[ -d "$src" ] || { echo "qm: no $src" >&2; exit ${BackupExit.Missing}; }
-umask 077
-mkdir -p -- "$dir"
-tmp=$(mktemp -- "$dir/.$name.partial.XXXXXX")
-idx=$(mktemp -- "$dir/.$name.index.XXXXXX")
-trap 'rm -f -- "$tmp" "$idx"' EXIT
-trap 'exit 143' TERM INT HUP
-sum=$( { tar -C "$(dirname -- "$src")" --numeric-owner --warning=no-file-changed -cvvzf - \\
-          --index-file="$idx" -- "$(basename -- "$src")" || [ $? = 1 ]; } | tee -- "$tmp" | sha256sum)
-sync -- "$tmp"
-counts=$(awk '{ n++ } /^[-h]/ { f++ } /^-/ { b += $3 } END { print n + 0, f + 0, b + 0 }' "$idx")
-mv -f -- "$tmp" "$dir/$name"
-for f in "$dir/.$name.partial."*; do [ -e "$f" ] && rm -f -- "$f"; done
-sync -- "$dir"
-echo "\${sum%% *} $(stat -c %s -- "$dir/$name") $counts"`;
+export const ARCHIVE_FILES_SCRIPT = remoteScript(__dirname, 'archive-files.sh', {
+  missing: BackupExit.Missing,
+});
 
 export function archiveFilesArgv(src: string, dir: string, name: string): string[] {
   return ['bash', '-c', ARCHIVE_FILES_SCRIPT, 'qm-archive-files', src, dir, name];
@@ -134,47 +116,26 @@ export function archiveFilesArgv(src: string, dir: string, name: string): string
 
 /**
  * `ARCHIVE SHA SCRATCH BASE`: check the archive's checksum (exit Corrupt), extract it into a fresh
- * SCRATCH, print `DIGEST …` of SCRATCH/BASE, remove SCRATCH (also when it fails).
+ * SCRATCH, print `DIGEST …` of SCRATCH/BASE, remove SCRATCH (verify-files.sh).
  */
-export const VERIFY_FILES_SCRIPT = `set -euo pipefail
-archive=$1 sha=$2 scratch=$3 base=$4
-${DIGEST_FN}
-[ -f "$archive" ] || { echo "qm: no $archive" >&2; exit ${BackupExit.Missing}; }
-actual=$(sha256sum <"$archive"); actual=\${actual%% *}
-[ "$actual" = "$sha" ] || { echo "qm: $archive has checksum $actual, the manifest says $sha" >&2; exit ${BackupExit.Corrupt}; }
-trap 'rm -rf -- "$scratch"' EXIT
-rm -rf -- "$scratch"
-mkdir -p -m 0700 -- "$scratch"
-tar -C "$scratch" --numeric-owner -xzf "$archive"
-[ -d "$scratch/$base" ] || { echo "qm: $archive does not hold $base/" >&2; exit ${BackupExit.Corrupt}; }
-echo "DIGEST $(digest "$scratch/$base")"`;
+export const VERIFY_FILES_SCRIPT = remoteScript(__dirname, 'verify-files.sh', {
+  missing: BackupExit.Missing,
+  corrupt: BackupExit.Corrupt,
+});
 
 export function verifyFilesArgv(archive: string, sha256: string, scratch: string, base: string): string[] {
   return ['bash', '-c', VERIFY_FILES_SCRIPT, 'qm-verify-files', archive, sha256, scratch, base];
 }
 
 /**
- * `ARCHIVE SHA FILES STAGING`: make FILES exactly the archive. The checksum is checked first (exit
- * Corrupt: nothing touched), the archive extracted into STAGING beside FILES, then FILES swapped
- * for it (two renames; the old tree removed after). Safe twice: a run cut short anywhere is
- * finished by the next, which ends with the same tree. Prints `DIGEST …` of the restored FILES.
+ * `ARCHIVE SHA FILES STAGING`: make FILES exactly the archive (checksum first, exit Corrupt with
+ * nothing touched; extracted beside FILES, then swapped in); safe twice (restore-files.sh). Prints
+ * `DIGEST …` of the restored FILES.
  */
-export const RESTORE_FILES_SCRIPT = `set -euo pipefail
-archive=$1 sha=$2 files=$3 staging=$4
-${DIGEST_FN}
-base=$(basename -- "$files")
-[ -f "$archive" ] || { echo "qm: no $archive" >&2; exit ${BackupExit.Missing}; }
-actual=$(sha256sum <"$archive"); actual=\${actual%% *}
-[ "$actual" = "$sha" ] || { echo "qm: $archive has checksum $actual, the manifest says $sha" >&2; exit ${BackupExit.Corrupt}; }
-rm -rf -- "$staging"
-mkdir -p -m 0700 -- "$staging"
-tar -C "$staging" --numeric-owner -xzf "$archive"
-[ -d "$staging/$base" ] || { echo "qm: $archive does not hold $base/" >&2; exit ${BackupExit.Corrupt}; }
-if [ -e "$files" ]; then rm -rf -- "$staging/old"; mv -- "$files" "$staging/old"; fi
-mv -- "$staging/$base" "$files"
-rm -rf -- "$staging"
-sync -- "$(dirname -- "$files")"
-echo "DIGEST $(digest "$files")"`;
+export const RESTORE_FILES_SCRIPT = remoteScript(__dirname, 'restore-files.sh', {
+  missing: BackupExit.Missing,
+  corrupt: BackupExit.Corrupt,
+});
 
 export function restoreFilesArgv(archive: string, sha256: string, files: string, staging: string): string[] {
   return ['bash', '-c', RESTORE_FILES_SCRIPT, 'qm-restore-files', archive, sha256, files, staging];

@@ -1,3 +1,5 @@
+import { remoteScript } from '../ssh/remoteScript';
+
 /**
  * MariaDB commands and SQL text, built and never run here (Kamal-style: what to run is separate
  * from where and when). Every builder is a pure function of already validated names; identifiers
@@ -236,29 +238,11 @@ export const SNAPSHOT_MISSING = 3;
 export const SNAPSHOT_CORRUPT = 4;
 
 /**
- * `DIR NAME LEVEL DUMP-ARGV...`. If DIR/NAME.sql.gz exists and matches its .sha256, report it and
- * stop (a retry after success must not replace the snapshot with a later state). Otherwise dump into
- * a temporary file in the same directory, fsync, record its checksum, and rename both into place:
- * a reader sees the whole snapshot or none. Prints `existing|created SHA256 BYTES`.
+ * `DIR NAME LEVEL DUMP-ARGV...`: DIR/NAME.sql.gz and its checksum, made aside and renamed into
+ * place, unless a snapshot of that name that matches its checksum is there already (snapshot.sh).
+ * Prints `existing|created SHA256 BYTES`.
  */
-export const SNAPSHOT_SCRIPT = `set -euo pipefail
-dir=$1 name=$2 level=$3; shift 3
-file=$name.sql.gz
-if [ -f "$dir/$file" ] && [ -f "$dir/$file.sha256" ] && (cd "$dir" && sha256sum --status -c -- "$file.sha256"); then
-  echo "existing $(cut -d' ' -f1 "$dir/$file.sha256") $(stat -c %s "$dir/$file")"
-  exit 0
-fi
-mkdir -p -m 700 "$dir"
-tmp=$(mktemp "$dir/.$file.XXXXXX")
-trap 'rm -f "$tmp" "$tmp.sha256"' EXIT
-"$@" | gzip -c "-$level" >"$tmp"
-sum=$(sha256sum <"$tmp" | cut -d' ' -f1)
-printf '%s  %s\\n' "$sum" "$file" >"$tmp.sha256"
-sync -- "$tmp" "$tmp.sha256"
-mv -f -- "$tmp" "$dir/$file"
-mv -f -- "$tmp.sha256" "$dir/$file.sha256"
-sync -- "$dir"
-echo "created $sum $(stat -c %s "$dir/$file")"`;
+export const SNAPSHOT_SCRIPT = remoteScript(__dirname, 'snapshot.sh');
 
 export function snapshotArgv(db: string, name: string, level: GzipLevel = 6): string[] {
   const { dir } = snapshotPaths(db, name);

@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { GIT_ROOT, HOOK_DIR, repoPath } from './refs';
+import { remoteScript } from '../ssh/remoteScript';
+import { HOOK_DIR, repoPath } from './refs';
 
 /**
  * Everything the Git activities run on the Git host, built and never run here: argument vectors
- * whose scripts are constants taking each variable part as a positional argument, so no repo,
- * ref or path ever becomes shell syntax. Contents (the hook, its config, its secret) go on stdin.
+ * whose scripts (the longer ones in the files beside this module) are constants taking each
+ * variable part as a positional argument, so no repo, ref or path ever becomes shell syntax.
+ * Contents (the hook, its config, its secret) go on stdin.
  */
 
 /** The post-receive hook's text (activities/git/post-receive.pl). */
@@ -19,24 +21,7 @@ export const hookPaths = {
   failed: `${HOOK_DIR}/failed`,
 };
 
-const ENSURE_REPO_SCRIPT = `set -eu
-repo=$1 owner=$2
-is_repo() { [ -f "$repo/HEAD" ] && [ -d "$repo/objects" ]; }
-if is_repo; then echo existing; exit 0; fi
-umask 022
-mkdir -p -- "$(dirname -- "$repo")"
-# a directory left by an older, interrupted init: empty, it goes; anything else is not ours to touch
-if [ -d "$repo" ] && [ -z "$(ls -A -- "$repo")" ]; then rmdir -- "$repo" 2>/dev/null || true; fi
-if [ -e "$repo" ] && ! is_repo; then echo "$repo exists and is not a Git repository" >&2; exit 3; fi
-tmp="$repo.qm-tmp.$$"
-trap 'rm -rf -- "$tmp"' EXIT
-git init --quiet --bare -- "$tmp"
-if [ -n "$owner" ]; then git -C "$tmp" config qm.createdBy "$owner"; fi
-# rename into place: a repository that exists is complete; if another run got there first, it wins
-if mv -T -- "$tmp" "$repo" 2>/dev/null; then echo created; exit 0; fi
-if is_repo; then echo existing; exit 0; fi
-echo "could not create $repo" >&2
-exit 3`;
+const ENSURE_REPO_SCRIPT = remoteScript(__dirname, 'ensure-repo.sh');
 
 /**
  * A bare repository at /srv/git/<repo> if there is none; prints `created` or `existing`. Made aside
@@ -67,8 +52,9 @@ export function removeRepoArgv(repo: string, createdBy: string): string[] {
 
 const WRITE_FILE_SCRIPT = `set -eu
 file=$1 mode=$2
+# the folders on the way are read by others (nginx serves pages from /srv/qm/proxy): 0755 whoever makes them first
+(umask 022; mkdir -p -- "$(dirname -- "$file")")
 umask 077
-mkdir -p -- "$(dirname -- "$file")"
 tmp="$file.qm-tmp.$$"
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
@@ -126,5 +112,3 @@ export function resolveRefArgv(repo: string, ref: string): string[] {
 export function archiveArgv(repo: string, commit: string): string[] {
   return ['git', '-C', repoPath(repo), 'archive', '--format=tar', commit];
 }
-
-export { GIT_ROOT };

@@ -16,5 +16,3 @@ export const GIT_ROOT = '/srv/git';
 export const HOOK_DIR = '/srv/qm/git';
 
 export const repoPath = (repo: string) => `${GIT_ROOT}/${GitRepo.parse(repo)}`;
-
-export const shortCommit = (commit: string) => commit.slice(0, 12);

@@ -1,3 +1,5 @@
+import { remoteScript } from '../ssh/remoteScript';
+
 /**
  * Pure builders of the remote commands a patch roll runs on a host (argument vectors: the patch
  * command and paths travel as separate arguments, never spliced into shell text), and parsers of
@@ -19,30 +21,14 @@ export function rollDir(rollId: string): string {
 export const KEEP_DAYS = 60;
 
 /**
- * The patch guard, run as `sh -c GUARD qm-patch DIR ARGV...`: once per host per roll.
- * - `flock` on DIR/lock: a retry that arrives while an earlier attempt still runs (its worker died
- *   and its SSH session with it, but the command went on) waits for that attempt to end;
- * - DIR/done (written only after the command exited 0): a retry after success runs nothing and
- *   says `already-done`;
- * - the command's stdin is /dev/null and its output goes to DIR/output.log (on the host, for ops),
- *   so a lost SSH session neither blocks it nor kills it with SIGPIPE;
- * - the last line is `QM-PATCH ran rc=N` or `QM-PATCH already-done`, after a tail of the log.
+ * The patch guard (patch-guard.sh), run as `sh -c GUARD qm-patch DIR ARGV...`: the patch command
+ * once per host per roll, under a lock, its output in DIR/output.log; the last line says
+ * `QM-PATCH ran rc=N` or `QM-PATCH already-done`.
  */
-const GUARD = `set -u
-dir=$1; shift
-mkdir -p "$dir" || exit 96
-find ${PATCH_STATE_DIR} -mindepth 1 -maxdepth 1 -type d -mtime +${KEEP_DAYS} -exec rm -rf {} + 2>/dev/null
-exec 9>>"$dir/lock"
-flock 9 || exit 97
-if [ -e "$dir/done" ]; then echo "QM-PATCH already-done"; exit 0; fi
-echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) $*" >>"$dir/output.log"
-DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a "$@" </dev/null >>"$dir/output.log" 2>&1 9>&-
-rc=$?
-if [ "$rc" -eq 0 ]; then date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/done.tmp" && mv -f "$dir/done.tmp" "$dir/done" || exit 98; fi
-tail -c 1500 "$dir/output.log"
-echo
-echo "QM-PATCH ran rc=$rc"
-exit "$rc"`;
+const GUARD = remoteScript(__dirname, 'patch-guard.sh', {
+  state_dir: PATCH_STATE_DIR,
+  keep_days: KEEP_DAYS,
+});
 
 export function patchArgv(rollId: string, command: readonly string[]): string[] {
   if (!command.length || !command[0]) throw new Error('the patch command needs its program');

@@ -1,10 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { SESSION_PRELUDE } from '../db/commands';
+import { remoteScript } from '../ssh/remoteScript';
 
 /**
  * What the site activities run on the hosts, built and never run here (Kamal-style): argument
- * vectors whose scripts are constants taking every variable part as a positional argument, and
- * the SQL they send. Secrets only ever travel on stdin and stdout, never in an argument.
+ * vectors whose scripts (the longer ones in the .sh files beside this module) are constants
+ * taking every variable part as a positional argument, and the SQL they send. Secrets only ever
+ * travel on stdin and stdout, never in an argument.
  */
 
 // ------------------------------------------------------------------ the DB password
@@ -34,32 +36,11 @@ export function generatePassword(length = PASSWORD_LENGTH): string {
 export const STORED_PASSWORD = /^[\x21-\x7e]{16,128}$/;
 
 /**
- * Keep the password on stdin unless the file already holds one, then print the file. Created
- * atomically and only if absent: written to a temporary file (0600 from the start, by umask),
- * flushed, then hard-linked into place, which fails if the file appeared meanwhile; so two runs at
- * once still agree on one password, and a crash leaves either no file or a whole one. The
- * directories are 0700; the parent of `root` is left as it is (created 0755 if missing).
+ * Keep the password on stdin unless the file already holds one, then print the file
+ * (ensure-secret.sh): created atomically and only if absent, so two runs at once agree on one
+ * password; root-only directories.
  */
-export const ENSURE_SECRET_SCRIPT = `set -eu
-root=$1 dir=$2 file=$3
-umask 022
-mkdir -p -- "$root"
-chmod 0700 -- "$root"
-umask 077
-mkdir -p -- "$dir"
-chmod 0700 -- "$dir"
-if [ -e "$file" ]; then
-  cat >/dev/null
-else
-  tmp="$file.tmp.$$"
-  trap 'rm -f -- "$tmp"' EXIT
-  cat >"$tmp"
-  sync -- "$tmp"
-  ln -- "$tmp" "$file" 2>/dev/null || [ -e "$file" ]
-  sync -- "$dir"
-fi
-chmod 0600 -- "$file"
-cat -- "$file"`;
+export const ENSURE_SECRET_SCRIPT = remoteScript(__dirname, 'ensure-secret.sh');
 
 /** The password to keep (on stdin) if there is none yet; prints the one kept. */
 export function ensureSecretArgv(siteId: string, root = SECRETS_ROOT): string[] {

@@ -1,11 +1,13 @@
 import { siteNames } from '../../schema/site';
 import { fingerprint } from '../ssh/pool';
+import { remoteScript } from '../ssh/remoteScript';
 
 /**
  * The site files: one directory per site on the storage host, mounted with sshfs on every app host
  * of the site. Everything the storage activities run, built and never run here (Kamal-style):
- * argument vectors whose scripts are constants taking each variable part as a positional argument
- * (so no name, path or key ever becomes shell syntax), and the pure text they write.
+ * argument vectors whose scripts (the longer ones in the .sh files beside this module) are constants
+ * taking each variable part as a positional argument (so no name, path or key ever becomes shell
+ * syntax), and the pure text they write.
  */
 
 export const FILES_ROOT = '/srv/qm/files';
@@ -58,42 +60,12 @@ export function ensureFilesArgv(siteId: string): string[] {
 }
 
 /**
- * Archive (if an archive path is given) and remove a site's files directory. The archive is made
- * only if there is none of that name yet: written to a temporary file, flushed, then linked into
- * place (create-if-absent), so a retry after it was made (and the files perhaps half removed)
- * keeps the whole archive instead of overwriting it with what is left. Archives are root-only.
- * Prints `archive created|existing|none`, then `sha <hex> <bytes>` if there is an archive, then
- * `files removed|kept|absent` (kept: only archived, when asked to keep them).
+ * Archive (if an archive path is given) and remove a site's files directory (remove-files.sh): the
+ * archive made only if there is none of that name yet, aside then linked into place, so a retry
+ * keeps the whole archive. Prints `archive created|existing|none`, then `sha <hex> <bytes>` if
+ * there is an archive, then `files removed|kept|absent` (kept: only archived, when asked to keep them).
  */
-export const REMOVE_FILES_SCRIPT = `set -euo pipefail
-dir=$1 archive=\${2-} keep=\${3-}
-if [ -n "$archive" ]; then
-  if [ -e "$archive" ]; then
-    echo "archive existing"
-  elif [ -d "$dir" ]; then
-    adir=$(dirname -- "$archive")
-    (umask 022; mkdir -p -- "$(dirname -- "$adir")")
-    mkdir -p -m 0700 -- "$adir"
-    tmp="$archive.tmp.$$"
-    trap 'rm -f -- "$tmp"' EXIT
-    # exit 1 is "a file changed as we read it" (a live site): the archive is still whole
-    (umask 077; tar -C "$(dirname -- "$dir")" --numeric-owner --warning=no-file-changed \
-      -czf "$tmp" -- "$(basename -- "$dir")") || [ $? = 1 ]
-    sync -- "$tmp"
-    ln -- "$tmp" "$archive"
-    sync -- "$adir"
-    echo "archive created"
-  else
-    echo "archive none"
-  fi
-  if [ -e "$archive" ]; then
-    sum=$(sha256sum <"$archive")
-    echo "sha \${sum%% *} $(stat -c %s -- "$archive")"
-  fi
-fi
-if [ -n "$keep" ]; then [ -d "$dir" ] && echo "files kept" || echo "files absent"
-elif [ -d "$dir" ]; then rm -rf -- "$dir"; echo "files removed"
-else echo "files absent"; fi`;
+export const REMOVE_FILES_SCRIPT = remoteScript(__dirname, 'remove-files.sh');
 
 export function removeFilesArgv(siteId: string, archiveName?: string, keepFiles = false): string[] {
   return [
@@ -127,27 +99,10 @@ export function parseRemoveFiles(stdout: string): RemoveFilesOutcome {
 }
 
 /**
- * Put `line` in the authorized keys file, replacing any other line for the same key (so a key
- * authorized earlier with other options ends up with ours), under a lock; every other line is
- * kept as it was. The new file is written beside the old one and renamed over it. Prints
- * `unchanged` or `added`.
+ * Put `line` in the authorized keys file, replacing any other line for the same key, under a lock
+ * (authorize-key.sh). Prints `unchanged` or `added`.
  */
-export const AUTHORIZE_SCRIPT = `set -eu
-file=$1 blob=$2 line=$3
-umask 077
-mkdir -p -- "$(dirname -- "$file")"
-exec 9>"$file.qm-lock"
-flock -w 30 9
-touch -- "$file"
-if grep -qxF -- "$line" "$file"; then echo unchanged; exit 0; fi
-tmp="$file.qm-tmp.$$"
-trap 'rm -f -- "$tmp"' EXIT
-{ grep -vF -- " $blob" "$file" || [ $? = 1 ]; } >"$tmp"
-printf '%s\\n' "$line" >>"$tmp"
-chmod 0600 -- "$tmp"
-sync -- "$tmp"
-mv -f -- "$tmp" "$file"
-echo added`;
+export const AUTHORIZE_SCRIPT = remoteScript(__dirname, 'authorize-key.sh');
 
 export function authorizeArgv(line: AuthorizedKey, file = AUTHORIZED_KEYS): string[] {
   return ['bash', '-c', AUTHORIZE_SCRIPT, 'qm-authorize', file, line.blob, line.line];
@@ -177,27 +132,10 @@ export function authorizedKeyLine(publicKey: string, appHost: string): Authorize
 // ------------------------------------------------------------------ on the app host
 
 /**
- * The app host's storage key: generated (ed25519, no passphrase, 0600) if absent, under a lock so
- * two mounts at once make one key; a missing .pub is derived from the private key, which is never
- * replaced once it exists. Prints `created` or `existing`, then the public key line.
+ * The app host's storage key, generated once, under a lock (storage-key.sh). Prints `created` or
+ * `existing`, then the public key line.
  */
-export const STORAGE_KEY_SCRIPT = `set -eu
-key=$1 comment=$2
-umask 077
-mkdir -p -- "$(dirname -- "$key")"
-exec 9>"$key.qm-lock"
-flock -w 30 9
-state=existing
-if [ ! -s "$key" ]; then
-  rm -f -- "$key" "$key.pub"
-  ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$key" </dev/null >/dev/null
-  state=created
-elif [ ! -s "$key.pub" ]; then
-  ssh-keygen -y -f "$key" >"$key.pub.qm-tmp"
-  mv -f -- "$key.pub.qm-tmp" "$key.pub"
-fi
-echo "$state"
-cat -- "$key.pub"`;
+export const STORAGE_KEY_SCRIPT = remoteScript(__dirname, 'storage-key.sh');
 
 export function storageKeyArgv(appHost: string, key = STORAGE_KEY): string[] {
   return ['bash', '-c', STORAGE_KEY_SCRIPT, 'qm-storage-key', key, `qm-storage@${appHost}`];
@@ -243,27 +181,10 @@ export function pinnedKnownHosts(
 }
 
 /**
- * Make the known_hosts lines of one host exactly the ones on stdin (other hosts' lines are kept),
- * under a lock, by writing a new file and renaming it over the old. Prints `unchanged` or `changed`.
+ * Make the known_hosts lines of one host exactly the ones on stdin, other hosts' lines kept
+ * (known-hosts.sh). Prints `unchanged` or `changed`.
  */
-export const KNOWN_HOSTS_SCRIPT = `set -eu
-file=$1
-export QM_NAME=$2
-umask 077
-mkdir -p -- "$(dirname -- "$file")"
-exec 9>"$file.qm-lock"
-flock -w 30 9
-touch -- "$file"
-new=$(cat)
-cur=$(awk '$1 == ENVIRON["QM_NAME"]' "$file")
-if [ "$cur" = "$new" ]; then echo unchanged; exit 0; fi
-tmp="$file.qm-tmp.$$"
-trap 'rm -f -- "$tmp"' EXIT
-{ awk '$1 != ENVIRON["QM_NAME"]' "$file"; printf '%s\\n' "$new"; } >"$tmp"
-chmod 0600 -- "$tmp"
-sync -- "$tmp"
-mv -f -- "$tmp" "$file"
-echo changed`;
+export const KNOWN_HOSTS_SCRIPT = remoteScript(__dirname, 'known-hosts.sh');
 
 export function knownHostsArgv(name: string, file = KNOWN_HOSTS): string[] {
   return ['bash', '-c', KNOWN_HOSTS_SCRIPT, 'qm-known-hosts', file, name];
@@ -310,39 +231,14 @@ export function sshfsArgv(o: {
 }
 
 /**
- * The mount on the app host. "Mounted" is `mountpoint -q` (which stats the path, so it is also
- * "alive"); the mount table says from where. Outcomes:
- * - mounted alive from `source`: `unchanged`;
- * - mounted from something else: exit OtherMount (never replaced silently);
- * - in the mount table but not answering (its sshfs died): detached lazily, mounted again
- *   (`remounted`);
- * - not mounted: the directory must be empty (files written there would be hidden by the mount
- *   and lost to the other app hosts: exit NotEmpty), then sshfs, in a session of its own (it
- *   outlives this command) with its output in the log file, and `mounted`.
+ * The mount on the app host (mount.sh): `unchanged` if mounted alive from `source`, `remounted`
+ * if its sshfs had died, `mounted`; exit OtherMount if something else is mounted there, NotEmpty
+ * if the unmounted directory holds files.
  */
-export const MOUNT_SCRIPT = `set -eu
-mp=$1 source=$2 log=$3
-shift 3
-fm=$(command -v fusermount3 || command -v fusermount || echo fusermount)
-cur=$(QM_MP="$mp" awk '$5 == ENVIRON["QM_MP"] { for (i = 7; i < NF; i++) if ($i == "-") { c = $(i + 1) " " $(i + 2); break } } END { print c }' /proc/self/mountinfo)
-action=mounted
-if mountpoint -q -- "$mp"; then
-  if [ "$cur" = "fuse.sshfs $source" ]; then echo unchanged; exit 0; fi
-  echo "$mp is a mount of \${cur:-something else}, not of $source: unmount it first" >&2
-  exit ${StorageExit.OtherMount}
-elif [ -n "$cur" ]; then
-  "$fm" -u -z -- "$mp" 2>/dev/null || umount -l -- "$mp"
-  action=remounted
-fi
-mkdir -p -- "$mp"
-if [ -n "$(ls -A -- "$mp")" ]; then
-  echo "$mp holds files while not mounted (written on this host only?): move them to the storage host, then mount" >&2
-  exit ${StorageExit.NotEmpty}
-fi
-mkdir -p -- "$(dirname -- "$log")"
-if ! setsid "$@" </dev/null >/dev/null 2>"$log"; then cat -- "$log" >&2; exit 1; fi
-if ! mountpoint -q -- "$mp"; then echo "sshfs succeeded but $mp is not mounted" >&2; cat -- "$log" >&2; exit 1; fi
-echo "$action"`;
+export const MOUNT_SCRIPT = remoteScript(__dirname, 'mount.sh', {
+  other_mount: StorageExit.OtherMount,
+  not_empty: StorageExit.NotEmpty,
+});
 
 export function mountArgv(siteId: string, source: string, sshfs: readonly string[]): string[] {
   const p = storagePaths(siteId);
@@ -350,29 +246,10 @@ export function mountArgv(siteId: string, source: string, sshfs: readonly string
 }
 
 /**
- * Unmount (a dead mount too: the mount table decides, not a stat), lazily if it is busy; then
- * remove the empty mount point and site directory and the log. Prints `unmounted`, `lazy` or
- * `absent`, then `dir removed` or `dir kept` (not empty: files written while it was not mounted).
+ * Unmount (a dead mount too), lazily if busy; remove the empty mount point, site directory and log
+ * (unmount.sh). Prints `unmounted`, `lazy` or `absent`, then `dir removed` or `dir kept`.
  */
-export const UNMOUNT_SCRIPT = `set -eu
-mp=$1 sitedir=$2 log=$3
-fm=$(command -v fusermount3 || command -v fusermount || echo fusermount)
-mounted() { QM_MP="$mp" awk '$5 == ENVIRON["QM_MP"] { found = 1 } END { exit !found }' /proc/self/mountinfo; }
-state=absent
-if mounted; then
-  if "$fm" -u -- "$mp" 2>/dev/null || umount -- "$mp" 2>/dev/null; then state=unmounted
-  else "$fm" -u -z -- "$mp" 2>/dev/null || umount -l -- "$mp"; state=lazy; fi
-  # a mount stacked on another: take them all
-  while mounted; do "$fm" -u -z -- "$mp" 2>/dev/null || umount -l -- "$mp"; done
-fi
-echo "$state"
-rm -f -- "$log"
-if [ ! -e "$mp" ] || rmdir -- "$mp" 2>/dev/null; then
-  rmdir -- "$sitedir" 2>/dev/null || true
-  echo "dir removed"
-else
-  echo "dir kept"
-fi`;
+export const UNMOUNT_SCRIPT = remoteScript(__dirname, 'unmount.sh');
 
 export function unmountArgv(siteId: string): string[] {
   const p = storagePaths(siteId);

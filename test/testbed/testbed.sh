@@ -59,6 +59,7 @@ wait_for() { # wait_for TRIES CMD...: poll every 0.1 s
   return 1
 }
 wait_gone() { for _ in $(seq 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+# shellcheck disable=SC2015  # die on any failed test, which is what A && B || C does here
 check_host() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ] || die "no host '$1' (1..$N)"; }
 
 require() {
@@ -329,7 +330,7 @@ up() {
 }
 
 down() {
-  local t0 i H hp mns p pass left; t0=$(now)
+  local t0 i H hp mns p left; t0=$(now)
   [ -d "$DIR/hosts" ] || { net_down; return 0; }
   # phase 1: stop the daemons of every host in parallel, by PID
   for i in $(seq "$N"); do (mariadb_stop "$i"; docker_stop "$i"; sshd_stop "$i") & done
@@ -341,7 +342,7 @@ down() {
       hp=$(holder "$i"); mns=$(readlink "/proc/$hp/ns/mnt")
       # again until none is left: a master killed while it reloaded may have forked workers the
       # pass had already gone by (they would live on, orphaned, holding the namespace)
-      for pass in 1 2 3 4 5; do
+      for _ in 1 2 3 4 5; do
         left=0
         for d in /proc/[0-9]*; do
           p=${d#/proc/}
@@ -354,6 +355,7 @@ down() {
     fi
     for c in /sys/fs/cgroup/*/"$PFX-h$i"; do
       [ -d "$c" ] || continue
+      # shellcheck disable=SC2038  # xargs reads the pids in the files, not file names
       find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
       find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
