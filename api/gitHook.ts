@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { CommitId } from '../schema/release';
 import { GitBranch, GitRepo } from '../schema/site';
 import { siteQuery } from '../workflows/lib/siteProtocol';
-import type { DeployReleaseInput } from '../workflows/deployRelease';
+import type { DeployReleaseInput } from '../workflows/deploy/deployRelease';
 import { deployWorkflowId } from '../workflows/lib/deployId';
 import { ReplayGuard } from './replayGuard';
 import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';

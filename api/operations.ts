@@ -13,13 +13,13 @@ import { parseOrThrow } from '../schema/common';
 import type { SiteRecord } from '../schema/site';
 import { BackupSiteInput } from '../workflows/backupSite';
 import { ChangePlanInput } from '../workflows/changePlan';
-import { DeployReleaseInput } from '../workflows/deployRelease';
+import { DeployReleaseInput } from '../workflows/deploy/deployRelease';
 import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
 import { progressQuery, type OperationProgress } from '../workflows/lib/operation';
 import { siteQuery, siteWorkflowId, type SiteView } from '../workflows/lib/siteProtocol';
 import { ProvisionSiteInput } from '../workflows/provisionSite';
 import { RestoreSiteInput } from '../workflows/restoreSite';
-import { RollbackSiteInput } from '../workflows/rollbackSite';
+import { RollbackSiteInput } from '../workflows/deploy/rollbackSite';
 import {
   CustomerId,
   Hosts,

@@ -2,11 +2,11 @@ import { z } from 'zod';
 import { SiteId } from '../schema/site';
 import { BackupSiteInput } from '../workflows/backupSite';
 import { ChangePlanInput } from '../workflows/changePlan';
-import { DeployReleaseInput } from '../workflows/deployRelease';
+import { DeployReleaseInput } from '../workflows/deploy/deployRelease';
 import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
 import { ProvisionSiteInput } from '../workflows/provisionSite';
 import { RestoreSiteInput } from '../workflows/restoreSite';
-import { RollbackSiteInput } from '../workflows/rollbackSite';
+import { RollbackSiteInput } from '../workflows/deploy/rollbackSite';
 import { ResumeSiteInput, SuspendSiteInput } from '../workflows/suspendSite';
 
 /**

@@ -8,10 +8,10 @@ import { loadProfile } from '../activities/site/profiles';
 import { ContainerSpec } from '../schema/container';
 import { ensureRepoArgv } from '../activities/git/commands';
 import { startDevServer } from '../workers/devServer';
-import type { DeployReleaseResult } from '../workflows/deployRelease';
+import type { DeployReleaseResult } from '../workflows/deploy/deployRelease';
 import { Clone } from '../test/deploy/gitBed';
 import { testSite } from '../test/support/site';
-import { benchFleet, median, printTimeline, report, round } from './lib';
+import { activityRuns, benchFleet, median, printTimeline, report, round } from './lib';
 
 /**
  * Deploy wall time against the number of app servers: the same site deployed with 1, 2, 4 and 8
@@ -22,9 +22,10 @@ import { benchFleet, median, printTimeline, report, round } from './lib';
  *
  * QM_BENCH_PROFILE=1 prints the last run's timeline of each size (every activity, from its history).
  *
- * Per deploy: wall time (start → result), and each app server's own work as the deploy reports it
- * (serverWorkMs: its fetch, container starts, health probes from the proxy and the standby's
- * removal, measured inside the activities). Overhead = (wall − slowest server's own work) / wall:
+ * Per deploy: wall time (start → result), and each app server's own work, read from the deploy's
+ * history (serverWork: its fetch, its app container starts, the health probes of each from the
+ * proxies, the slowest of them, and the standby's removal; each activity from the moment a worker
+ * picked it up to its result). Overhead = (wall − slowest server's own work) / wall:
  * the lock, the DB snapshot beyond the fetch, the proxy flips (nginx -t and reload), the postDeploy
  * hook, the health checks through the proxy, the pruning and Temporal's own latency. drainSeconds
  * is 0: the drain is a deliberate wait for requests in flight, the same for every size.
@@ -102,7 +103,7 @@ async function main() {
         });
         const wall = Date.now() - t0;
         if (r.status !== 'deployed') throw new Error(`${site.siteId}: ${r.status}`);
-        const work = Object.values(r.serverWorkMs ?? {});
+        const work = Object.values(await serverWork(client, `deploy-${site.siteId}-${run}`));
         const slowest = Math.max(...work);
         rows.push({
           servers: site.appServers,
@@ -161,6 +162,36 @@ async function main() {
       `the bed's floor for one container start, floor(8)/floor(1) = ${floorRatio}`,
   );
   report('deploy', { runs: RUNS, bySize, wall8over1: ratio, floor8over1: floorRatio });
+}
+
+/**
+ * Per app host, the milliseconds of its own work in a deploy, from the deploy's history: its
+ * fetch, its app containers' starts, each start's health probes from the proxies (the slowest of
+ * them: they run at once) and the standby's removal, each from the moment a worker picked the
+ * activity up to its result (so the task queue's latency is overhead, not the server's work).
+ */
+async function serverWork(client: Client, workflowId: string): Promise<Record<string, number>> {
+  const work: Record<string, number> = {};
+  const probes = new Map<string, number>();
+  for (const a of await activityRuns(client, workflowId)) {
+    const ms = a.closedAt - a.startedAt;
+    const input = a.input as { host?: string; role?: string; backendHost?: string; port?: number };
+    if (
+      a.type === 'fetchRelease' ||
+      a.type === 'removeStandbyContainer' ||
+      (a.type === 'ensureReleaseContainer' && input.role === 'app')
+    )
+      work[input.host!] = (work[input.host!] ?? 0) + ms;
+    else if (a.type === 'probeBackend') {
+      const key = JSON.stringify([input.backendHost, input.port]);
+      probes.set(key, Math.max(probes.get(key) ?? 0, ms));
+    }
+  }
+  for (const [key, ms] of probes) {
+    const [host] = JSON.parse(key) as [string];
+    work[host] = (work[host] ?? 0) + ms;
+  }
+  return Object.fromEntries(Object.entries(work).map(([host, ms]) => [host, Math.round(ms)]));
 }
 
 /**

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { ensureDatabase } from '../activities/db/admin';
 import { runSqlScript } from '../activities/db/client';
 import { quoteString } from '../activities/db/commands';
@@ -193,4 +194,51 @@ export async function printTimeline(client: Client, workflowId: string) {
     console.log(
       `  ${from.toFixed(0).padStart(6)} → ${to.toFixed(0).padStart(6)} ${(to - from).toFixed(0).padStart(5)}  ${what}`,
     );
+}
+
+/** One ordinary activity of a workflow's history, as the server recorded it (ms from the workflow's start). */
+export interface ActivityRun {
+  type: string;
+  /** Its (first) argument, decoded: the benchmarks' workers use the default data converter, no codec. */
+  input: unknown;
+  scheduledAt: number;
+  /** When a worker picked up its last attempt. */
+  startedAt: number;
+  /** When it completed or failed for good. */
+  closedAt: number;
+}
+
+/**
+ * Every ordinary activity of a finished workflow, from its history: what it was asked, when it was
+ * scheduled, started (its last attempt) and closed. started → closed is the activity's own time
+ * on the worker (plus the report of its result), without the wait in the task queue.
+ */
+export async function activityRuns(client: Client, workflowId: string): Promise<ActivityRun[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    t ? Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6 : NaN;
+  const events = history.events ?? [];
+  const t0 = ms(events[0]?.eventTime);
+  const scheduled = new Map<string, Omit<ActivityRun, 'closedAt' | 'startedAt'> & { startedAt?: number }>();
+  const runs: ActivityRun[] = [];
+  for (const e of events) {
+    const at = ms(e.eventTime) - t0;
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s) {
+      const payload = s.input?.payloads?.[0];
+      scheduled.set(String(e.eventId), {
+        type: s.activityType?.name ?? '?',
+        input: payload ? defaultPayloadConverter.fromPayload(payload) : undefined,
+        scheduledAt: at,
+      });
+    } else if (e.activityTaskStartedEventAttributes) {
+      const run = scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId));
+      if (run) run.startedAt = at;
+    } else if (e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes) {
+      const a = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes!;
+      const run = scheduled.get(String(a.scheduledEventId));
+      if (run) runs.push({ ...run, startedAt: run.startedAt ?? run.scheduledAt, closedAt: at });
+    }
+  }
+  return runs;
 }

@@ -1,14 +1,12 @@
-import { ApplicationFailure, proxyActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { upsertMemo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { Activities } from '../activities';
-import { NON_RETRYABLE } from '../activities/errors';
-import { SiteId, type Placement, type SiteRecord } from '../schema/site';
-import { quick } from './lib/activities';
+import { SiteId } from '../schema/site';
+import { step1m } from './lib/activities';
+import { backupPlacement, takeVerifiedBackup, type TakenBackup } from './lib/backup';
 import { parseWorkflowInput, rootMessage } from './lib/input';
-import { backupIdFor } from './lib/backupId';
 import { startOperation } from './lib/operation';
 import { planRetention, RETENTION } from './lib/retention';
-import { withSiteLock, type SiteLock } from './lib/siteLock';
+import { withSiteLock } from './lib/siteLock';
 
 export const BackupSiteInput = z.strictObject({
   siteId: SiteId,
@@ -20,38 +18,10 @@ export const BackupSiteInput = z.strictObject({
 });
 export type BackupSiteInput = z.input<typeof BackupSiteInput>;
 
-export interface TakenBackup {
-  backupId: string;
-  /** Where it is: `host:/srv/qm/backups/<site>/<backupId>`. */
-  location: string;
-  createdAt: string;
-  database: { bytes: number; tables: number; rows: number; changedDuringDump: string[] };
-  files: { bytes: number; files: number; fileBytes: number };
-}
-
 export interface BackupSiteResult extends TakenBackup {
   siteId: string;
   retention: { kept: string[]; pruned: string[]; error?: string };
 }
-
-type Operation = ReturnType<typeof startOperation>;
-
-/**
- * Dumps, archives, verifications and restores of large sites take hours, not minutes: a long
- * start-to-close bound, and a heartbeat (every streamed chunk, every second of a quiet command)
- * so that a dead worker is noticed in 30 s and the step retried elsewhere.
- */
-export const long = proxyActivities<Activities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: {
-    initialInterval: '5 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '2 minutes',
-    maximumAttempts: 4,
-    nonRetryableErrorTypes: [...NON_RETRYABLE],
-  },
-});
 
 /**
  * Back a site up, as ops would by hand:
@@ -95,99 +65,17 @@ export async function backupSite(input: BackupSiteInput): Promise<BackupSiteResu
   });
 }
 
-/** The placement of a site that has data to back up (active or suspended), else Conflict. */
-export function backupPlacement(record: SiteRecord): Placement {
-  if (!['active', 'suspended'].includes(record.state) || !record.placement)
-    throw ApplicationFailure.create({
-      type: 'Conflict',
-      message: `site ${record.siteId} is ${record.state}: only an active or suspended site has data to back up`,
-      nonRetryable: true,
-    });
-  return record.placement;
-}
-
-/**
- * The backup steps, for a workflow that holds the site's lock (backupSite, and restoreSite for its
- * safety backup). The backup id comes from the workflow (its start time and id), so a retried step,
- * or a retried workflow, writes to the same place. Updates the site's lastGoodBackup once verified.
- */
-export async function takeVerifiedBackup(
-  lock: SiteLock,
-  op: Operation,
-  kind: 'scheduled' | 'on-demand' | 'safety',
-): Promise<TakenBackup> {
-  const { siteId } = lock;
-  const placement = backupPlacement(lock.record);
-  const { dbHost, storageHost } = placement;
-  const info = workflowInfo();
-  const backupId = backupIdFor(info.startTime, `${info.workflowId}/${kind}`);
-  const createdAt = info.startTime.toISOString();
-  const where = { siteId, backupId, storageHost };
-  op.hosts([dbHost, storageHost]);
-
-  op.step(`${kind} backup ${backupId}: database`);
-  op.progress.hosts[dbHost] = 'dumping the database';
-  const database = await long.backupDatabase({ ...where, dbHost });
-  op.progress.hosts[dbHost] = `dumped ${database.bytes} bytes gzipped`;
-
-  op.step(`${kind} backup ${backupId}: files`);
-  op.progress.hosts[storageHost] = 'archiving the files';
-  const files = await long.backupFiles(where);
-  op.progress.hosts[storageHost] = `archived ${files.files} files in ${files.bytes} bytes`;
-
-  op.step(`${kind} backup ${backupId}: manifest`);
-  const { ms: _ms, countMs: _countMs, ...databaseArtifact } = database;
-  await quick.writeBackupManifest({
-    siteId,
-    backupId,
-    kind,
-    createdAt,
-    workflowId: info.workflowId,
-    release: lock.record.release,
-    plan: lock.record.spec?.plan,
-    dbHost,
-    storageHost,
-    database: databaseArtifact,
-    files,
-  });
-
-  op.step(`${kind} backup ${backupId}: verify`);
-  const verification = await long.verifyBackup({ ...where, dbHost, at: new Date().toISOString() });
-  if (!verification.verified)
-    throw ApplicationFailure.create({
-      type: 'BackupVerificationFailed',
-      message: `backup ${backupId} of ${siteId} did not verify: ${verification.problems.join('; ')}`,
-      details: [{ backupId, problems: verification.problems }],
-      nonRetryable: true,
-    });
-  await lock.update({ lastGoodBackup: { backupId, at: createdAt } });
-
-  const rows = Object.values(database.rowCounts).reduce((a, b) => a + b, 0);
-  return {
-    backupId,
-    location: `${storageHost}:/srv/qm/backups/${siteId}/${backupId}`,
-    createdAt,
-    database: {
-      bytes: database.bytes,
-      tables: Object.keys(database.rowCounts).length + Object.keys(database.changedDuringDump).length,
-      rows,
-      changedDuringDump: Object.keys(database.changedDuringDump),
-    },
-    files: { bytes: files.bytes, files: files.files, fileBytes: files.fileBytes },
-  };
-}
-
 /** Prune the site's backups by its plan (starter if it has none recorded). */
 async function applyRetention(
   siteId: string,
   storageHost: string,
   plan: keyof typeof RETENTION | undefined,
 ): Promise<BackupSiteResult['retention']> {
-  const listed = await quick.listBackups({ siteId, storageHost });
+  const listed = await step1m.listBackups({ siteId, storageHost });
   const decision = planRetention(listed, RETENTION[plan ?? 'starter'], new Date());
   const pruned: string[] = [];
   for (const p of decision.prune) {
-    await quick.deleteBackup({ siteId, storageHost, backupId: p.backupId });
+    await step1m.deleteBackup({ siteId, storageHost, backupId: p.backupId });
     pruned.push(p.backupId);
   }
   return { kept: decision.keep.map((k) => k.backupId), pruned };

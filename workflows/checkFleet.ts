@@ -1,6 +1,5 @@
-import { proxyActivities, setHandler, defineQuery } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { NON_RETRYABLE } from '../activities/errors';
+import { setHandler, defineQuery } from '@temporalio/workflow';
+import { fleetCheck1m } from './lib/activities';
 
 export interface CheckFleetInput {
   /** Host names to check; every host in the inventory when absent. */
@@ -12,11 +11,6 @@ export interface CheckFleetResult {
   failed: { host: string; error: string }[];
 }
 
-const { checkHost, listHosts } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3, initialInterval: '1 second', nonRetryableErrorTypes: [...NON_RETRYABLE] },
-});
-
 export const checkFleetProgress = defineQuery<CheckFleetResult>('progress');
 
 /**
@@ -27,11 +21,11 @@ export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFlee
   const result: CheckFleetResult = { healthy: [], failed: [] };
   setHandler(checkFleetProgress, () => result);
 
-  const hosts = input.hosts ?? (await listHosts()).map((h) => h.name);
+  const hosts = input.hosts ?? (await fleetCheck1m.listHosts()).map((h) => h.name);
   await Promise.all(
     hosts.map(async (host) => {
       try {
-        await checkHost(host);
+        await fleetCheck1m.checkHost(host);
         result.healthy.push(host);
       } catch (err) {
         result.failed.push({ host, error: describe(err) });

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SiteId } from '../schema/site';
-import { quick, slow } from './lib/activities';
+import { long15m, step1m } from './lib/activities';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { withSiteLock } from './lib/siteLock';
@@ -68,13 +68,13 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
         .toISOString()
         .replace(/[-:.TZ]/g, '')
         .slice(0, 14)}`;
-      const snapshot = await slow.snapshotSiteDatabase({ siteId, dbHost: placement.dbHost, name });
+      const snapshot = await long15m.snapshotSiteDatabase({ siteId, dbHost: placement.dbHost, name });
       finalBackup = {
         databaseSnapshot: snapshot.path,
         filesArchive: `/srv/qm/archive/${siteId}/${name}.tar.gz`,
       };
       await lock.update({ state: 'deprovisioning' });
-      await slow.removeSiteFiles({
+      await long15m.removeSiteFiles({
         siteId,
         storageHost: placement.storageHost,
         archiveName: name,
@@ -83,29 +83,29 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
     }
 
     op.step('routes');
-    for (const host of placement.proxyHosts) await quick.removeSiteRoute({ host, siteId });
+    for (const host of placement.proxyHosts) await step1m.removeSiteRoute({ host, siteId });
 
     op.step('containers');
-    const inventory = await quick.listHosts();
+    const inventory = await step1m.listHosts();
     const everyHost = inventory.map((h) => h.name);
-    await Promise.all(everyHost.map((host) => quick.removeSiteContainers({ siteId, host })));
+    await Promise.all(everyHost.map((host) => step1m.removeSiteContainers({ siteId, host })));
 
     op.step('files mounts');
-    await Promise.all(placement.appHosts.map((host) => quick.unmountSiteFiles({ siteId, host })));
+    await Promise.all(placement.appHosts.map((host) => step1m.unmountSiteFiles({ siteId, host })));
 
     // every app host, not only the placement's: a sweep, like the containers'
     op.step('release folders');
     const appHosts = inventory.filter((h) => h.roles.includes('app')).map((h) => h.name);
-    await Promise.all(appHosts.map((host) => quick.removeSiteReleases({ siteId, host })));
+    await Promise.all(appHosts.map((host) => step1m.removeSiteReleases({ siteId, host })));
     const gitHost = inventory.find((h) => h.roles.includes('git'));
     const keptRepository: DeprovisionSiteResult['keptRepository'] =
       gitHost && record.spec ? { repo: record.spec.git.repo, host: gitHost.name } : undefined;
 
     op.step('database');
-    await quick.dropSiteDatabase({ siteId, dbHost: placement.dbHost });
+    await step1m.dropSiteDatabase({ siteId, dbHost: placement.dbHost });
 
     op.step('files');
-    await quick.removeSiteFiles({ siteId, storageHost: placement.storageHost });
+    await step1m.removeSiteFiles({ siteId, storageHost: placement.storageHost });
 
     await lock.update({ state: 'deleted', placement: undefined, release: undefined });
     op.finish();

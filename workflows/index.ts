@@ -9,5 +9,5 @@ export { patchRoll } from './patchRoll';
 export { backupSite } from './backupSite';
 export { restoreSite } from './restoreSite';
 export { nightlyBackups } from './nightlyBackups';
-export { deployRelease } from './deployRelease';
-export { rollbackSite } from './rollbackSite';
+export { deployRelease } from './deploy/deployRelease';
+export { rollbackSite } from './deploy/rollbackSite';

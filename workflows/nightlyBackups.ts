@@ -13,7 +13,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { z } from 'zod';
 import { SiteId } from '../schema/site';
 import { backupSite } from './backupSite';
-import { quick } from './lib/activities';
+import { step1m } from './lib/activities';
 import { fnv1a } from './lib/backupId';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { Operation, TriggeredBy } from './searchAttributes';
@@ -87,7 +87,7 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
     { key: TriggeredBy, value: triggeredBy ?? 'ui' },
   ]);
 
-  const all = await quick.listActiveSites();
+  const all = await step1m.listActiveSites();
   const sites = only ? all.filter((s) => only.includes(s.siteId)) : all;
   const running = new Map<string, string[]>();
   const hostSlots = new Map<string, Slots>();

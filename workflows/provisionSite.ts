@@ -1,10 +1,12 @@
 import { ApplicationFailure, upsertMemo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { Route } from '../schema/route';
 import { SiteSpec, type Placement } from '../schema/site';
-import { patient, quick, slow } from './lib/activities';
+import { long15m, step1m } from './lib/activities';
+import { siteHealthyThroughProxies } from './lib/health';
+import { INITIAL_RELEASE } from './lib/initialRelease';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
+import { addressesOf, siteRoute } from './lib/routes';
 import { Saga } from './lib/saga';
 import { withSiteLock } from './lib/siteLock';
 
@@ -27,9 +29,6 @@ export interface ProvisionSiteResult {
    */
   git?: { repo: string; host: string; path: string; repository: 'created' | 'existing'; hook: string };
 }
-
-/** The release a new site starts on, until its first deploy. */
-export const INITIAL_RELEASE = 'initial';
 
 /**
  * Provision a site, as ops would by hand:
@@ -62,19 +61,19 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       });
 
     op.step('load profile');
-    const profile = await quick.loadProfile({ name: site.profile });
+    const profile = await step1m.loadProfile({ name: site.profile });
     await lock.update({ state: 'provisioning', spec: site, customerId: site.customerId });
 
     const saga = new Saga();
     try {
       op.step('place');
-      const placement = await quick.placeSite({ siteId: site.siteId, appServers: site.appServers });
+      const placement = await step1m.placeSite({ siteId: site.siteId, appServers: site.appServers });
       op.hosts([...placement.appHosts, placement.dbHost, placement.storageHost, ...placement.proxyHosts]);
-      const hosts = new Map((await quick.listHosts()).map((h) => [h.name, h]));
+      const inventory = await step1m.listHosts();
       const { siteId } = site;
 
       let git: ProvisionSiteResult['git'];
-      const gitHost = [...hosts.values()].find((h) => h.roles.includes('git'));
+      const gitHost = inventory.find((h) => h.roles.includes('git'));
       if (gitHost) {
         op.step('git repository');
         op.hosts([
@@ -86,33 +85,41 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
         ]);
         // removes only a repository this site's provisioning created and nobody pushed to
         saga.add(`remove git repository ${site.git.repo}`, () =>
-          quick.removeGitRepo({ repo: site.git.repo, createdBy: siteId }),
+          step1m.removeGitRepo({ repo: site.git.repo, createdBy: siteId }),
         );
-        git = await quick.ensureGitRepo({ repo: site.git.repo, createdBy: siteId, hook: 'if-configured' });
+        git = await step1m.ensureGitRepo({ repo: site.git.repo, createdBy: siteId, hook: 'if-configured' });
         upsertMemo({ git });
       }
 
       op.step('database');
-      saga.add('drop database and user', () => quick.dropSiteDatabase({ siteId, dbHost: placement.dbHost }));
-      await quick.ensureSiteDatabase({ siteId, dbHost: placement.dbHost, clientHosts: placement.appHosts });
+      saga.add('drop database and user', () => step1m.dropSiteDatabase({ siteId, dbHost: placement.dbHost }));
+      await step1m.ensureSiteDatabase({ siteId, dbHost: placement.dbHost, clientHosts: placement.appHosts });
 
       op.step('files storage');
       saga.add('remove files storage', () =>
-        quick.removeSiteFiles({ siteId, storageHost: placement.storageHost }),
+        step1m.removeSiteFiles({ siteId, storageHost: placement.storageHost }),
       );
-      await quick.ensureSiteFiles({ siteId, storageHost: placement.storageHost });
+      await step1m.ensureSiteFiles({ siteId, storageHost: placement.storageHost });
       await Promise.all(
         placement.appHosts.map(async (host) => {
-          saga.add(`unmount files on ${host}`, () => quick.unmountSiteFiles({ siteId, host }));
-          await quick.mountSiteFiles({ siteId, host, storageHost: placement.storageHost });
+          saga.add(`unmount files on ${host}`, () => step1m.unmountSiteFiles({ siteId, host }));
+          await step1m.mountSiteFiles({ siteId, host, storageHost: placement.storageHost });
         }),
       );
 
       const containerHosts = [...new Set([...placement.appHosts, placement.cacheHost])];
       for (const host of containerHosts)
-        saga.add(`remove containers on ${host}`, () => quick.removeSiteContainers({ siteId, host }));
+        saga.add(`remove containers on ${host}`, () => step1m.removeSiteContainers({ siteId, host }));
       const container = (host: string, role: 'app' | 'cache' | 'cron') =>
-        slow.ensureSiteContainer({ siteId, host, role, profile, site, placement, release: INITIAL_RELEASE });
+        long15m.ensureSiteContainer({
+          siteId,
+          host,
+          role,
+          profile,
+          site,
+          placement,
+          release: INITIAL_RELEASE,
+        });
 
       if (profile.containers.cache) {
         op.step('cache');
@@ -132,32 +139,18 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       }
 
       op.step('routes');
-      const route: Route = {
-        siteId,
-        domains: site.domains,
-        backends: placement.appHosts.map((host) => ({
-          host,
-          address: hosts.get(host)!.address,
-          port: placement.port,
-          state: 'active' as const,
-        })),
-        mode: 'active',
-      };
+      const route = siteRoute(site, placement, addressesOf(inventory));
       for (const proxyHost of placement.proxyHosts) {
-        saga.add(`remove route on ${proxyHost}`, () => quick.removeSiteRoute({ host: proxyHost, siteId }));
-        await quick.ensureProxy({ host: proxyHost });
-        await quick.putSiteRoute({ host: proxyHost, route });
+        saga.add(`remove route on ${proxyHost}`, () => step1m.removeSiteRoute({ host: proxyHost, siteId }));
+        await step1m.ensureProxy({ host: proxyHost });
+        await step1m.putSiteRoute({ host: proxyHost, route });
       }
 
       op.step('health check through the proxy');
-      for (const proxyHost of placement.proxyHosts)
-        await patient.checkSiteHealth({
-          proxyHost,
-          domain: site.domains[0]!,
-          path: profile.health.path,
-          expectStatus: profile.health.expectStatus,
-          expectText: profile.health.expectText,
-        });
+      await siteHealthyThroughProxies(
+        { placement, domains: site.domains, profile },
+        { mode: 'each-proxy-in-turn' },
+      );
 
       await lock.update({ state: 'active', placement, release: INITIAL_RELEASE });
       op.finish();

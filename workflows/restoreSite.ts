@@ -1,13 +1,14 @@
 import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SiteId, type SiteRecord } from '../schema/site';
-import { long, takeVerifiedBackup, type TakenBackup } from './backupSite';
-import { patient, quick } from './lib/activities';
+import { backup6h, step1m } from './lib/activities';
+import { takeVerifiedBackup, type TakenBackup } from './lib/backup';
 import { BackupId } from './lib/backupId';
+import { siteHealthyThroughProxies } from './lib/health';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
+import { addressesOf, siteRoute } from './lib/routes';
 import { withSiteLock } from './lib/siteLock';
-import { routeFor } from './suspendSite';
 
 export const RestoreSiteInput = z.strictObject({
   siteId: SiteId,
@@ -54,7 +55,7 @@ export async function restoreSite(input: RestoreSiteInput): Promise<RestoreSiteR
     const { storageHost } = record.placement;
 
     op.step('check the backup');
-    await long.checkBackup({ siteId, storageHost, backupId });
+    await backup6h.checkBackup({ siteId, storageHost, backupId });
 
     const safetyBackup = await takeVerifiedBackup(lock, op, 'safety');
 
@@ -95,23 +96,26 @@ async function putBack(
   const placement = record.placement!;
   const { dbHost, storageHost } = placement;
   const where = { siteId, backupId, storageHost };
-  const hosts = new Map((await quick.listHosts()).map((h) => [h.name, h]));
+  const addresses = addressesOf(await step1m.listHosts());
   const containerHosts = [...new Set([placement.cacheHost, ...placement.appHosts])];
 
   op.step(`${backupId}: maintenance page`);
   for (const host of placement.proxyHosts)
-    await quick.putSiteRoute({ host, route: routeFor(record, hosts, 'maintenance') });
+    await step1m.putSiteRoute({
+      host,
+      route: siteRoute(record.spec!, placement, addresses, { mode: 'maintenance' }),
+    });
 
   op.step(`${backupId}: stop the containers`);
-  await Promise.all(containerHosts.map((host) => quick.stopSiteContainers({ siteId, host })));
+  await Promise.all(containerHosts.map((host) => step1m.stopSiteContainers({ siteId, host })));
 
   op.step(`${backupId}: database`);
-  await long.restoreBackupDatabase({ ...where, dbHost });
+  await backup6h.restoreBackupDatabase({ ...where, dbHost });
   op.step(`${backupId}: files`);
-  await long.restoreBackupFiles(where);
+  await backup6h.restoreBackupFiles(where);
 
   op.step(`${backupId}: check row counts and files`);
-  const check = await long.checkRestoredSite({ ...where, dbHost });
+  const check = await backup6h.checkRestoredSite({ ...where, dbHost });
   if (!check.ok)
     throw ApplicationFailure.create({
       type: 'RestoreCheckFailed',
@@ -120,20 +124,16 @@ async function putBack(
     });
 
   op.step(`${backupId}: start the containers`);
-  await Promise.all(containerHosts.map((host) => quick.startSiteContainers({ siteId, host })));
+  await Promise.all(containerHosts.map((host) => step1m.startSiteContainers({ siteId, host })));
 
   op.step(`${backupId}: leave maintenance`);
   for (const host of placement.proxyHosts)
-    await quick.putSiteRoute({ host, route: routeFor(record, hosts, 'active') });
+    await step1m.putSiteRoute({ host, route: siteRoute(record.spec!, placement, addresses) });
 
   op.step(`${backupId}: health check through the proxy`);
-  const profile = await quick.loadProfile({ name: record.spec!.profile });
-  for (const proxyHost of placement.proxyHosts)
-    await patient.checkSiteHealth({
-      proxyHost,
-      domain: record.spec!.domains[0]!,
-      path: profile.health.path,
-      expectStatus: profile.health.expectStatus,
-      expectText: profile.health.expectText,
-    });
+  const profile = await step1m.loadProfile({ name: record.spec!.profile });
+  await siteHealthyThroughProxies(
+    { placement, domains: record.spec!.domains, profile },
+    { mode: 'each-proxy-in-turn' },
+  );
 }

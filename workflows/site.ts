@@ -2,14 +2,13 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
-  proxyActivities,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { SiteRecord } from '../schema/site';
+import { status30s } from './lib/activities';
 import { CustomerId, Hosts, LastGoodBackup, Operation, Release, SiteId, State } from './searchAttributes';
 import {
   lockGrantedSignal,
@@ -21,11 +20,6 @@ import {
   type LockHolder,
   type SiteView,
 } from './lib/siteProtocol';
-
-const { workflowStatus } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 3 },
-});
 
 export interface SiteWorkflowInput {
   siteId: string;
@@ -93,7 +87,7 @@ export async function site(input: SiteWorkflowInput): Promise<SiteRecord> {
         continue;
       }
       if (released) break;
-      const status = await workflowStatus({ workflowId: holding.workflowId, runId: holding.runId });
+      const status = await status30s.workflowStatus({ workflowId: holding.workflowId, runId: holding.runId });
       if (status !== 'RUNNING') {
         view.holder = undefined;
         break;

@@ -1,10 +1,11 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { Route } from '../schema/route';
 import { SiteId, type SiteRecord } from '../schema/site';
-import { patient, quick } from './lib/activities';
+import { step1m } from './lib/activities';
+import { siteHealthyThroughProxies } from './lib/health';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
+import { addressesOf, siteRoute } from './lib/routes';
 import { withSiteLock } from './lib/siteLock';
 
 export const SuspendSiteInput = z.strictObject({
@@ -33,13 +34,16 @@ export async function suspendSite(input: SuspendSiteInput): Promise<{ siteId: st
     const placement = requirePlacement(record, ['active']);
 
     op.step('suspended page');
-    const hosts = new Map((await quick.listHosts()).map((h) => [h.name, h]));
+    const addresses = addressesOf(await step1m.listHosts());
     for (const host of placement.proxyHosts)
-      await quick.putSiteRoute({ host, route: routeFor(record, hosts, 'suspended') });
+      await step1m.putSiteRoute({
+        host,
+        route: siteRoute(record.spec!, placement, addresses, { mode: 'suspended' }),
+      });
 
     op.step('stop containers');
     const containerHosts = [...new Set([...placement.appHosts, placement.cacheHost])];
-    await Promise.all(containerHosts.map((host) => quick.stopSiteContainers({ siteId, host })));
+    await Promise.all(containerHosts.map((host) => step1m.stopSiteContainers({ siteId, host })));
 
     await lock.update({ state: 'suspended' });
     op.finish();
@@ -67,23 +71,19 @@ export async function resumeSite(input: ResumeSiteInput): Promise<{ siteId: stri
 
     op.step('start containers');
     const containerHosts = [...new Set([placement.cacheHost, ...placement.appHosts])];
-    await Promise.all(containerHosts.map((host) => quick.startSiteContainers({ siteId, host })));
+    await Promise.all(containerHosts.map((host) => step1m.startSiteContainers({ siteId, host })));
 
     op.step('routes');
-    const hosts = new Map((await quick.listHosts()).map((h) => [h.name, h]));
+    const addresses = addressesOf(await step1m.listHosts());
     for (const host of placement.proxyHosts)
-      await quick.putSiteRoute({ host, route: routeFor(record, hosts, 'active') });
+      await step1m.putSiteRoute({ host, route: siteRoute(record.spec!, placement, addresses) });
 
     op.step('health check through the proxy');
-    const profile = await quick.loadProfile({ name: record.spec!.profile });
-    for (const proxyHost of placement.proxyHosts)
-      await patient.checkSiteHealth({
-        proxyHost,
-        domain: record.spec!.domains[0]!,
-        path: profile.health.path,
-        expectStatus: profile.health.expectStatus,
-        expectText: profile.health.expectText,
-      });
+    const profile = await step1m.loadProfile({ name: record.spec!.profile });
+    await siteHealthyThroughProxies(
+      { placement, domains: record.spec!.domains, profile },
+      { mode: 'each-proxy-in-turn' },
+    );
 
     await lock.update({ state: 'active' });
     op.finish();
@@ -99,24 +99,4 @@ function requirePlacement(record: SiteRecord, allowed: string[]) {
       nonRetryable: true,
     });
   return record.placement;
-}
-
-/** The site's route as the record describes it, in the given mode. */
-export function routeFor(
-  record: SiteRecord,
-  hosts: Map<string, { address: string }>,
-  mode: Route['mode'],
-): Route {
-  const placement = record.placement!;
-  return {
-    siteId: record.siteId,
-    domains: record.spec!.domains,
-    backends: placement.appHosts.map((host) => ({
-      host,
-      address: hosts.get(host)!.address,
-      port: placement.port,
-      state: 'active' as const,
-    })),
-    mode,
-  };
 }

@@ -35,9 +35,8 @@ export interface ReleaseContainerInput {
 export async function ensureReleaseContainer(
   fleet: Fleet,
   i: ReleaseContainerInput,
-): Promise<{ name: string; port?: number; action: string; ms: number }> {
+): Promise<{ name: string; port?: number; action: string }> {
   const { siteId, host, role, slot, release, profile, site, placement } = i;
-  const t0 = Date.now();
   if (!placement.appHosts.includes(host))
     throw failure(FailureType.InvalidInput, `host: ${siteId} does not run on ${host}`, { host, siteId });
   fleet.pool.host(placement.dbHost);
@@ -83,7 +82,7 @@ export async function ensureReleaseContainer(
         nonRetryable: true,
       });
     }
-    return { name: spec.name, port: spec.ports[0]?.hostPort, action, ms: Date.now() - t0 };
+    return { name: spec.name, port: spec.ports[0]?.hostPort, action };
   });
 }
 
@@ -92,11 +91,10 @@ export async function removeStandbyContainer(
   fleet: Fleet,
   host: string,
   siteId: string,
-): Promise<{ result: 'removed' | 'absent'; ms: number }> {
+): Promise<{ result: 'removed' | 'absent' }> {
   fleet.pool.host(host);
-  const t0 = Date.now();
   const { result } = await withHeartbeat(() =>
     removeContainer(fleet, host, `${siteNames(siteId).container('app')}-standby`),
   );
-  return { result, ms: Date.now() - t0 };
+  return { result };
 }

@@ -18,15 +18,14 @@ const FETCH_TIMEOUT_MS = 30 * 60_000;
 export async function fetchRelease(
   fleet: Fleet,
   i: { siteId: string; host: string; gitHost: string; repo: string; commit: string },
-): Promise<{ result: 'created' | 'existing'; ms: number }> {
-  const t0 = Date.now();
+): Promise<{ result: 'created' | 'existing' }> {
   const io = activityIO();
   const present = await fleet.pool.exec(i.host, hasReleaseArgv(i.siteId, i.commit), {
     ...io,
     timeoutMs: 60_000,
     check: false,
   });
-  if (present.code === RELEASE_PRESENT) return { result: 'existing', ms: Date.now() - t0 };
+  if (present.code === RELEASE_PRESENT) return { result: 'existing' };
 
   return withHeartbeat(async () => {
     const pipe = new PassThrough({ highWaterMark: 1 << 20 });
@@ -57,6 +56,6 @@ export async function fetchRelease(
       );
     if (u.status === 'rejected') throw u.reason;
     const result = u.value.stdout.trim() === 'existing' ? 'existing' : 'created';
-    return { result, ms: Date.now() - t0 };
+    return { result };
   });
 }

@@ -17,8 +17,7 @@ const HOOK_TIMEOUT_MS = 30 * 60_000;
 export async function runPostDeployHooks(
   fleet: Fleet,
   i: { siteId: string; host: string; hooks: string[][] },
-): Promise<{ ran: number; ms: number }> {
-  const t0 = Date.now();
+): Promise<{ ran: number }> {
   const container = siteNames(i.siteId).container('app');
   const io = activityIO();
   return withHeartbeat(async () => {
@@ -36,6 +35,6 @@ export async function runPostDeployHooks(
           { host: i.host, hook: n + 1, code: r.code },
         );
     }
-    return { ran: i.hooks.length, ms: Date.now() - t0 };
+    return { ran: i.hooks.length };
   });
 }

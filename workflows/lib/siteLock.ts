@@ -2,11 +2,9 @@ import {
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
 import type { SiteRecord } from '../../schema/site';
 import {
   lockGrantedSignal,
@@ -15,11 +13,9 @@ import {
   updateRecordSignal,
   type LockHolder,
 } from './siteProtocol';
+import { lockRequest30s } from './activities';
 
-const { requestSiteLock } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '10 seconds' },
-});
+const { requestSiteLock } = lockRequest30s;
 
 export interface SiteLock {
   siteId: string;

@@ -6,26 +6,27 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { z } from 'zod';
-import { CommitId, GitRef } from '../schema/release';
-import { GitBranch, GitRepo, siteNames, SiteId, type SiteRecord } from '../schema/site';
-import { quick, slow } from './lib/activities';
-import { parseWorkflowInput, rootMessage } from './lib/input';
-import { startOperation } from './lib/operation';
+import { CommitId, GitRef, type AppSlot } from '../../schema/release';
+import { GitBranch, GitRepo, siteNames, SiteId, type SiteSpec } from '../../schema/site';
+import { long15m, once30m, step1m } from '../lib/activities';
+import { INITIAL_RELEASE } from '../lib/initialRelease';
+import { parseWorkflowInput, rootMessage } from '../lib/input';
+import { startOperation } from '../lib/operation';
+import { allOrFirstFailure, HostStepFailed } from '../lib/parallel';
+import { addressesOf } from '../lib/routes';
+import { withSiteLock, type SiteLock } from '../lib/siteLock';
+import { Release } from '../searchAttributes';
 import {
-  allOrFirstFailure,
   converge,
   healthThroughProxies,
-  HostStepFailed,
   observeServing,
-  once,
+  requireActive,
   short,
   slotRoute,
+  switchStateFrom,
   type SwitchContext,
   type SwitchState,
-} from './lib/release';
-import { withSiteLock } from './lib/siteLock';
-import { Release } from './searchAttributes';
-import { INITIAL_RELEASE } from './provisionSite';
+} from './switch';
 
 /** What a push told the platform (the Git hook's notification): the audit of a push deploy. */
 export const PushTrigger = z.strictObject({
@@ -81,16 +82,19 @@ export interface DeployReleaseResult {
   /** Release folders kept on the app hosts after this deploy (newest first on the first host). */
   kept?: string[];
   pruneProblems?: string[];
-  /** Per app host, the milliseconds of its own work (fetch, containers, probes). */
-  serverWorkMs?: Record<string, number>;
 }
+
+type Input = z.output<typeof DeployReleaseInput>;
+type Operation = ReturnType<typeof startOperation>;
+/** What every result of this deploy says: the site, who asked, why, and the release it started from. */
+type Base = Pick<DeployReleaseResult, 'siteId' | 'triggeredBy' | 'trigger' | 'previous'>;
 
 /**
  * Deploy a release (a commit of the site's repository) to every app server of a site, as ops
  * would by hand:
  *   validate → lock the site → (a push: still the branch's head? else superseded) → snapshot the
  *   database and fetch the commit onto every app server, in parallel → switch every server with
- *   zero downtime (lib/release.ts: standby beside live, health as the proxy sees it, flip, drain)
+ *   zero downtime (switch.ts: standby beside live, health as the proxy sees it, flip, drain)
  *   → postDeploy hooks once, in one app container → health through every proxy → record the
  *   release → keep the last N releases.
  * Any failure switches every server back to the release it started from (the same zero-downtime
@@ -120,119 +124,19 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
   return withSiteLock(i.siteId, 'deploy', op.progress, async (lock) => {
     const record = requireActive(lock.record);
     const spec = record.spec!;
-    const placement = record.placement!;
     const from = record.release ?? INITIAL_RELEASE;
-    const base = { siteId: i.siteId, triggeredBy, trigger, previous: from };
+    const base: Base = { siteId: i.siteId, triggeredBy, trigger, previous: from };
 
-    if (i.push && (i.push.repo !== spec.git.repo || i.push.branch !== spec.git.branch)) {
+    const target = await whatToDeploy(i, spec, from, op);
+    if (target.status) {
       op.finish();
-      return { ...base, status: 'not-tracking', release: from };
+      return { ...base, ...target };
     }
-    op.step('resolve');
-    const commit = i.commit ?? (await quick.resolveGitRef({ repo: spec.git.repo, ref: i.ref! })).commit;
-    upsertSearchAttributes([{ key: Release, value: commit }]);
-    if (i.push) {
-      // Coalescing: of the pushes that queued while a deploy ran, only the branch's head deploys.
-      const { commit: head } = await quick.gitBranchHead({ repo: i.push.repo, branch: i.push.branch });
-      if (head && head !== commit) {
-        upsertMemo({ outcome: `superseded by ${head}` });
-        op.finish();
-        return { ...base, status: 'superseded', release: commit, supersededBy: head };
-      }
-    }
-    if (from === commit) {
-      op.finish();
-      return { ...base, status: 'unchanged', release: commit };
-    }
-
+    const { commit } = target;
     const snapshot = `deploy-${short(commit)}-${workflowInfo().runId.slice(0, 8)}`;
-    const workMs: Record<string, number> = {};
-    const takeSnapshot = () =>
-      slow.snapshotSiteDatabase({ siteId: i.siteId, dbHost: placement.dbHost, name: snapshot });
-    const fetchEverywhere = () =>
-      placement.appHosts.map(async (host) => {
-        op.progress.hosts[host] = `fetching ${short(commit)}`;
-        const fetched = await slow.fetchRelease({ siteId: i.siteId, host, repo: spec.git.repo, commit });
-        workMs[host] = (workMs[host] ?? 0) + fetched.ms;
-        op.progress.hosts[host] = `fetched ${short(commit)}`;
-      });
-    // the profile, the inventory and where the proxies stand are read while the snapshot and fetches run
-    op.step('snapshot database, fetch release');
-    const reads = [
-      quick.loadProfile({ name: spec.profile }),
-      quick.listHosts(),
-      observeServing({ siteId: i.siteId, placement }),
-    ] as const;
-    await allOrFirstFailure<unknown>([...reads, takeSnapshot(), ...fetchEverywhere()]);
-    const [profile, inventory, serving] = [await reads[0], await reads[1], await reads[2]];
-    const gitHost = inventory.find((h) => h.roles.includes('git'))?.name;
-    op.hosts([
-      ...placement.appHosts,
-      placement.dbHost,
-      ...placement.proxyHosts,
-      ...(gitHost ? [gitHost] : []),
-    ]);
-    const ctx: SwitchContext = {
-      siteId: i.siteId,
-      spec,
-      placement,
-      profile,
-      addresses: Object.fromEntries(inventory.map((h) => [h.name, h.address])),
-      progress: op.progress,
-      drainSeconds: i.drainSeconds,
-      healthTimeoutMs: i.healthTimeoutSeconds * 1000,
-      workMs,
-    };
-    const state: SwitchState = { serving, live: from };
-    if (state.serving !== 'live') state.live = 'mixed'; // an earlier switch was cut short
-
-    let hooksStarted = false;
-    try {
-      const hooksAndHealth = async () => {
-        if (profile.hooks.postDeploy.length) {
-          op.step('postDeploy hooks');
-          hooksStarted = true;
-          await once.runPostDeployHooks({
-            siteId: i.siteId,
-            host: placement.appHosts[0]!,
-            hooks: profile.hooks.postDeploy,
-          });
-        }
-        op.step('health through the proxy');
-        await healthThroughProxies(ctx);
-      };
-      op.step('switch app servers');
-      // once the live containers serve the release: beside the standbys' removal
-      await converge(ctx, state, commit, hooksAndHealth);
-    } catch (err) {
-      const failedStep = op.progress.step;
-      op.step(`rolling back to ${short(from)} (failed at ${failedStep})`);
-      const undo = await rollBack(ctx, state, from, hooksStarted ? snapshot : undefined);
-      for (const h of placement.appHosts)
-        op.progress.hosts[h] = undo.problems.length ? 'UNKNOWN' : `back on ${short(from)}`;
-      if (undo.problems.length) await lock.update({ state: 'failed' });
-      throw ApplicationFailure.create({
-        type: 'DeployFailed',
-        message:
-          `deploying ${short(commit)} to ${i.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
-          (undo.problems.length
-            ? `; ROLLBACK INCOMPLETE, ops must finish it: ${undo.problems.join('; ')}`
-            : `; every app server is back on ${short(from)}` +
-              (undo.databaseRestored ? `, and the database on snapshot ${snapshot}` : '')),
-        details: [
-          {
-            failedStep,
-            failedHost: err instanceof HostStepFailed ? err.host : undefined,
-            rolledBack: undo.problems.length === 0,
-            databaseRestored: undo.databaseRestored,
-            problems: undo.problems,
-            snapshot,
-          },
-        ],
-        cause: err instanceof Error ? err : undefined,
-        nonRetryable: true,
-      });
-    }
+    const { ctx, serving } = await prepare(i, lock, commit, snapshot, op);
+    const state = switchStateFrom(serving, from);
+    await switchOrRollBack(ctx, state, { commit, from, snapshot }, lock, op);
 
     // healthy everywhere: record the release and prune the old ones at the same time (the
     // pruning never fails the deploy, and never removes the live release or the one before)
@@ -249,10 +153,145 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       hosts: { ...op.progress.hosts },
       snapshot,
       kept: prune.kept,
-      serverWorkMs: ctx.workMs,
       pruneProblems: prune.problems.length ? prune.problems : undefined,
     };
   });
+}
+
+/**
+ * The commit to deploy, or why nothing is deployed: a push for a repo or branch the site no
+ * longer tracks; a push that a newer one to the branch superseded (only the branch's head of the
+ * pushes queued while a deploy ran deploys); a commit already live.
+ */
+async function whatToDeploy(
+  i: Input,
+  spec: SiteSpec,
+  from: string,
+  op: Operation,
+): Promise<
+  { status?: undefined; commit: string } | Pick<DeployReleaseResult, 'status' | 'release' | 'supersededBy'>
+> {
+  if (i.push && (i.push.repo !== spec.git.repo || i.push.branch !== spec.git.branch))
+    return { status: 'not-tracking', release: from };
+  op.step('resolve');
+  const commit = i.commit ?? (await step1m.resolveGitRef({ repo: spec.git.repo, ref: i.ref! })).commit;
+  upsertSearchAttributes([{ key: Release, value: commit }]);
+  if (i.push) {
+    // Coalescing: of the pushes that queued while a deploy ran, only the branch's head deploys.
+    const { commit: head } = await step1m.gitBranchHead({ repo: i.push.repo, branch: i.push.branch });
+    if (head && head !== commit) {
+      upsertMemo({ outcome: `superseded by ${head}` });
+      return { status: 'superseded', release: commit, supersededBy: head };
+    }
+  }
+  if (from === commit) return { status: 'unchanged', release: commit };
+  return { commit };
+}
+
+/**
+ * Snapshot the database and fetch the commit onto every app server, all at once; the profile, the
+ * inventory and where the proxies stand are read meanwhile. Returns the switch's context, and
+ * which slot the proxies serve.
+ */
+async function prepare(
+  i: Input,
+  lock: SiteLock,
+  commit: string,
+  snapshot: string,
+  op: Operation,
+): Promise<{ ctx: SwitchContext; serving: AppSlot }> {
+  const spec = lock.record.spec!;
+  const placement = lock.record.placement!;
+  const takeSnapshot = () =>
+    long15m.snapshotSiteDatabase({ siteId: i.siteId, dbHost: placement.dbHost, name: snapshot });
+  const fetchEverywhere = () =>
+    placement.appHosts.map(async (host) => {
+      op.progress.hosts[host] = `fetching ${short(commit)}`;
+      await long15m.fetchRelease({ siteId: i.siteId, host, repo: spec.git.repo, commit });
+      op.progress.hosts[host] = `fetched ${short(commit)}`;
+    });
+  op.step('snapshot database, fetch release');
+  const reads = [
+    step1m.loadProfile({ name: spec.profile }),
+    step1m.listHosts(),
+    observeServing({ siteId: i.siteId, placement }),
+  ] as const;
+  await allOrFirstFailure<unknown>([...reads, takeSnapshot(), ...fetchEverywhere()]);
+  const [profile, inventory, serving] = [await reads[0], await reads[1], await reads[2]];
+  const gitHost = inventory.find((h) => h.roles.includes('git'))?.name;
+  op.hosts([...placement.appHosts, placement.dbHost, ...placement.proxyHosts, ...(gitHost ? [gitHost] : [])]);
+  const ctx: SwitchContext = {
+    siteId: i.siteId,
+    spec,
+    placement,
+    profile,
+    addresses: addressesOf(inventory),
+    progress: op.progress,
+    drainSeconds: i.drainSeconds,
+    healthTimeoutMs: i.healthTimeoutSeconds * 1000,
+  };
+  return { ctx, serving };
+}
+
+/**
+ * The switch onto the commit, with the postDeploy hooks and the health checks once the live
+ * containers serve it (beside the standbys' removal). On failure, back to `from` (rollBack) and
+ * fail the workflow with the cause, saying whether the rollback was complete.
+ */
+async function switchOrRollBack(
+  ctx: SwitchContext,
+  state: SwitchState,
+  { commit, from, snapshot }: { commit: string; from: string; snapshot: string },
+  lock: SiteLock,
+  op: Operation,
+): Promise<void> {
+  const { profile, placement } = ctx;
+  let hooksStarted = false;
+  try {
+    const hooksAndHealth = async () => {
+      if (profile.hooks.postDeploy.length) {
+        op.step('postDeploy hooks');
+        hooksStarted = true;
+        await once30m.runPostDeployHooks({
+          siteId: ctx.siteId,
+          host: placement.appHosts[0]!,
+          hooks: profile.hooks.postDeploy,
+        });
+      }
+      op.step('health through the proxy');
+      await healthThroughProxies(ctx);
+    };
+    op.step('switch app servers');
+    await converge(ctx, state, commit, hooksAndHealth);
+  } catch (err) {
+    const failedStep = op.progress.step;
+    op.step(`rolling back to ${short(from)} (failed at ${failedStep})`);
+    const undo = await rollBack(ctx, state, from, hooksStarted ? snapshot : undefined);
+    for (const h of placement.appHosts)
+      op.progress.hosts[h] = undo.problems.length ? 'UNKNOWN' : `back on ${short(from)}`;
+    if (undo.problems.length) await lock.update({ state: 'failed' });
+    throw ApplicationFailure.create({
+      type: 'DeployFailed',
+      message:
+        `deploying ${short(commit)} to ${ctx.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
+        (undo.problems.length
+          ? `; ROLLBACK INCOMPLETE, ops must finish it: ${undo.problems.join('; ')}`
+          : `; every app server is back on ${short(from)}` +
+            (undo.databaseRestored ? `, and the database on snapshot ${snapshot}` : '')),
+      details: [
+        {
+          failedStep,
+          failedHost: err instanceof HostStepFailed ? err.host : undefined,
+          rolledBack: undo.problems.length === 0,
+          databaseRestored: undo.databaseRestored,
+          problems: undo.problems,
+          snapshot,
+        },
+      ],
+      cause: err instanceof Error ? err : undefined,
+      nonRetryable: true,
+    });
+  }
 }
 
 /**
@@ -273,8 +312,8 @@ async function rollBack(
     if (restoreSnapshot) {
       try {
         for (const host of ctx.placement.proxyHosts)
-          await quick.putSiteRoute({ host, route: slotRoute(ctx, state.serving, 'maintenance') });
-        await slow.restoreDatabaseSnapshot({
+          await step1m.putSiteRoute({ host, route: slotRoute(ctx, state.serving, 'maintenance') });
+        await long15m.restoreDatabaseSnapshot({
           host: ctx.placement.dbHost,
           db: siteNames(ctx.siteId).database,
           name: restoreSnapshot,
@@ -306,7 +345,7 @@ async function pruneReleases(
   await Promise.all(
     ctx.placement.appHosts.map(async (host, n) => {
       try {
-        const r = await quick.pruneReleases({
+        const r = await step1m.pruneReleases({
           siteId: ctx.siteId,
           host,
           live,
@@ -320,14 +359,4 @@ async function pruneReleases(
     }),
   );
   return { kept, problems };
-}
-
-export function requireActive(record: SiteRecord): SiteRecord {
-  if (record.state !== 'active' || !record.spec || !record.placement)
-    throw ApplicationFailure.create({
-      type: 'Conflict',
-      message: `site ${record.siteId} is ${record.state}; a release can only be switched on an active site`,
-      nonRetryable: true,
-    });
-  return record;
 }

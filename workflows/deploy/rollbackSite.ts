@@ -1,0 +1,164 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { z } from 'zod';
+import { CommitId } from '../../schema/release';
+import { SiteId } from '../../schema/site';
+import { step1m } from '../lib/activities';
+import { INITIAL_RELEASE } from '../lib/initialRelease';
+import { parseWorkflowInput, rootMessage } from '../lib/input';
+import { startOperation } from '../lib/operation';
+import { addressesOf } from '../lib/routes';
+import { withSiteLock, type SiteLock } from '../lib/siteLock';
+import { Release } from '../searchAttributes';
+import {
+  converge,
+  healthThroughProxies,
+  observeServing,
+  requireActive,
+  short,
+  switchStateFrom,
+  type SwitchContext,
+  type SwitchState,
+} from './switch';
+
+export const RollbackSiteInput = z.strictObject({
+  siteId: SiteId,
+  /** A release still kept on every app server (deployRelease keeps the last few), or 'initial'. */
+  release: z.union([CommitId, z.literal(INITIAL_RELEASE)]),
+  triggeredBy: z.string().max(100).optional(),
+  reason: z.string().max(200).optional(),
+  drainSeconds: z.number().int().min(0).max(600).default(10),
+  healthTimeoutSeconds: z.number().int().min(2).max(1800).default(120),
+});
+export type RollbackSiteInput = z.input<typeof RollbackSiteInput>;
+
+export interface RollbackSiteResult {
+  siteId: string;
+  status: 'rolled-back' | 'unchanged';
+  release: string;
+  previous: string;
+  triggeredBy: string;
+}
+
+/**
+ * Put a site back on a release it ran before, in seconds: the release's folder is still on every
+ * app server (no fetch), so this is only the zero-downtime switch (switch.ts), then health
+ * through every proxy and the record. No postDeploy hooks and no database change: a release whose
+ * migrations must be undone needs the deploy's snapshot restored, which is a decision for ops.
+ * If the switch fails, every server goes back to the release it was on.
+ */
+export async function rollbackSite(input: RollbackSiteInput): Promise<RollbackSiteResult> {
+  const i = parseWorkflowInput(RollbackSiteInput, input, 'rollbackSite input');
+  const triggeredBy = i.triggeredBy ?? 'ui';
+  const op = startOperation({
+    operation: 'rollback',
+    siteId: i.siteId,
+    triggeredBy,
+    summary: `roll ${i.siteId} back to ${short(i.release)} (${triggeredBy}${i.reason ? `: ${i.reason}` : ''})`,
+  });
+  upsertMemo({ trigger: { kind: 'rollback', reason: i.reason } });
+  upsertSearchAttributes([{ key: Release, value: i.release }]);
+
+  return withSiteLock(i.siteId, 'rollback', op.progress, async (lock) => {
+    const record = requireActive(lock.record);
+    const from = record.release ?? INITIAL_RELEASE;
+    const base = { siteId: i.siteId, release: i.release, previous: from, triggeredBy };
+    if (from === i.release) {
+      op.finish();
+      return { ...base, status: 'unchanged' };
+    }
+    const placement = record.placement!;
+    op.step('check the release is kept');
+    if (i.release !== INITIAL_RELEASE) await requireKept(i.siteId, i.release, placement.appHosts);
+
+    const profile = await step1m.loadProfile({ name: record.spec!.profile });
+    const inventory = await step1m.listHosts();
+    op.hosts([...placement.appHosts, ...placement.proxyHosts]);
+    const ctx: SwitchContext = {
+      siteId: i.siteId,
+      spec: record.spec!,
+      placement,
+      profile,
+      addresses: addressesOf(inventory),
+      progress: op.progress,
+      drainSeconds: i.drainSeconds,
+      healthTimeoutMs: i.healthTimeoutSeconds * 1000,
+    };
+    const state = switchStateFrom(await observeServing(ctx), from);
+
+    await switchOrSwitchBack(ctx, state, { target: i.release, from }, lock, op);
+    await lock.update({ release: i.release });
+    if (i.release !== INITIAL_RELEASE)
+      await Promise.all(
+        placement.appHosts.map((host) =>
+          step1m.pruneReleases({ siteId: i.siteId, host, live: i.release, keep: 20, protect: [from] }),
+        ),
+      );
+    op.finish();
+    return { ...base, status: 'rolled-back' };
+  });
+}
+
+/** Conflict unless the release's folder is still kept on every app host (asked host by host). */
+async function requireKept(siteId: string, release: string, appHosts: string[]): Promise<void> {
+  for (const host of appHosts) {
+    const kept = await step1m.listReleases({ siteId, host });
+    if (!kept.some((r) => r.commit === release))
+      throw ApplicationFailure.create({
+        type: 'Conflict',
+        message: `release ${short(release)} of ${siteId} is no longer kept on ${host} (kept: ${
+          kept.map((r) => short(r.commit)).join(', ') || 'none'
+        }): deploy it instead`,
+        nonRetryable: true,
+      });
+  }
+}
+
+/**
+ * The switch onto `target`, with the health checks once the live containers serve it (beside the
+ * standbys' removal). On failure, every server back on `from`, and the workflow fails with the
+ * cause, saying whether the switch back was complete.
+ */
+async function switchOrSwitchBack(
+  ctx: SwitchContext,
+  state: SwitchState,
+  { target, from }: { target: string; from: string },
+  lock: SiteLock,
+  op: ReturnType<typeof startOperation>,
+): Promise<void> {
+  try {
+    op.step('switch app servers');
+    // the health checks once the live containers serve it: beside the standbys' removal
+    await converge(ctx, state, target, async () => {
+      op.step('health through the proxy');
+      await healthThroughProxies(ctx);
+    });
+  } catch (err) {
+    const failedStep = op.progress.step;
+    op.step(`switching back to ${short(from)} (failed at ${failedStep})`);
+    let problem: string | undefined;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await converge(ctx, state, from);
+      } catch (e) {
+        problem = rootMessage(e);
+      }
+    });
+    if (problem) await lock.update({ state: 'failed' });
+    throw ApplicationFailure.create({
+      type: 'RollbackFailed',
+      message:
+        `rolling ${ctx.siteId} back to ${short(target)} failed at "${failedStep}": ${rootMessage(err)}` +
+        (problem
+          ? `; SWITCH BACK INCOMPLETE, ops must finish it: ${problem}`
+          : `; every app server is still on ${short(from)}`),
+      details: [{ failedStep, problem }],
+      cause: err instanceof Error ? err : undefined,
+      nonRetryable: true,
+    });
+  }
+}
