@@ -1,6 +1,7 @@
 import { proxyActivities, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE } from '../../activities/errors';
+import { PATCH_FAILED } from './patchProtocol';
 
 /**
  * Every way a workflow calls its activities, by name: the name says the start-to-close bound (and
@@ -30,8 +31,8 @@ import { NON_RETRYABLE } from '../../activities/errors';
  * | localStep3m    | 3 min, local   | —         | 5     | 1 s ×2 ≤ 20 s   | the patch roll's containers check without a      |
  * |                |                |           |       |                 | reboot (may start one and wait for its health)   |
  *
- * The patch roll's patch, reboot and host waits take their bounds from the roll's input, so they
- * are built where the roll runs them.
+ * The patch roll's in-flight waits, patch, reboot and host waits take their bounds from the roll's
+ * input: patchRollSteps(cfg), at the end.
  */
 const retry: RetryPolicy = {
   initialInterval: '1 second',
@@ -103,6 +104,40 @@ export const localHealth30s = proxyLocalActivities<Activities>({
 
 export const localStep3m = proxyLocalActivities<Activities>({ startToCloseTimeout: '3 minutes', retry });
 
-/** The patch roll's names for step1m and long15m, until it calls them by the names above. */
-export const quick = step1m;
-export const slow = long15m;
+/**
+ * The patch, reboot and wait steps, with timeouts from the input. The patch is retried only for a
+ * lost host or worker (its guard makes a retry safe), never when the command itself failed.
+ */
+export function patchRollSteps(cfg: {
+  drainTimeoutSeconds: number;
+  patchTimeoutSeconds: number;
+  rebootTimeoutSeconds: number;
+}) {
+  const retry: RetryPolicy = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '20 seconds',
+  };
+  return {
+    /** Watching the proxies: local (no task-queue round trip), as long as the wait may take. */
+    inFlight: proxyLocalActivities<Activities>({
+      startToCloseTimeout: `${cfg.drainTimeoutSeconds + 30} seconds`,
+      retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+    }),
+    patch: proxyActivities<Activities>({
+      startToCloseTimeout: `${cfg.patchTimeoutSeconds + 120} seconds`,
+      heartbeatTimeout: '20 seconds',
+      retry: { ...retry, maximumAttempts: 4, nonRetryableErrorTypes: [...NON_RETRYABLE, PATCH_FAILED] },
+    }),
+    reboot: proxyActivities<Activities>({
+      startToCloseTimeout: '3 minutes',
+      heartbeatTimeout: '20 seconds',
+      retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+    }),
+    wait: proxyActivities<Activities>({
+      startToCloseTimeout: `${cfg.rebootTimeoutSeconds + 60} seconds`,
+      heartbeatTimeout: '30 seconds',
+      retry: { ...retry, maximumAttempts: 2, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+    }),
+  };
+}

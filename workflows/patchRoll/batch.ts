@@ -1,5 +1,5 @@
 import type { Profile } from '../../schema/profile';
-import { quick } from '../lib/activities';
+import { step1m } from '../lib/activities';
 import { patchHost, type LockedSite } from './host';
 import type { Listing } from './listing';
 import type { LockedBatch, RollLocks } from './locks';
@@ -12,7 +12,7 @@ export class Profiles {
 
   get(name: string): Promise<Profile> {
     if (!this.loading.has(name)) {
-      const p = quick.loadProfile({ name });
+      const p = step1m.loadProfile({ name });
       this.loading.set(name, p);
       // kept for the run only once loaded: a later batch asks again after a failure
       p.catch(() => this.loading.get(name) === p && this.loading.delete(name));

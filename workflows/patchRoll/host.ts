@@ -1,20 +1,13 @@
-import {
-  CancellationScope,
-  proxyActivities,
-  proxyLocalActivities,
-  type RetryPolicy,
-} from '@temporalio/workflow';
-import type { Activities } from '../../activities';
-import { NON_RETRYABLE } from '../../activities/errors';
+import { CancellationScope } from '@temporalio/workflow';
 import type { Profile } from '../../schema/profile';
 import { withBackendState, type Route } from '../../schema/route';
 import type { SiteRecord } from '../../schema/site';
-import { quick, slow } from '../lib/activities';
-import { local, localContainers, localPatient } from '../lib/patchActivities';
+import { localHealth30s, localStep1m, localStep3m, long15m, patchRollSteps, step1m } from '../lib/activities';
+import { backendHealthyFromProxies, siteHealthyThroughProxies } from '../lib/health';
 import { rootMessage } from '../lib/input';
 import type { PatchRollConfig } from '../lib/patchInput';
 import type { HostDecision, SiteAction } from './plan';
-import { PATCH_FAILED, type HostProgress, type HostState } from '../lib/patchProtocol';
+import type { HostProgress, HostState } from '../lib/patchProtocol';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {
@@ -65,7 +58,7 @@ export async function patchHost(
   const out = decision.actions.filter((a) => a.action !== 'none');
   let takenOut = false;
   let patchStarted = false;
-  const acts = hostActivities(cfg);
+  const acts = patchRollSteps(cfg);
   try {
     hp.state = 'draining';
     takenOut = out.length > 0;
@@ -116,41 +109,34 @@ export async function patchHost(
             s.rolesHere.some((r) => r === 'app' || r === 'cron') &&
             placement.appHosts.includes(host)
           )
-            await quick.mountSiteFiles({ siteId: s.siteId, host, storageHost: placement.storageHost });
+            await step1m.mountSiteFiles({ siteId: s.siteId, host, storageHost: placement.storageHost });
           // after a patch without a reboot this is usually one listing: no task-queue round trip
-          const check = reboot ? slow : localContainers;
+          const check = reboot ? long15m : localStep3m;
           await check.startSiteContainers({ siteId: s.siteId, host });
         }),
     );
 
     hp.state = 'checking';
     await forEachSite(ctx, out, async (site) => {
-      const profile = await ctx.profile(site.record.spec!.profile);
-      for (const proxyHost of site.record.placement!.proxyHosts)
-        await localPatient.checkBackendHealth({
-          proxyHost,
-          backendHost: host,
-          port: site.record.placement!.port,
-          domain: site.record.spec!.domains[0]!,
-          path: profile.health.path,
-          expectStatus: profile.health.expectStatus,
-          expectText: profile.health.expectText,
-        });
+      const { placement, spec } = site.record;
+      const profile = await ctx.profile(spec!.profile);
+      await backendHealthyFromProxies(
+        { placement: placement!, domains: spec!.domains, profile },
+        { host, port: placement!.port },
+        { via: localHealth30s },
+      );
     });
 
     hp.state = 'readmitting';
     await putBack(ctx, out);
     takenOut = false;
     await forEachSite(ctx, out, async (site) => {
-      const profile = await ctx.profile(site.record.spec!.profile);
-      for (const proxyHost of site.record.placement!.proxyHosts)
-        await localPatient.checkSiteHealth({
-          proxyHost,
-          domain: site.record.spec!.domains[0]!,
-          path: profile.health.path,
-          expectStatus: profile.health.expectStatus,
-          expectText: profile.health.expectText,
-        });
+      const { placement, spec } = site.record;
+      const profile = await ctx.profile(spec!.profile);
+      await siteHealthyThroughProxies(
+        { placement: placement!, domains: spec!.domains, profile },
+        { mode: 'each-proxy-in-turn', via: localHealth30s },
+      );
     });
     return finish(hp, 'done');
   } catch (err) {
@@ -203,9 +189,9 @@ async function takeOut(
   ctx: HostContext,
   site: LockedSite,
   action: SiteAction,
-  waiting?: { acts: ReturnType<typeof hostActivities>; lingering: Map<string, number> },
+  waiting?: { acts: ReturnType<typeof patchRollSteps>; lingering: Map<string, number> },
 ): Promise<void> {
-  const acts = waiting ? waiting.acts.inFlight : local;
+  const acts = waiting ? waiting.acts.inFlight : localStep1m;
   const wait = waiting ? { waitInFlightSeconds: ctx.cfg.drainTimeoutSeconds } : {};
   await Promise.all(
     [...site.routes].map(async ([proxyHost, route]) => {
@@ -244,7 +230,7 @@ async function putBack(ctx: HostContext, actions: { siteId: string; action: Site
     Promise.all(
       [...site.routes].map(([proxyHost, route]) =>
         action === 'drain'
-          ? local.setBackendState({
+          ? localStep1m.setBackendState({
               host: proxyHost,
               siteId: site.siteId,
               backendHost: ctx.host,
@@ -252,42 +238,8 @@ async function putBack(ctx: HostContext, actions: { siteId: string; action: Site
               // what the drain stored (if it did not, the proxy's guard refuses it and reads)
               expected: withBackendState(route, ctx.host, 'drained'),
             })
-          : local.putSiteRoute({ host: proxyHost, route }),
+          : localStep1m.putSiteRoute({ host: proxyHost, route }),
       ),
     ),
   );
-}
-
-/**
- * The patch, reboot and wait steps, with timeouts from the input. The patch is retried only for a
- * lost host or worker (its guard makes a retry safe), never when the command itself failed.
- */
-function hostActivities(cfg: PatchRollConfig) {
-  const retry: RetryPolicy = {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '20 seconds',
-  };
-  return {
-    /** Watching the proxies: local (no task-queue round trip), as long as the wait may take. */
-    inFlight: proxyLocalActivities<Activities>({
-      startToCloseTimeout: `${cfg.drainTimeoutSeconds + 30} seconds`,
-      retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE] },
-    }),
-    patch: proxyActivities<Activities>({
-      startToCloseTimeout: `${cfg.patchTimeoutSeconds + 120} seconds`,
-      heartbeatTimeout: '20 seconds',
-      retry: { ...retry, maximumAttempts: 4, nonRetryableErrorTypes: [...NON_RETRYABLE, PATCH_FAILED] },
-    }),
-    reboot: proxyActivities<Activities>({
-      startToCloseTimeout: '3 minutes',
-      heartbeatTimeout: '20 seconds',
-      retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE] },
-    }),
-    wait: proxyActivities<Activities>({
-      startToCloseTimeout: `${cfg.rebootTimeoutSeconds + 60} seconds`,
-      heartbeatTimeout: '30 seconds',
-      retry: { ...retry, maximumAttempts: 2, nonRetryableErrorTypes: [...NON_RETRYABLE] },
-    }),
-  };
 }

@@ -1,10 +1,10 @@
 import type { Route } from '../../schema/route';
 import type { SiteRecord } from '../../schema/site';
-import { local } from '../lib/patchActivities';
+import { localStep1m } from '../lib/activities';
 import type { HeldSiteLocks } from '../lib/siteLock';
 import type { LockedSite } from './host';
 
-export type SiteContainersOnHost = Awaited<ReturnType<typeof local.hostSites>>[number];
+export type SiteContainersOnHost = Awaited<ReturnType<typeof localStep1m.hostSites>>[number];
 
 /** Which sites have containers on each host, and the records of those sites (before the locks). */
 export interface Listing {
@@ -31,7 +31,9 @@ export function siteIdsIn(seen: Listing['seen']): string[] {
 async function readRoutesAtOnce(r: SiteRecord): Promise<Map<string, Route>> {
   const m = new Map<string, Route>();
   const found = await Promise.all(
-    r.placement!.proxyHosts.map((proxyHost) => local.readSiteRoute({ host: proxyHost, siteId: r.siteId })),
+    r.placement!.proxyHosts.map((proxyHost) =>
+      localStep1m.readSiteRoute({ host: proxyHost, siteId: r.siteId }),
+    ),
   );
   r.placement!.proxyHosts.forEach((proxyHost, i) => found[i] && m.set(proxyHost, found[i]));
   return m;
@@ -43,10 +45,10 @@ const routable = (r: SiteRecord) => r.state === 'active' && !!r.placement && !!r
 /** Which sites have containers on the hosts, and their records. */
 export async function listSites(hosts: string[]): Promise<Listing> {
   const seen = await Promise.all(
-    hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) })),
+    hosts.map(async (host) => ({ host, sites: await localStep1m.hostSites({ host }) })),
   );
   const siteIds = siteIdsIn(seen);
-  const known = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
+  const known = siteIds.length ? await localStep1m.readSiteRecords({ siteIds }) : {};
   return { seen, known };
 }
 
@@ -63,7 +65,7 @@ export async function listSitesHolding(
   const records = new Map(held.locks.map((l) => [l.siteId, l.record]));
   const routes = new Map<string, Map<string, Route>>();
   const [seen] = await Promise.all([
-    Promise.all(hosts.map(async (host) => ({ host, sites: await local.hostSites({ host }) }))),
+    Promise.all(hosts.map(async (host) => ({ host, sites: await localStep1m.hostSites({ host }) }))),
     Promise.all(
       wanted
         .map((id) => records.get(id)!)
@@ -73,7 +75,7 @@ export async function listSitesHolding(
   ]);
   const siteIds = siteIdsIn(seen);
   const others = siteIds.filter((id) => !records.has(id));
-  const known: Listing['known'] = others.length ? await local.readSiteRecords({ siteIds: others }) : {};
+  const known: Listing['known'] = others.length ? await localStep1m.readSiteRecords({ siteIds: others }) : {};
   for (const id of siteIds) if (records.has(id)) known[id] = records.get(id)!;
   return { seen, known, held: { siteIds: wanted, routes } };
 }
@@ -99,7 +101,11 @@ export async function sitesUnderLocks(
   const unlocked = new Map<string, string[]>();
   let again: SiteContainersOnHost[][];
   if (listedUnder) again = hosts.map((h) => listedUnder.seen.find((x) => x.host === h)?.sites ?? []);
-  else [again] = await Promise.all([Promise.all(hosts.map((host) => local.hostSites({ host }))), readRoutes]);
+  else
+    [again] = await Promise.all([
+      Promise.all(hosts.map((host) => localStep1m.hostSites({ host }))),
+      readRoutes,
+    ]);
   for (const [i, host] of hosts.entries()) {
     const mine = new Map<string, LockedSite>();
     for (const s of again[i]!) {

@@ -1,5 +1,5 @@
 import { CancellationScope, getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
-import { local } from '../lib/patchActivities';
+import { localStep1m } from '../lib/activities';
 import { acquireSiteLocks, joinHeldLocks, type HeldSiteLocks } from '../lib/siteLock';
 import { releaseLockSignal, siteWorkflowId } from '../lib/siteProtocol';
 import {
@@ -157,7 +157,7 @@ export class RollLocks {
    */
   private async keepFor(wanted: string[], held: HeldSiteLocks): Promise<HeldSiteLocks | undefined> {
     const waiting = wanted.length
-      ? await local.siteLockWaiters({ siteIds: wanted }).catch(() => ({}) as Record<string, number>)
+      ? await localStep1m.siteLockWaiters({ siteIds: wanted }).catch(() => ({}) as Record<string, number>)
       : {};
     const keep = wanted.filter((id) => waiting[id] === 0);
     await held.keepOnly(keep);
@@ -172,7 +172,7 @@ export class RollLocks {
     let error: unknown;
     const scope = new CancellationScope();
     const attempt = scope
-      .run(() => acquireSiteLocks(siteIds, LOCK_OPERATION, roll.progress, local.requestSiteLock))
+      .run(() => acquireSiteLocks(siteIds, LOCK_OPERATION, roll.progress, localStep1m.requestSiteLock))
       .then(
         (l) => (got = l),
         (e: unknown) => (error = e ?? new Error('lock acquisition failed')),

@@ -1,6 +1,6 @@
 import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import { rootMessage } from '../lib/input';
-import { local } from '../lib/patchActivities';
+import { localStep1m } from '../lib/activities';
 import { resolveCount } from '../lib/patchInput';
 import { Hosts } from '../searchAttributes';
 import { siteIdsIn, type Listing } from './listing';
@@ -15,7 +15,7 @@ import type { RollState } from './state';
  */
 export async function planRoll(roll: RollState): Promise<Listing> {
   const { cfg, progress } = roll;
-  const inventory = await local.listHosts();
+  const inventory = await localStep1m.listHosts();
   const { hosts, unknown } = selectHosts(inventory, cfg.hosts);
   if (unknown.length)
     throw ApplicationFailure.create({
@@ -29,7 +29,7 @@ export async function planRoll(roll: RollState): Promise<Listing> {
 
   const found = await Promise.all(
     hosts.map((host) =>
-      local.hostSites({ host }).then(
+      localStep1m.hostSites({ host }).then(
         (sites) => ({ host, sites }),
         (err: unknown) => {
           Object.assign(progress.hosts[host]!, {
@@ -43,7 +43,7 @@ export async function planRoll(roll: RollState): Promise<Listing> {
     ),
   );
   const siteIds = siteIdsIn(found);
-  const records = siteIds.length ? await local.readSiteRecords({ siteIds }) : {};
+  const records = siteIds.length ? await localStep1m.readSiteRecords({ siteIds }) : {};
   const siteAppHosts: Record<string, string[]> = {};
   for (const [siteId, record] of Object.entries(records))
     if (record?.placement && record.state !== 'deleted') siteAppHosts[siteId] = record.placement.appHosts;
