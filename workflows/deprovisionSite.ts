@@ -5,6 +5,7 @@ import { long15m, step1m } from './lib/activities';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { withSiteLock } from './lib/siteLock';
+import { onEveryHost } from './lib/parallel';
 
 export const DeprovisionSiteInput = z.strictObject({
   siteId: SiteId,
@@ -88,15 +89,15 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
     op.step('containers');
     const inventory = await step1m.listHosts();
     const everyHost = inventory.map((h) => h.name);
-    await Promise.all(everyHost.map((host) => step1m.removeSiteContainers({ siteId, host })));
+    await onEveryHost(everyHost, (host) => step1m.removeSiteContainers({ siteId, host }));
 
     op.step('files mounts');
-    await Promise.all(placement.appHosts.map((host) => step1m.unmountSiteFiles({ siteId, host })));
+    await onEveryHost(placement.appHosts, (host) => step1m.unmountSiteFiles({ siteId, host }));
 
     // every app host, not only the placement's: a sweep, like the containers'
     op.step('release folders');
     const appHosts = inventory.filter((h) => h.roles.includes('app')).map((h) => h.name);
-    await Promise.all(appHosts.map((host) => step1m.removeSiteReleases({ siteId, host })));
+    await onEveryHost(appHosts, (host) => step1m.removeSiteReleases({ siteId, host }));
     const gitHost = inventory.find((h) => h.roles.includes('git'));
     const keptRepository: DeprovisionSiteResult['keptRepository'] =
       gitHost && record.spec ? { repo: record.spec.git.repo, host: gitHost.name } : undefined;

@@ -9,6 +9,7 @@ import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { Saga } from './lib/saga';
 import { withSiteLock } from './lib/siteLock';
+import { onEveryHost } from './lib/parallel';
 
 export const ProvisionSiteInput = z.strictObject({
   site: SiteSpec,
@@ -100,12 +101,11 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
         step1m.removeSiteFiles({ siteId, storageHost: placement.storageHost }),
       );
       await step1m.ensureSiteFiles({ siteId, storageHost: placement.storageHost });
-      await Promise.all(
-        placement.appHosts.map(async (host) => {
-          saga.add(`unmount files on ${host}`, () => step1m.unmountSiteFiles({ siteId, host }));
-          await step1m.mountSiteFiles({ siteId, host, storageHost: placement.storageHost });
-        }),
-      );
+      // every host's step runs to its end before a failure is handled: an undo must not race it
+      await onEveryHost(placement.appHosts, async (host) => {
+        saga.add(`unmount files on ${host}`, () => step1m.unmountSiteFiles({ siteId, host }));
+        await step1m.mountSiteFiles({ siteId, host, storageHost: placement.storageHost });
+      });
 
       const containerHosts = [...new Set([...placement.appHosts, placement.cacheHost])];
       for (const host of containerHosts)
@@ -126,13 +126,11 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
         await container(placement.cacheHost, 'cache');
       }
       op.step('app containers');
-      await Promise.all(
-        placement.appHosts.map(async (host) => {
-          op.progress.hosts[host] = 'starting app';
-          await container(host, 'app');
-          op.progress.hosts[host] = 'app healthy';
-        }),
-      );
+      await onEveryHost(placement.appHosts, async (host) => {
+        op.progress.hosts[host] = 'starting app';
+        await container(host, 'app');
+        op.progress.hosts[host] = 'app healthy';
+      });
       if (profile.containers.cron) {
         op.step('cron');
         await container(placement.appHosts[0]!, 'cron');

@@ -9,6 +9,7 @@ import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { withSiteLock } from './lib/siteLock';
+import { onEveryHost } from './lib/parallel';
 
 export const RestoreSiteInput = z.strictObject({
   siteId: SiteId,
@@ -107,7 +108,7 @@ async function putBack(
     });
 
   op.step(`${backupId}: stop the containers`);
-  await Promise.all(containerHosts.map((host) => step1m.stopSiteContainers({ siteId, host })));
+  await onEveryHost(containerHosts, (host) => step1m.stopSiteContainers({ siteId, host }));
 
   op.step(`${backupId}: database`);
   await backup6h.restoreBackupDatabase({ ...where, dbHost });
@@ -124,7 +125,7 @@ async function putBack(
     });
 
   op.step(`${backupId}: start the containers`);
-  await Promise.all(containerHosts.map((host) => step1m.startSiteContainers({ siteId, host })));
+  await onEveryHost(containerHosts, (host) => step1m.startSiteContainers({ siteId, host }));
 
   op.step(`${backupId}: leave maintenance`);
   for (const host of placement.proxyHosts)

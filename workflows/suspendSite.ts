@@ -7,6 +7,7 @@ import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { withSiteLock } from './lib/siteLock';
+import { onEveryHost } from './lib/parallel';
 
 export const SuspendSiteInput = z.strictObject({
   siteId: SiteId,
@@ -43,7 +44,7 @@ export async function suspendSite(input: SuspendSiteInput): Promise<{ siteId: st
 
     op.step('stop containers');
     const containerHosts = [...new Set([...placement.appHosts, placement.cacheHost])];
-    await Promise.all(containerHosts.map((host) => step1m.stopSiteContainers({ siteId, host })));
+    await onEveryHost(containerHosts, (host) => step1m.stopSiteContainers({ siteId, host }));
 
     await lock.update({ state: 'suspended' });
     op.finish();
@@ -71,7 +72,7 @@ export async function resumeSite(input: ResumeSiteInput): Promise<{ siteId: stri
 
     op.step('start containers');
     const containerHosts = [...new Set([placement.cacheHost, ...placement.appHosts])];
-    await Promise.all(containerHosts.map((host) => step1m.startSiteContainers({ siteId, host })));
+    await onEveryHost(containerHosts, (host) => step1m.startSiteContainers({ siteId, host }));
 
     op.step('routes');
     const addresses = addressesOf(await step1m.listHosts());
