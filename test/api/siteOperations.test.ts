@@ -12,7 +12,7 @@ import { bridgeAddress, Clone } from '../deploy/gitBed';
 import { openTestFleet } from '../support/fleet';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
 import { testEnv } from '../support/temporal';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { eventually, request, startApi, uniqueSiteId, withApiWorker, type Api } from './harness';
 
 /**

@@ -11,7 +11,7 @@ import { openTestFleet } from '../support/fleet';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
 import { recordHistory } from '../support/histories';
 import { testEnv } from '../support/temporal';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows';
 import { startFileWorker } from './worker';
 

@@ -10,7 +10,7 @@ import { nightlyBackupId } from '../../workflows/nightlyBackups';
 import { openTestFleet } from '../support/fleet';
 import { recordHistory } from '../support/histories';
 import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { createSmallSite, removeSmallSite, waitUntilListedActive, type SmallSite } from './smallSites';
 
 /**

@@ -17,7 +17,7 @@ import { recordHistory } from '../support/histories';
 import { fetchSite, gitRepoOnHost, removeGitRepoOnHost, siteLeftovers, testSite } from '../support/site';
 import { testEnv } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { Clone, pollSite, startDeployBed, type DeployBed } from './gitBed';
 
 /**

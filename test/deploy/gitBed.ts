@@ -11,7 +11,7 @@ import { createActivities } from '../../activities';
 import type { Fleet } from '../../activities/fleet';
 import { gitHookPlugin, type GitHookOptions } from '../../api/gitHook';
 import { probeThroughProxy } from '../../activities/proxy/probe';
-import { CLIENT_KEY, TESTBED_DIR } from '../testbed';
+import { CLIENT_KEY, TESTBED_DIR } from '../../dev/fleet';
 import { uniqueTaskQueue } from '../support/temporal';
 
 const run = promisify(execFile);

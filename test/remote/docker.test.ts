@@ -14,7 +14,7 @@ import type { Fleet } from '../../activities/fleet';
 import { ContainerSpec, type ContainerSpecInput } from '../../schema/container';
 import { openTestFleet } from '../support/fleet';
 import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows/runActivity';
 
 /**

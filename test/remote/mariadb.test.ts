@@ -25,7 +25,7 @@ import { FailureType } from '../../activities/errors';
 import type { Fleet } from '../../activities/fleet';
 import { openTestFleet } from '../support/fleet';
 import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows';
 
 /**

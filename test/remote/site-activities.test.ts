@@ -14,7 +14,7 @@ import type { Profile } from '../../schema/profile';
 import { SiteSpec, siteNames, type Placement } from '../../schema/site';
 import { openTestFleet } from '../support/fleet';
 import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows';
 
 /**

@@ -14,7 +14,7 @@ import { openFleet, type Fleet } from '../../activities/fleet';
 import { SshPool, type SshPoolOptions } from '../../activities/ssh/pool';
 import { openTestFleet } from '../support/fleet';
 import { testEnv, withWorker } from '../support/temporal';
-import { CLIENT_KEY, INVENTORY, TESTBED_DIR, testbed } from '../testbed';
+import { CLIENT_KEY, INVENTORY, TESTBED_DIR, testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows/runActivity';
 
 /**

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { openFleet, type Fleet } from '../../activities/fleet';
-import { freePort } from '../../workers/devServer';
-import { CLIENT_KEY, INVENTORY } from '../testbed';
+import { freePort } from '../../dev/temporal';
+import { CLIENT_KEY, INVENTORY } from '../../dev/fleet';
 import { buildApp, parseLine, runWorker, type WorkerProcess } from './compiledWorker';
 
 /**
