@@ -7,7 +7,7 @@ import type { Fleet } from '../activities/fleet';
 import { loadProfile } from '../activities/site/profiles';
 import { ContainerSpec } from '../schema/container';
 import { ensureRepoArgv } from '../activities/git/commands';
-import { startDevServer } from '../workers/devServer';
+import { startDevServer } from '../dev/temporal';
 import type { DeployReleaseResult } from '../workflows/deploy/deployRelease';
 import { Clone } from '../test/deploy/gitBed';
 import { testSite } from '../test/support/site';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { fingerprint } from '../activities/ssh/pool';
 import { ensureImage } from '../activities/docker/image';
-import { CLIENT_KEY } from '../test/testbed';
+import { CLIENT_KEY } from '../dev/fleet';
 import { benchFleet, median, peakRss, percentile, report, round, sample, timeIt } from './lib';
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { mysqldumpArgv } from '../activities/db/commands';
 import { dumpDatabase } from '../activities/db/dump';
 import { quoteArgv } from '../activities/ssh/quote';
-import { CLIENT_KEY, TESTBED_DIR } from '../test/testbed';
+import { CLIENT_KEY, TESTBED_DIR } from '../dev/fleet';
 import { benchFleet, ensureRevisionsDatabase, median, peakRss, report, round, shell } from './lib';
 
 /**

@@ -5,7 +5,7 @@ import { ensureDatabase } from '../activities/db/admin';
 import { runSqlScript } from '../activities/db/client';
 import { quoteString } from '../activities/db/commands';
 import { openFleet, type Fleet } from '../activities/fleet';
-import { CLIENT_KEY, INVENTORY, testbed } from '../test/testbed';
+import { CLIENT_KEY, INVENTORY, testbed } from '../dev/fleet';
 
 /** Shared helpers for benchmarks: the test bed, timing, medians, RSS, and the closing JSON line. */
 

@@ -12,8 +12,8 @@ import { proxyPaths, sitePaths } from '../activities/proxy/layout';
 import { quoteArgv } from '../activities/ssh/quote';
 import type { Placement } from '../schema/site';
 import { testSite } from '../test/support/site';
-import { CLIENT_KEY, TESTBED_DIR } from '../test/testbed';
-import { startDevServer } from '../workers/devServer';
+import { CLIENT_KEY, TESTBED_DIR } from '../dev/fleet';
+import { startDevServer } from '../dev/temporal';
 import type { deprovisionSite, patchRoll, provisionSite } from '../workflows';
 import { benchFleet, median, printTimeline, report, round } from './lib';
 

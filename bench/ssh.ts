@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLIENT_KEY, TESTBED_DIR } from '../test/testbed';
+import { CLIENT_KEY, TESTBED_DIR } from '../dev/fleet';
 import { benchFleet, median, peakRss, percentile, report, round, sample, timeIt } from './lib';
 
 /**

@@ -8,18 +8,19 @@ import { failure, FailureType } from '../errors';
 /**
  * How a host is rebooted. In production: `systemctl reboot`, scheduled by systemd a moment ahead
  * (commands.ts, scheduleRebootArgv). On the test bed a "host" is a set of namespaces, not a
- * machine: what a reboot looks like from outside is `testbed.sh reboot N` (sshd and dockerd stop
+ * machine: what a reboot looks like from outside is `fleet.sh reboot N` (sshd and dockerd stop
  * and start again), run on the worker's machine.
  *
- * A host is a test-bed host when its inventory entry carries the label `testbed` (testbed.sh puts
+ * A host is a test-bed host when its inventory entry carries the label `testbed` (dev/fleet.sh puts
  * `"testbed": "<prefix>"` on every host it makes). Because that runs a local script as root, it is
  * only done when this worker was started for that very bed: QM_TESTBED_DIR is set, its prefix
  * (QM_TESTBED_PREFIX, default qm) is the label's value, and the bed's own inventory.json lists the
  * host under the same name and address. Anything else is refused (InvalidInput), never guessed.
+ * The script is the bed's own `fleet.sh` (a link the bed writes to the script that made it), so
+ * that this code, built or not, needs no path into the development tools (dev/).
  */
 
 const execFileAsync = promisify(execFile);
-const TESTBED_SCRIPT = path.resolve(__dirname, '..', '..', 'test', 'testbed', 'testbed.sh');
 
 export function isTestbedHost(host: Host): boolean {
   return host.labels.testbed !== undefined;
@@ -52,11 +53,11 @@ export function testbedIndex(
   return { dir, index: m[1]! };
 }
 
-/** `testbed.sh reboot N`: returns once sshd and dockerd are up again. */
+/** `fleet.sh reboot N`, the bed's own script: returns once sshd and dockerd are up again. */
 export async function rebootTestbedHost(host: Host, signal?: AbortSignal): Promise<void> {
   const { dir, index } = testbedIndex(host);
   try {
-    await execFileAsync('bash', [TESTBED_SCRIPT, 'reboot', index], {
+    await execFileAsync('bash', [path.join(dir, 'fleet.sh'), 'reboot', index], {
       env: { ...process.env, QM_TESTBED_DIR: dir },
       timeout: 120_000,
       signal,

@@ -1,12 +1,10 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Fleet } from '../../activities/fleet';
 import { OperationResponse, OperationStarted, SiteResponse } from '../../api/responses';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
-import { testEnv } from '../support/temporal';
-import { eventually, request, startApi, uniqueSiteId, withApiWorker, type Api } from './harness';
+import { request, startApi, uniqueSiteId, withApiWorker, type Api } from './harness';
 
 /**
  * A site's life through the billing API, against the real worker (workers/worker.ts, encrypted
@@ -16,18 +14,15 @@ import { eventually, request, startApi, uniqueSiteId, withApiWorker, type Api } 
  */
 
 const ROOT = path.resolve(__dirname, '..', '..');
-let env: TestWorkflowEnvironment;
+let bed: Bed;
 let api: Api;
-let fleet: Fleet;
 beforeAll(async () => {
-  env = await testEnv();
-  api = await startApi(env);
-  fleet = openTestFleet();
+  bed = await openBed();
+  api = await startApi(bed.env);
 });
 afterAll(async () => {
   await api?.close();
-  await fleet?.close();
-  await env?.teardown();
+  await bed?.close();
 });
 
 /** Run `qm` (the package's bin) as ops would, with the API's Temporal, task queue and codec key. */
@@ -61,7 +56,6 @@ async function send(method: string, p: string, body?: unknown) {
 async function untilDone(id: string) {
   const seen: ReturnType<typeof OperationResponse.parse>[] = [];
   const end = await eventually(
-    `operation ${id}`,
     async () => {
       const r = await request(api, { path: `/v1/operations/${id}` });
       expect(r.status).toBe(200);
@@ -72,7 +66,7 @@ async function untilDone(id: string) {
       }
       return view;
     },
-    150_000,
+    { what: `operation ${id}`, timeoutMs: 150_000 },
   );
   return { end, seen };
 }
@@ -82,7 +76,7 @@ test('create → serves → suspend (queued) → resume → cancel → nothing l
   const domain = site.domains![0]!;
   let provisioned = false;
   let deleted = false;
-  await withApiWorker(env, api, fleet, async () => {
+  await withApiWorker(bed, api, async () => {
     try {
       const created = await send('POST', '/v1/sites', { site });
       expect(created.status).toBe(202);
@@ -90,24 +84,30 @@ test('create → serves → suspend (queued) → resume → cancel → nothing l
       const following = qm('op', provision.operationId, '--follow');
 
       // Sent while the provision holds the site's lock: started, and waits its turn.
-      await eventually('the provision to hold the site lock', async () => {
-        const r = await request(api, { path: `/v1/sites/${site.siteId}` });
-        return r.status === 200 && SiteResponse.parse(r.json).holder?.workflowId === provision.operationId
-          ? true
-          : undefined;
-      });
+      await eventually(
+        async () => {
+          const r = await request(api, { path: `/v1/sites/${site.siteId}` });
+          return r.status === 200 && SiteResponse.parse(r.json).holder?.workflowId === provision.operationId
+            ? true
+            : undefined;
+        },
+        { what: 'the provision to hold the site lock' },
+      );
       const suspendReq = await send('POST', `/v1/sites/${site.siteId}/suspend`, {
         reason: 'invoice 42 unpaid',
       });
       expect(suspendReq.status).toBe(202);
       const suspend = OperationStarted.parse(suspendReq.json);
       expect(suspend).toMatchObject({ queued: true, behind: provision.operationId });
-      await eventually('the suspend to show it waits for the lock', async () => {
-        const r = OperationResponse.parse(
-          (await request(api, { path: `/v1/operations/${suspend.operationId}` })).json,
-        );
-        return r.queued && r.progress?.waitingForLock ? true : undefined;
-      });
+      await eventually(
+        async () => {
+          const r = OperationResponse.parse(
+            (await request(api, { path: `/v1/operations/${suspend.operationId}` })).json,
+          );
+          return r.queued && r.progress?.waitingForLock ? true : undefined;
+        },
+        { what: 'the suspend to show it waits for the lock' },
+      );
 
       const { end, seen } = await untilDone(provision.operationId);
       expect(end).toMatchObject({ state: 'COMPLETED', result: { siteId: site.siteId, state: 'active' } });
@@ -138,13 +138,13 @@ test('create → serves → suspend (queued) → resume → cancel → nothing l
 
       // then the queued suspend ran: the suspended page
       expect((await untilDone(suspend.operationId)).end.state).toBe('COMPLETED');
-      const suspended = await fetchSite(fleet, domain);
+      const suspended = await fetchSite(bed.fleet, domain);
       expect(suspended.status).toBe(503);
       expect(suspended.siteState).toBe('suspended');
 
       const resume = OperationStarted.parse((await send('POST', `/v1/sites/${site.siteId}/resume`)).json);
       expect((await untilDone(resume.operationId)).end.state).toBe('COMPLETED');
-      const served = await fetchSite(fleet, domain);
+      const served = await fetchSite(bed.fleet, domain);
       expect(served.status).toBe(200);
       expect(served.bodyExcerpt).toContain(`site ${site.siteId}`);
 
@@ -172,8 +172,8 @@ test('create → serves → suspend (queued) → resume → cancel → nothing l
         result: { state: 'deleted' },
       });
       deleted = true;
-      expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
-      expect((await fetchSite(fleet, domain)).status).toBe(404);
+      expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
+      expect((await fetchSite(bed.fleet, domain)).status).toBe(404);
 
       // gone from the platform: a suspend is refused, nothing starts
       const late = await send('POST', `/v1/sites/${site.siteId}/suspend`, {});

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { OPERATIONS } from '../../api/operations';
 import { sign } from '../../api/signature';
 import { testSite } from '../support/site';
-import { testEnv } from '../support/temporal';
+import { openBed, type Bed } from '../support/bed';
 import { OLD_SECRET, rawRequest, SECRET, startApi, type Answer, type Api } from './harness';
 
 /**
@@ -17,15 +16,15 @@ import { OLD_SECRET, rawRequest, SECRET, startApi, type Answer, type Api } from 
 const COUNT = 1500;
 const SEED = Number(process.env.QM_FUZZ_SEED ?? Date.now() % 2 ** 31);
 
-let env: TestWorkflowEnvironment;
+let bed: Bed;
 let api: Api;
 beforeAll(async () => {
-  env = await testEnv();
-  api = await startApi(env);
+  bed = await openBed({ fleet: false });
+  api = await startApi(bed.env);
 });
 afterAll(async () => {
   await api?.close();
-  await env?.teardown();
+  await bed?.close();
 });
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed with QM_FUZZ_SEED. */

@@ -4,12 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
-import type { Fleet } from '../../activities/fleet';
 import type { GitHookConfig } from '../../activities/git/activities';
 import { buildApi } from '../../api/server';
 import { sign } from '../../api/signature';
 import { AesGcmCodec, dataConverterFor, keyId } from '../../workers/codec';
 import { createWorker } from '../../workers/worker';
+import type { Bed } from '../support/bed';
 import { uniqueTaskQueue } from '../support/temporal';
 
 /**
@@ -94,18 +94,17 @@ export async function terminateAll(client: Client, taskQueue: string): Promise<v
 
 /** The real worker on the API's task queue, with the codec, while `fn` runs. */
 export async function withApiWorker<T>(
-  env: TestWorkflowEnvironment,
+  bed: Bed,
   api: Api,
-  fleet: Fleet,
   fn: () => Promise<T>,
   gitHook?: GitHookConfig,
 ): Promise<T> {
   const codePath = process.env.QM_TEST_WORKFLOW_BUNDLE;
   if (!codePath) throw new Error('QM_TEST_WORKFLOW_BUNDLE is not set: run the tests through jest');
   const worker = await createWorker({
-    connection: env.nativeConnection,
+    connection: bed.env.nativeConnection,
     taskQueue: api.taskQueue,
-    fleet,
+    fleet: bed.fleet,
     client: api.client,
     workflowBundle: { codePath },
     dataConverter: dataConverterFor(api.codec),
@@ -193,21 +192,6 @@ export function rawRequest(
     if (body.length) req.end(body);
     else req.end();
   });
-}
-
-/** Poll until `check` returns a value (not undefined), or fail after `ms`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Workflow ids from visibility matching a query. */

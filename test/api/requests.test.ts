@@ -1,8 +1,7 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { OperationResponse, OperationStarted } from '../../api/responses';
 import { sign } from '../../api/signature';
 import { testSite } from '../support/site';
-import { testEnv } from '../support/temporal';
+import { openBed, type Bed } from '../support/bed';
 import {
   listIds,
   OLD_SECRET,
@@ -20,15 +19,15 @@ import {
  * No worker runs here: started operations wait on the task queue and are terminated at the end.
  */
 
-let env: TestWorkflowEnvironment;
+let bed: Bed;
 let api: Api;
 beforeAll(async () => {
-  env = await testEnv();
-  api = await startApi(env);
+  bed = await openBed({ fleet: false });
+  api = await startApi(bed.env);
 });
 afterAll(async () => {
   await api?.close();
-  await env?.teardown();
+  await bed?.close();
 });
 
 const now = () => Math.floor(Date.now() / 1000);

@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Fleet } from '../../activities/fleet';
 import { makeGitActivities } from '../../activities/git/activities';
 import { makeReleaseActivities } from '../../activities/release/activities';
 import { OperationResponse, OperationStarted, SiteResponse } from '../../api/responses';
@@ -9,11 +7,11 @@ import { siteNames } from '../../schema/site';
 import { deployWorkflowId } from '../../workflows/lib/deployId';
 import { RETENTION } from '../../workflows/lib/retention';
 import { bridgeAddress, Clone } from '../deploy/gitBed';
-import { openTestFleet } from '../support/fleet';
+import { testbed } from '../../dev/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
-import { testEnv } from '../support/temporal';
-import { testbed } from '../testbed';
-import { eventually, request, startApi, uniqueSiteId, withApiWorker, type Api } from './harness';
+import { request, startApi, uniqueSiteId, withApiWorker, type Api } from './harness';
 
 /**
  * The operations billing runs on a live site, through the API on the real worker and bed, each
@@ -22,20 +20,17 @@ import { eventually, request, startApi, uniqueSiteId, withApiWorker, type Api } 
  * API's own Git webhook (read back as an operation), deploy of a chosen ref, roll back.
  */
 
-let env: TestWorkflowEnvironment;
+let bed: Bed;
 let api: Api;
-let fleet: Fleet;
 const hookSecret = randomBytes(32).toString('hex');
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
+  bed = await openBed();
   // on the bed's bridge, where the Git host's hook reaches the API
-  api = await startApi(env, { host: bridgeAddress(fleet), gitHookSecret: hookSecret });
+  api = await startApi(bed.env, { host: bridgeAddress(bed.fleet), gitHookSecret: hookSecret });
 });
 afterAll(async () => {
   await api?.close();
-  await fleet?.close();
-  await env?.teardown();
+  await bed?.close();
 });
 
 let keySeq = 0;
@@ -48,7 +43,6 @@ async function started(method: string, p: string, body?: unknown) {
 /** Poll the operation through the API until it ends. */
 async function outcome(id: string) {
   return eventually(
-    `operation ${id}`,
     async () => {
       const r = await request(api, { path: `/v1/operations/${id}` });
       if (r.status === 404) return undefined; // a push deploy a moment before it starts
@@ -56,7 +50,7 @@ async function outcome(id: string) {
       const view = OperationResponse.parse(r.json);
       return view.state === 'RUNNING' ? undefined : view;
     },
-    180_000,
+    { what: `operation ${id}`, timeoutMs: 180_000 },
   );
 }
 
@@ -86,9 +80,8 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
   let clone: Clone | undefined;
   let provisioned = false;
   await withApiWorker(
-    env,
+    bed,
     api,
-    fleet,
     async () => {
       try {
         await completed(await started('POST', '/v1/sites', { site }));
@@ -116,25 +109,27 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
         // a file written after the backup; the restore puts the files back as they were
         const late = `${siteNames(site.siteId).filesDir}/written-after-backup.txt`;
         testbed.exec(placement!.storageHost, ['sh', '-c', 'echo late > "$1"', 'sh', late]);
-        await eventually('the late file to be served (sshfs caches a moment)', async () =>
-          (await fetchSite(fleet, domain, '/files/written-after-backup.txt')).status === 200
-            ? true
-            : undefined,
+        await eventually(
+          async () =>
+            (await fetchSite(bed.fleet, domain, '/files/written-after-backup.txt')).status === 200
+              ? true
+              : undefined,
+          { what: 'the late file to be served (sshfs caches a moment)' },
         );
         const restored = await completed(
           await started('POST', `/v1/sites/${site.siteId}/restore`, { backupId }),
         );
         expect(restored).toMatchObject({ siteId: site.siteId, restored: backupId });
         expect(() => testbed.exec(placement!.storageHost, ['test', '-e', late])).toThrow();
-        expect((await fetchSite(fleet, domain)).status).toBe(200);
+        expect((await fetchSite(bed.fleet, domain)).status).toBe(200);
 
         // a push to the tracked branch: the Git host's hook → the API's webhook → a deploy, read as an operation
-        await makeGitActivities(fleet, gitHook).ensureGitRepo({ repo });
-        clone = await Clone.create(fleet, repo);
+        await makeGitActivities(bed.fleet, gitHook).ensureGitRepo({ repo });
+        clone = await Clone.create(bed.fleet, repo);
         const v1 = (await clone.push('main', { VERSION: 'v1\n' }, 'v1')).commit;
         const pushed = await completed(deployWorkflowId(site.siteId, v1));
         expect(pushed).toMatchObject({ status: 'deployed', release: v1, triggeredBy: 'push:root' });
-        expect((await fetchSite(fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+        expect((await fetchSite(bed.fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
 
         // a branch the site does not track deploys nothing; billing deploys it by name
         const v2 = (await clone.push('feature', { VERSION: 'v2\n' }, 'v2')).commit;
@@ -148,13 +143,13 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
           triggeredBy: 'api:test',
           trigger: { kind: 'request', ref: 'feature', reason: 'try v2' },
         });
-        expect((await fetchSite(fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v2\n');
+        expect((await fetchSite(bed.fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v2\n');
 
         const rollback = await completed(
           await started('POST', `/v1/sites/${site.siteId}/rollback`, { release: v1, reason: 'v2 is slow' }),
         );
         expect(rollback).toMatchObject({ status: 'rolled-back', release: v1, previous: v2 });
-        expect((await fetchSite(fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+        expect((await fetchSite(bed.fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
         expect((await siteRecord(site.siteId)).release).toBe(v1);
 
         // a release that was never kept is refused, and says why
@@ -172,7 +167,7 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
         expect(JSON.stringify(history)).toContain('Encoded failure');
         expect(storedText(history)).not.toContain('no longer kept');
         expect(storedText(history)).toContain('binary/encrypted');
-        expect((await fetchSite(fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+        expect((await fetchSite(bed.fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
 
         await completed(await started('DELETE', `/v1/sites/${site.siteId}`));
         provisioned = false;
@@ -187,14 +182,14 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
             await outcome(r.json.operationId as string).catch(() => undefined);
         }
         clone?.remove();
-        const releases = makeReleaseActivities(fleet);
-        for (const h of fleet.hosts.filter((x) => x.roles.includes('app')))
+        const releases = makeReleaseActivities(bed.fleet);
+        for (const h of bed.fleet.hosts.filter((x) => x.roles.includes('app')))
           await releases.removeSiteReleases({ siteId: site.siteId, host: h.name });
-        const gitHost = fleet.hosts.find((h) => h.roles.includes('git'))!.name;
-        await fleet.pool.exec(gitHost, ['rm', '-rf', '--', `/srv/git/${repo}`]);
+        const gitHost = bed.fleet.hosts.find((h) => h.roles.includes('git'))!.name;
+        await bed.fleet.pool.exec(gitHost, ['rm', '-rf', '--', `/srv/git/${repo}`]);
       }
     },
     gitHook,
   );
-  expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+  expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
 }, 600_000);

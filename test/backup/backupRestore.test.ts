@@ -1,19 +1,16 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Fleet } from '../../activities/fleet';
 import type { Manifest } from '../../activities/backup/manifest';
 import type { Placement } from '../../schema/site';
 import { backupSite, deprovisionSite, provisionSite, restoreSite } from '../../workflows';
 import { rootMessage } from '../../workflows/lib/input';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
 import { recordHistory } from '../support/histories';
-import { testEnv } from '../support/temporal';
-import { testbed } from '../testbed';
+import { startWorker, uniqueTaskQueue, type FileWorker } from '../support/temporal';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows';
-import { startFileWorker } from './worker';
 
 /**
  * Backups and restores on the real bed, of a site provisioned through provisionSite (test
@@ -21,14 +18,13 @@ import { startFileWorker } from './worker';
  * Every outcome is read from the hosts directly (`testbed exec`, bypassing our SSH code).
  */
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
+let bed: Bed;
 const site = testSite({ appServers: 1 });
 const { siteId } = site;
 const db = `site_${siteId.replace(/-/g, '_')}`;
 const files = `/srv/qm/files/${siteId}`;
 let placement: Placement;
-let worker: Awaited<ReturnType<typeof startFileWorker>>;
+let worker: FileWorker;
 let taskQueue: string;
 /** The backup whose post-restore check is made to fail. */
 let failCheckOf: string | undefined;
@@ -82,19 +78,21 @@ async function failureOf(p: Promise<unknown>): Promise<string> {
 }
 
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
-  worker = await startFileWorker(env, fleet, (real) => ({
-    // the real check, then (when a test asks) a failure: what a restore that went wrong looks like
-    async checkRestoredSite(input) {
-      const result = await real.checkRestoredSite(input);
-      if (failCheckOf === input.backupId)
-        throw ApplicationFailure.nonRetryable('injected: the check failed', 'Injected');
-      return result;
-    },
-  }));
+  bed = await openBed();
+  worker = await startWorker(bed, {
+    taskQueue: uniqueTaskQueue('backup'),
+    overrides: (real) => ({
+      // the real check, then (when a test asks) a failure: what a restore that went wrong looks like
+      async checkRestoredSite(input) {
+        const result = await real.checkRestoredSite(input);
+        if (failCheckOf === input.backupId)
+          throw ApplicationFailure.nonRetryable('injected: the check failed', 'Injected');
+        return result;
+      },
+    }),
+  });
   taskQueue = worker.taskQueue;
-  const r = await env.client.workflow.execute(provisionSite, {
+  const r = await bed.env.client.workflow.execute(provisionSite, {
     taskQueue,
     workflowId: uid('provision'),
     args: [{ site, triggeredBy: 'test' }],
@@ -116,16 +114,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (placement)
-    await env.client.workflow.execute(deprovisionSite, {
+    await bed.env.client.workflow.execute(deprovisionSite, {
       taskQueue,
       workflowId: uid('deprovision'),
       args: [{ siteId, skipFinalBackup: true }],
     });
   await worker?.stop();
   if (placement) onStorage('rm -rf -- "$1"', `/srv/qm/backups/${siteId}`);
-  expect(await siteLeftovers(fleet, siteId)).toEqual([]);
-  await fleet?.close();
-  await env?.teardown();
+  expect(await siteLeftovers(bed.fleet, siteId)).toEqual([]);
+  await bed?.close();
 }, 180_000);
 
 let goodBackup: string;
@@ -135,7 +132,7 @@ test('backup → the site is damaged → restore: tables, rows and files are exa
   expect(before.rows).toEqual({ civicrm_contact: 300, node: 2000 });
 
   const backupWorkflowId = uid('backup');
-  const backup = await env.client.workflow.execute(backupSite, {
+  const backup = await bed.env.client.workflow.execute(backupSite, {
     taskQueue,
     workflowId: backupWorkflowId,
     args: [{ siteId, triggeredBy: 'test' }],
@@ -171,7 +168,7 @@ test('backup → the site is damaged → restore: tables, rows and files are exa
   expect(onStorage('ls -A /srv/qm/backups/.scratch 2>/dev/null || true').trim()).toBe('');
 
   // the site's record, and the LastGoodBackup search attribute its workflow publishes
-  const handle = env.client.workflow.getHandle(siteWorkflowId(siteId));
+  const handle = bed.env.client.workflow.getHandle(siteWorkflowId(siteId));
   expect((await handle.query(siteQuery)).record.lastGoodBackup).toEqual({
     backupId: backup.backupId,
     at: backup.createdAt,
@@ -191,7 +188,7 @@ test('backup → the site is damaged → restore: tables, rows and files are exa
   expect(siteState()).not.toEqual(before);
 
   const restoreWorkflowId = uid('restore');
-  const restored = await env.client.workflow.execute(restoreSite, {
+  const restored = await bed.env.client.workflow.execute(restoreSite, {
     taskQueue,
     workflowId: restoreWorkflowId,
     args: [{ siteId, backupId: backup.backupId, triggeredBy: 'test' }],
@@ -206,13 +203,13 @@ test('backup → the site is damaged → restore: tables, rows and files are exa
   expect(safety.kind).toBe('safety');
   expect(safety.verified).toBe(true);
   expect(safety.database.rowCounts).toEqual({ junk: 0, node: 1500 });
-  const page = await fetchSite(fleet, site.domains![0]!);
+  const page = await fetchSite(bed.fleet, site.domains![0]!);
   expect(page.status).toBe(200);
   expect(page.siteState).toBeUndefined();
 }, 240_000);
 
 test('a tampered artifact is caught by its checksum: verification fails, restore refuses and touches nothing', async () => {
-  const backup = await env.client.workflow.execute(backupSite, {
+  const backup = await bed.env.client.workflow.execute(backupSite, {
     taskQueue,
     workflowId: uid('backup'),
     args: [{ siteId, prune: false }],
@@ -226,7 +223,7 @@ test('a tampered artifact is caught by its checksum: verification fails, restore
   const before = siteState();
 
   const refused = await failureOf(
-    env.client.workflow.execute(restoreSite, {
+    bed.env.client.workflow.execute(restoreSite, {
       taskQueue,
       workflowId: uid('restore'),
       args: [{ siteId, backupId: backup.backupId }],
@@ -234,12 +231,12 @@ test('a tampered artifact is caught by its checksum: verification fails, restore
   );
   expect(refused).toContain('files.tar.gz does not match its checksum: refusing to restore it');
   expect(siteState()).toEqual(before);
-  expect((await fetchSite(fleet, site.domains![0]!)).status).toBe(200);
+  expect((await fetchSite(bed.fleet, site.domains![0]!)).status).toBe(200);
   // refused before the safety backup: the only backups are the earlier ones
   expect(onStorage('ls "$1"', `/srv/qm/backups/${siteId}`).split('\n').filter(Boolean)).toHaveLength(3);
 
   // verifying it again finds the damage and marks it bad
-  const verified = (await env.client.workflow.execute(runActivity, {
+  const verified = (await bed.env.client.workflow.execute(runActivity, {
     taskQueue,
     workflowId: uid('verify'),
     args: [
@@ -270,7 +267,7 @@ test('a tampered artifact is caught by its checksum: verification fails, restore
     `/srv/qm/backups/${siteId}/${goodBackup}`,
   );
   const refusedDb = await failureOf(
-    env.client.workflow.execute(restoreSite, {
+    bed.env.client.workflow.execute(restoreSite, {
       taskQueue,
       workflowId: uid('restore'),
       args: [{ siteId, backupId: goodBackup }],
@@ -281,7 +278,7 @@ test('a tampered artifact is caught by its checksum: verification fails, restore
 }, 180_000);
 
 test('a restore that fails half-way puts the safety backup back, leaves maintenance, and fails with the cause', async () => {
-  const target = await env.client.workflow.execute(backupSite, {
+  const target = await bed.env.client.workflow.execute(backupSite, {
     taskQueue,
     workflowId: uid('backup'),
     args: [{ siteId, prune: false }],
@@ -293,7 +290,7 @@ test('a restore that fails half-way puts the safety backup back, leaves maintena
 
   failCheckOf = target.backupId;
   const rollbackWorkflowId = uid('restore');
-  const err = await env.client.workflow
+  const err = await bed.env.client.workflow
     .execute(restoreSite, {
       taskQueue,
       workflowId: rollbackWorkflowId,
@@ -313,6 +310,6 @@ test('a restore that fails half-way puts the safety backup back, leaves maintena
   expect(cause.message).toContain('injected: the check failed');
   expect(cause.message).toContain('was put back as it was before, from the safety backup');
   expect(siteState()).toEqual(before);
-  const page = await fetchSite(fleet, site.domains![0]!);
+  const page = await fetchSite(bed.fleet, site.domains![0]!);
   expect([page.status, page.siteState]).toEqual([200, undefined]);
 }, 180_000);

@@ -1,5 +1,3 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Fleet } from '../../activities/fleet';
 import type { Manifest } from '../../activities/backup/manifest';
 import { ensureNightlyBackupSchedule } from '../../activities/backup/schedule';
 import { backupSite, changePlan, type nightlyBackups } from '../../workflows';
@@ -7,10 +5,11 @@ import { backupIdFor } from '../../workflows/lib/backupId';
 import { planRetention, RETENTION, type BackupEntry } from '../../workflows/lib/retention';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { nightlyBackupId } from '../../workflows/nightlyBackups';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
-import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { withWorker } from '../support/temporal';
+import { testbed } from '../../dev/fleet';
 import { createSmallSite, removeSmallSite, waitUntilListedActive, type SmallSite } from './smallSites';
 
 /**
@@ -18,34 +17,29 @@ import { createSmallSite, removeSmallSite, waitUntilListedActive, type SmallSite
  * backup directory, on the bed (small real sites: a database, a files directory, a site workflow).
  */
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
+let bed: Bed;
 const run = Date.now().toString(36);
 
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
+  bed = await openBed();
 });
-afterAll(async () => {
-  await fleet?.close();
-  await env?.teardown();
-});
+afterAll(() => bed?.close());
 
 test('the schedule is ensured (create, unchanged, update), fires, backs up every site within the per-DB-host bound, and a re-run duplicates nothing', async () => {
   const scheduleId = `nightly-test-${run}`;
   const sites: SmallSite[] = [];
-  await withWorker(env, fleet, async (taskQueue) => {
+  await withWorker(bed, async (taskQueue) => {
     try {
       for (let i = 0; i < 5; i++)
         sites.push(
-          await createSmallSite(env.client, fleet, taskQueue, {
+          await createSmallSite(bed.env.client, bed.fleet, taskQueue, {
             siteId: `n${run}-${i}`,
             dbHost: i < 4 ? 'host2' : 'host3',
             storageHost: 'host1',
           }),
         );
       // one site whose database is gone: its backup fails, the night goes on
-      const broken = await createSmallSite(env.client, fleet, taskQueue, {
+      const broken = await createSmallSite(bed.env.client, bed.fleet, taskQueue, {
         siteId: `n${run}-broken`,
         dbHost: 'host3',
         storageHost: 'host1',
@@ -53,15 +47,15 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
       sites.push(broken);
       testbed.exec('host3', ['mariadb', '-e', `DROP DATABASE site_n${run}_broken`]);
       const ids = sites.map((s) => s.siteId);
-      await waitUntilListedActive(env.client, ids);
+      await waitUntilListedActive(bed.env.client, ids);
 
       const config = { scheduleId, windowMinutes: 0, perDbHost: 1, sites: ids };
-      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, config)).action).toBe('created');
-      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, config)).action).toBe('unchanged');
+      expect((await ensureNightlyBackupSchedule(bed.env.client, taskQueue, config)).action).toBe('created');
+      expect((await ensureNightlyBackupSchedule(bed.env.client, taskQueue, config)).action).toBe('unchanged');
       const wanted = { ...config, perDbHost: 2 };
-      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, wanted)).action).toBe('updated');
-      expect((await ensureNightlyBackupSchedule(env.client, taskQueue, wanted)).action).toBe('unchanged');
-      const schedule = env.client.schedule.getHandle(scheduleId);
+      expect((await ensureNightlyBackupSchedule(bed.env.client, taskQueue, wanted)).action).toBe('updated');
+      expect((await ensureNightlyBackupSchedule(bed.env.client, taskQueue, wanted)).action).toBe('unchanged');
+      const schedule = bed.env.client.schedule.getHandle(scheduleId);
       const described = await schedule.describe();
       expect(described.spec.calendars?.[0]?.hour?.[0]?.start).toBe(1);
       expect(described.action.type === 'startWorkflow' && described.action.args).toEqual([
@@ -72,15 +66,14 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
       const fired = async () => {
         const seen = (await schedule.describe()).info.recentActions.length;
         await schedule.trigger();
-        for (;;) {
-          const actions = (await schedule.describe()).info.recentActions;
-          const last = actions[seen];
-          if (last && last.action.type === 'startWorkflow') {
-            lastNight = last.action.workflow.workflowId;
-            return env.client.workflow.getHandle<typeof nightlyBackups>(lastNight).result();
-          }
-          await new Promise((r) => setTimeout(r, 200));
-        }
+        lastNight = await eventually(
+          async () => {
+            const last = (await schedule.describe()).info.recentActions[seen];
+            return last?.action.type === 'startWorkflow' && last.action.workflow.workflowId;
+          },
+          { what: `schedule ${scheduleId} to start a night`, timeoutMs: 180_000 },
+        );
+        return bed.env.client.workflow.getHandle<typeof nightlyBackups>(lastNight).result();
       };
 
       const night = await fired();
@@ -97,13 +90,13 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
       expect(night.notActive).toEqual([]);
       expect(night.maxConcurrentPerDbHost).toEqual({ host2: 2, host3: 2 }); // 4 sites on host2, 2 on host3
       // the failed backup is a failed workflow ops can open
-      const failed = await env.client.workflow
+      const failed = await bed.env.client.workflow
         .getHandle(nightlyBackupId(broken.siteId, night.night))
         .describe();
       expect(failed.status.name).toBe('FAILED');
       // every other site has a verified backup, recorded as its last good one
       for (const id of good) {
-        const record = (await env.client.workflow.getHandle(siteWorkflowId(id)).query(siteQuery)).record;
+        const record = (await bed.env.client.workflow.getHandle(siteWorkflowId(id)).query(siteQuery)).record;
         expect(record.lastGoodBackup?.backupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-z]{6}$/);
         const m = JSON.parse(
           testbed.exec('host1', [
@@ -128,11 +121,11 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
             .filter(Boolean),
         ).toHaveLength(1);
     } finally {
-      await env.client.schedule
+      await bed.env.client.schedule
         .getHandle(scheduleId)
         .delete()
         .catch(() => undefined);
-      for (const s of sites) await removeSmallSite(env.client, fleet, s);
+      for (const s of sites) await removeSmallSite(bed.env.client, bed.fleet, s);
     }
   });
 }, 180_000);
@@ -156,7 +149,7 @@ test('retention over 40 simulated nights: a real backup prunes the real backup d
     expect(left.length).toBeGreaterThanOrEqual(7 + 1 + 2);
     expect(left.length).toBeLessThanOrEqual(7 + 1 + 4 + 3);
     // and it is visible: the memo of the backup workflow lists them
-    const memo = (await env.client.workflow.getHandle(`backup-${siteId}`).describe()).memo as {
+    const memo = (await bed.env.client.workflow.getHandle(`backup-${siteId}`).describe()).memo as {
       retention: { kept: string[]; pruned: string[] };
     };
     expect(memo.retention.pruned.sort()).toEqual(result.retention.pruned);
@@ -167,7 +160,7 @@ test('a plan change: recorded under the site lock, and the next backup prunes by
   const siteId = `p${run}`;
   await withSeededSite(siteId, async (taskQueue, seeded) => {
     const changeId = `change-plan-${siteId}`;
-    const changed = await env.client.workflow.execute(changePlan, {
+    const changed = await bed.env.client.workflow.execute(changePlan, {
       taskQueue,
       workflowId: changeId,
       args: [{ siteId, plan: 'enterprise', triggeredBy: 'test' }],
@@ -180,11 +173,11 @@ test('a plan change: recorded under the site lock, and the next backup prunes by
       retention: RETENTION.enterprise,
     });
     await recordHistory(changeId, 'changePlan');
-    const { record } = await env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery);
+    const { record } = await bed.env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery);
     expect(record.spec?.plan).toBe('enterprise');
     expect(record.lastOperation).toBe(changeId);
     // the same change again finds it made
-    const again = await env.client.workflow.execute(changePlan, {
+    const again = await bed.env.client.workflow.execute(changePlan, {
       taskQueue,
       workflowId: `${changeId}-again`,
       args: [{ siteId, plan: 'enterprise' }],
@@ -206,8 +199,8 @@ async function withSeededSite(
   siteId: string,
   fn: (taskQueue: string, seeded: Awaited<ReturnType<typeof seedBackups>>) => Promise<void>,
 ) {
-  await withWorker(env, fleet, async (taskQueue) => {
-    const small = await createSmallSite(env.client, fleet, taskQueue, {
+  await withWorker(bed, async (taskQueue) => {
+    const small = await createSmallSite(bed.env.client, bed.fleet, taskQueue, {
       siteId,
       dbHost: 'host2',
       storageHost: 'host1',
@@ -215,14 +208,14 @@ async function withSeededSite(
     try {
       await fn(taskQueue, await seedBackups(siteId));
     } finally {
-      await removeSmallSite(env.client, fleet, small);
+      await removeSmallSite(bed.env.client, bed.fleet, small);
     }
   });
 }
 
 /** A real backup of the site (retention runs in it); what was there for it, and what is left on host1. */
 async function backupAndList(taskQueue: string, siteId: string, seeded: BackupEntry[]) {
-  const result = await env.client.workflow.execute(backupSite, {
+  const result = await bed.env.client.workflow.execute(backupSite, {
     taskQueue,
     workflowId: `backup-${siteId}`,
     args: [{ siteId, kind: 'scheduled' }],
@@ -277,7 +270,7 @@ async function seedBackups(siteId: string) {
       : '-';
     return `${s.backupId} ${manifest}`;
   });
-  await fleet.pool.exec(
+  await bed.fleet.pool.exec(
     'host1',
     [
       'bash',

@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Fleet } from '../../activities/fleet';
 import { SiteSpec, siteNames, type Placement, type SiteRecord } from '../../schema/site';
 import { siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { eventually } from '../support/eventually';
 import { testSite } from '../support/site';
 
 /**
@@ -91,10 +92,8 @@ export async function waitUntilListedActive(
   const query =
     `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND State = 'active' AND ` +
     `SiteId IN (${siteIds.map((id) => `'${id}'`).join(', ')})`;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if ((await client.workflow.count(query)).count >= siteIds.length) return;
-    if (Date.now() > deadline) throw new Error(`visibility does not list ${siteIds.join(', ')} as active`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await eventually(async () => (await client.workflow.count(query)).count >= siteIds.length, {
+    what: `visibility to list ${siteIds.join(', ')} as active`,
+    timeoutMs,
+  });
 }

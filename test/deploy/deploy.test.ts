@@ -1,8 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Fleet } from '../../activities/fleet';
 import { makeGitActivities } from '../../activities/git/activities';
 import { sign } from '../../api/signature';
 import { sitePaths } from '../../activities/proxy/layout';
@@ -12,12 +10,12 @@ import { deployRelease, deprovisionSite, provisionSite, rollbackSite } from '../
 import { deployWorkflowId } from '../../workflows/lib/deployId';
 import { progressQuery } from '../../workflows/lib/operation';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { fetchSite, gitRepoOnHost, removeGitRepoOnHost, siteLeftovers, testSite } from '../support/site';
-import { testEnv } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
-import { testbed } from '../testbed';
+import { testbed } from '../../dev/fleet';
 import { Clone, pollSite, startDeployBed, type DeployBed } from './gitBed';
 
 /**
@@ -30,9 +28,8 @@ import { Clone, pollSite, startDeployBed, type DeployBed } from './gitBed';
 
 jest.setTimeout(240_000);
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
-let bed: DeployBed;
+let bed: Bed;
+let deploy: DeployBed;
 let clone: Clone;
 const tag = Math.random().toString(36).slice(2, 7);
 const repo = `customers/dep-${tag}.git`;
@@ -44,44 +41,42 @@ let worker: ChildProcess | undefined;
 const commits: string[] = [];
 
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
-  bed = await startDeployBed(env, fleet, { drainSeconds: 1, healthTimeoutSeconds: 30 });
+  bed = await openBed();
+  deploy = await startDeployBed(bed, { drainSeconds: 1, healthTimeoutSeconds: 30 });
   // one after the other: placeSite does not reserve a port against a provision running beside it
   const results = [];
   for (const site of [siteA, siteB])
     results.push(
-      await env.client.workflow.execute(provisionSite, {
-        taskQueue: bed.taskQueue,
+      await bed.env.client.workflow.execute(provisionSite, {
+        taskQueue: deploy.taskQueue,
         workflowId: `provision-${site.siteId}`,
         args: [{ site, triggeredBy: 'test' }],
       }),
     );
   placement = results[0]!.placement;
   provisioned = results;
-  clone = await Clone.create(fleet, repo);
+  clone = await Clone.create(bed.fleet, repo);
 });
 
 afterAll(async () => {
   try {
     for (const site of [siteA, siteB])
-      await env.client.workflow
+      await bed.env.client.workflow
         .execute(deprovisionSite, {
-          taskQueue: bed.taskQueue,
+          taskQueue: deploy.taskQueue,
           workflowId: `deprovision-${site.siteId}`,
           args: [{ siteId: site.siteId, skipFinalBackup: true }],
         })
         .catch((err: unknown) => console.error(`deprovision ${site.siteId}:`, err));
     // deprovisioning removed the release folders everywhere (siteLeftovers looks) and kept the repository
-    for (const site of [siteA, siteB]) expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
-    expect(await gitRepoOnHost(fleet, repo)).toMatchObject({ exists: true, hasRefs: true });
-    await removeGitRepoOnHost(fleet, repo);
+    for (const site of [siteA, siteB]) expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
+    expect(await gitRepoOnHost(bed.fleet, repo)).toMatchObject({ exists: true, hasRefs: true });
+    await removeGitRepoOnHost(bed.fleet, repo);
   } finally {
     if (worker) await killWorker(worker, 'SIGTERM');
     clone?.remove();
-    await bed?.stop();
-    await fleet?.close();
-    await env?.teardown();
+    await deploy?.stop();
+    await bed?.close();
   }
 });
 
@@ -89,7 +84,7 @@ afterAll(async () => {
 async function onHosts(siteId: string, hosts: string[]) {
   const out: Record<string, { live?: string; standby: boolean }> = {};
   for (const host of hosts) {
-    const list = await fleet.docker.engine(host).listContainers({
+    const list = await bed.fleet.docker.engine(host).listContainers({
       all: true,
       filters: JSON.stringify({ label: [`qm.site=${siteId}`, 'qm.role=app'] }),
     });
@@ -104,13 +99,13 @@ async function onHosts(siteId: string, hosts: string[]) {
 
 /** The backend ports of the site's route as stored on the proxy host. */
 async function routePorts(siteId: string): Promise<number[]> {
-  const proxy = fleet.hosts.find((h) => h.roles.includes('proxy'))!.name;
-  const r = await fleet.pool.exec(proxy, ['cat', sitePaths(siteId).json]);
+  const proxy = bed.fleet.hosts.find((h) => h.roles.includes('proxy'))!.name;
+  const r = await bed.fleet.pool.exec(proxy, ['cat', sitePaths(siteId).json]);
   return (JSON.parse(r.stdout) as { backends: { port: number }[] }).backends.map((b) => b.port);
 }
 
 async function recordOf(siteId: string) {
-  return (await env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)).record;
+  return (await bed.env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)).record;
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -134,29 +129,29 @@ test('provisioning made the repository: bare, with the hook, its secret root-onl
     path: `/srv/git/${repo}`,
   });
   expect(provisioned[1]!.git).toMatchObject({ repository: 'existing', hook: 'unchanged' });
-  expect(await gitRepoOnHost(fleet, repo)).toEqual({
+  expect(await gitRepoOnHost(bed.fleet, repo)).toEqual({
     exists: true,
     createdBy: siteA.siteId,
     hookLink: '/srv/qm/git/post-receive',
     hasRefs: false,
   });
-  const git = makeGitActivities(fleet, { url: bed.hookUrl, secret: bed.secret });
+  const git = makeGitActivities(bed.fleet, { url: deploy.hookUrl, secret: deploy.secret });
   const first = await git.ensureGitRepo({ repo });
   expect(first).toMatchObject({ repository: 'existing', hook: 'unchanged', path: `/srv/git/${repo}` });
   const gitHost = first.host;
-  const mode = await fleet.pool.exec(gitHost, ['stat', '-c', '%a %U', '/srv/qm/git/hook.secret']);
+  const mode = await bed.fleet.pool.exec(gitHost, ['stat', '-c', '%a %U', '/srv/qm/git/hook.secret']);
   expect(mode.stdout.trim()).toBe('600 root');
-  const hook = await fleet.pool.exec(gitHost, ['readlink', `/srv/git/${repo}/hooks/post-receive`]);
+  const hook = await bed.fleet.pool.exec(gitHost, ['readlink', `/srv/git/${repo}/hooks/post-receive`]);
   expect(hook.stdout.trim()).toBe('/srv/qm/git/post-receive');
 });
 
 test('a push deploys to every app server of the sites on that branch, with no failed request; the site on another branch is untouched', async () => {
-  const poller = pollSite(fleet, siteA.domains![0]!);
+  const poller = pollSite(bed.fleet, siteA.domains![0]!);
   const { commit, stderr } = await clone.push('main', { VERSION: 'v1\n', 'index.txt': 'hello\n' }, 'v1');
   commits.push(commit);
   // the hook told the pusher what it started
   expect(stderr).toContain(`qm: deploying ${commit.slice(0, 12)} to ${siteA.siteId}`);
-  const handle = env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit));
+  const handle = bed.env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit));
   const result = await handle.result();
   const seen = await poller.stop();
 
@@ -175,17 +170,17 @@ test('a push deploys to every app server of the sites on that branch, with no fa
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commit);
   expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
   // through the proxy: the release's own files, from both app servers
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
   const pages = new Set<string>();
   for (let n = 0; n < 8; n++) {
-    const r = await fetchSite(fleet, siteA.domains![0]!);
+    const r = await fetchSite(bed.fleet, siteA.domains![0]!);
     expect(r.bodyExcerpt).toContain(`release ${commit}`);
     pages.add(r.bodyExcerpt);
   }
   expect(pages.size).toBe(2);
   expect((await recordOf(siteA.siteId)).release).toBe(commit);
   // the postDeploy hook ran (once, in one app container)
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/files/.last-deploy-hook')).status).toBe(200);
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/files/.last-deploy-hook')).status).toBe(200);
 
   // what ops see: per-server progress, the release and the trigger as search attributes and memo
   const progress = await handle.query(progressQuery);
@@ -199,10 +194,10 @@ test('a push deploys to every app server of the sites on that branch, with no fa
 
   // site B tracks another branch of the same repository: no deploy, still on its first release
   await expect(
-    env.client.workflow.getHandle(deployWorkflowId(siteB.siteId, commit)).describe(),
+    bed.env.client.workflow.getHandle(deployWorkflowId(siteB.siteId, commit)).describe(),
   ).rejects.toBeInstanceOf(WorkflowNotFoundError);
   expect((await recordOf(siteB.siteId)).release).toBe('initial');
-  expect((await fetchSite(fleet, siteB.domains![0]!)).bodyExcerpt).toContain('release initial');
+  expect((await fetchSite(bed.fleet, siteB.domains![0]!)).bodyExcerpt).toContain('release initial');
 
   await recordHistory(handle.workflowId, 'deployRelease');
 });
@@ -214,11 +209,11 @@ test('one app server failing its health check: every server stays on (or returns
   // the proxy host cannot reach the standby port of one app server (a firewall rule gone wrong)
   const rule = ['-p', 'tcp', '--dport', String(placement.port + 20000), '-j', 'DROP'];
   testbed.exec(sick!, ['iptables', '-t', 'raw', '-I', 'PREROUTING', ...rule]);
-  const poller = pollSite(fleet, siteA.domains![0]!);
+  const poller = pollSite(bed.fleet, siteA.domains![0]!);
   try {
     const failure = await failureOf(
-      env.client.workflow.execute(deployRelease, {
-        taskQueue: bed.taskQueue,
+      bed.env.client.workflow.execute(deployRelease, {
+        taskQueue: deploy.taskQueue,
         workflowId: `deploy-sick-${siteA.siteId}`,
         args: [
           { siteId: siteA.siteId, commit, triggeredBy: 'ops:test', drainSeconds: 1, healthTimeoutSeconds: 4 },
@@ -244,8 +239,8 @@ test('one app server failing its health check: every server stays on (or returns
 });
 
 test('deploy a chosen ref from the API/UI, then roll back to the kept release in one switch', async () => {
-  const deployed = await env.client.workflow.execute(deployRelease, {
-    taskQueue: bed.taskQueue,
+  const deployed = await bed.env.client.workflow.execute(deployRelease, {
+    taskQueue: deploy.taskQueue,
     workflowId: `deploy-ref-${siteA.siteId}`,
     args: [{ siteId: siteA.siteId, ref: 'feature', triggeredBy: 'api:test', drainSeconds: 1 }],
   });
@@ -254,13 +249,13 @@ test('deploy a chosen ref from the API/UI, then roll back to the kept release in
     release: commits[1],
     trigger: { kind: 'request', ref: 'feature' },
   });
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v2\n');
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v2\n');
   expect(deployed.kept).toEqual([commits[1], commits[0]]);
 
-  const poller = pollSite(fleet, siteA.domains![0]!);
+  const poller = pollSite(bed.fleet, siteA.domains![0]!);
   const rollbackId = `rollback-${siteA.siteId}`;
-  const rolled = await env.client.workflow.execute(rollbackSite, {
-    taskQueue: bed.taskQueue,
+  const rolled = await bed.env.client.workflow.execute(rollbackSite, {
+    taskQueue: deploy.taskQueue,
     workflowId: rollbackId,
     args: [
       {
@@ -275,15 +270,15 @@ test('deploy a chosen ref from the API/UI, then roll back to the kept release in
   const seen = await poller.stop();
   expect(rolled).toMatchObject({ status: 'rolled-back', release: commits[0], previous: commits[1] });
   expect(seen.failed).toEqual([]);
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[0]!);
   expect((await recordOf(siteA.siteId)).release).toBe(commits[0]);
   await recordHistory(rollbackId, 'rollbackSite');
 
   // a release that is not kept is refused before anything changes
   const refused = await failureOf(
-    env.client.workflow.execute(rollbackSite, {
-      taskQueue: bed.taskQueue,
+    bed.env.client.workflow.execute(rollbackSite, {
+      taskQueue: deploy.taskQueue,
       workflowId: `rollback-unkept-${siteA.siteId}`,
       args: [{ siteId: siteA.siteId, release: 'f'.repeat(40) }],
     }),
@@ -297,7 +292,7 @@ test('5 pushes in a row (while the first deploys): at most 2 deploys, the others
   for (let n = 1; n <= 5; n++)
     pushed.push((await clone.push('main', { VERSION: `storm ${n}\n` }, `storm ${n}`)).commit);
   const results = await Promise.all(
-    pushed.map((c) => env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, c)).result()),
+    pushed.map((c) => bed.env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, c)).result()),
   );
   const statuses = results.map((r) => r.status);
   expect(statuses.filter((s) => s === 'deployed').length).toBeLessThanOrEqual(2);
@@ -307,7 +302,7 @@ test('5 pushes in a row (while the first deploys): at most 2 deploys, the others
   results.forEach((r, n) => {
     if (r.status === 'superseded') expect(pushed.indexOf(r.supersededBy!)).toBeGreaterThan(n);
   });
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), pushed[4]!);
   commits.push(pushed[4]!);
   // the same notification again (a hook retrying after a lost answer): nothing new starts
@@ -318,13 +313,13 @@ test('5 pushes in a row (while the first deploys): at most 2 deploys, the others
     after: pushed[4],
     pusher: 'root',
   });
-  const path = new URL(bed.hookUrl).pathname;
-  const again = await fetch(bed.hookUrl, {
+  const path = new URL(deploy.hookUrl).pathname;
+  const again = await fetch(deploy.hookUrl, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
       accept: 'application/json',
-      ...sign(bed.secret, { method: 'POST', path, body }),
+      ...sign(deploy.secret, { method: 'POST', path, body }),
     },
     body,
   });
@@ -333,7 +328,7 @@ test('5 pushes in a row (while the first deploys): at most 2 deploys, the others
     { siteId: siteA.siteId, workflowId: deployWorkflowId(siteA.siteId, pushed[4]!), status: 'duplicate' },
   ]);
   // and a forged one is refused
-  const forged = await fetch(bed.hookUrl, {
+  const forged = await fetch(deploy.hookUrl, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
@@ -351,7 +346,7 @@ test('a failing postDeploy hook: the database goes back to the snapshot and ever
     'broken',
   );
   const failure = await failureOf(
-    env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit)).result(),
+    bed.env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit)).result(),
   );
   expect(failure.type).toBe('DeployFailed');
   expect(failure.message).toContain('postDeploy fails on purpose');
@@ -361,39 +356,39 @@ test('a failing postDeploy hook: the database goes back to the snapshot and ever
     databaseRestored: true,
   });
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commits[2]!);
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('storm 5\n');
   expect((await recordOf(siteA.siteId)).release).toBe(commits[2]);
   expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
 });
 
 test('SIGKILL the worker mid-switch, start a new one: the deploy completes, every server on the new release', async () => {
   // site A's workflows move to the real worker process (same task queue), which the test kills
-  await bed.stopWorker();
-  worker = await startWorkerProcess(bed.taskQueue);
+  await deploy.stopWorker();
+  worker = await startWorkerProcess(deploy.taskQueue);
   const { commit } = await clone.push('crash', { VERSION: 'crash\n', '.fail-post-deploy': null }, 'crash');
-  const handle = await env.client.workflow.start(deployRelease, {
-    taskQueue: bed.taskQueue,
+  const handle = await bed.env.client.workflow.start(deployRelease, {
+    taskQueue: deploy.taskQueue,
     workflowId: `deploy-crash-${siteA.siteId}`,
     args: [{ siteId: siteA.siteId, commit, triggeredBy: 'ops:test', drainSeconds: 2 }],
   });
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const progress = await handle.query(progressQuery).catch(() => undefined);
-    if (
-      progress?.step === 'switch app servers' &&
-      Object.values(progress.hosts).some((s) => /standby/.test(s))
-    )
-      break;
-    if (Date.now() > deadline)
-      throw new Error(`the deploy never reached the switch: ${JSON.stringify(progress)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    async () => {
+      const progress = await handle.query(progressQuery);
+      if (
+        progress.step !== 'switch app servers' ||
+        !Object.values(progress.hosts).some((s) => /standby/.test(s))
+      )
+        throw new Error(JSON.stringify(progress));
+      return true;
+    },
+    { what: 'the deploy to reach the switch', timeoutMs: 90_000, intervalMs: 50, retryErrors: true },
+  );
   await killWorker(worker, 'SIGKILL');
-  worker = await startWorkerProcess(bed.taskQueue);
+  worker = await startWorkerProcess(deploy.taskQueue);
   const result = await handle.result();
   expect(result.status).toBe('deployed');
   expectAllOn(await onHosts(siteA.siteId, placement.appHosts), commit);
   expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
-  expect((await fetchSite(fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('crash\n');
+  expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('crash\n');
   expect((await recordOf(siteA.siteId)).release).toBe(commit);
 });

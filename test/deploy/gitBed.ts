@@ -4,15 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createActivities } from '../../activities';
 import type { Fleet } from '../../activities/fleet';
 import { gitHookPlugin, type GitHookOptions } from '../../api/gitHook';
 import { probeThroughProxy } from '../../activities/proxy/probe';
-import { CLIENT_KEY, TESTBED_DIR } from '../testbed';
-import { uniqueTaskQueue } from '../support/temporal';
+import { CLIENT_KEY, TESTBED_DIR } from '../../dev/fleet';
+import type { Bed } from '../support/bed';
+import { startWorker, uniqueTaskQueue } from '../support/temporal';
 
 const run = promisify(execFile);
 
@@ -39,47 +37,31 @@ export interface DeployBed {
 
 /** A worker (real activities, with the Git hook config) and the webhook receiver on one task queue. */
 export async function startDeployBed(
-  env: TestWorkflowEnvironment,
-  fleet: Fleet,
+  bed: Bed,
   deployDefaults: GitHookOptions['deployDefaults'],
 ): Promise<DeployBed> {
   const taskQueue = uniqueTaskQueue('deploy');
   const secret = randomBytes(32).toString('hex');
   const receiver = Fastify({ logger: false });
   await receiver.register(gitHookPlugin, {
-    client: env.client,
+    client: bed.env.client,
     taskQueue,
     secrets: [secret],
     deployDefaults,
   });
-  await receiver.listen({ host: bridgeAddress(fleet), port: 0 });
+  await receiver.listen({ host: bridgeAddress(bed.fleet), port: 0 });
   const { port } = receiver.server.address() as { port: number };
-  const hookUrl = `http://${bridgeAddress(fleet)}:${port}/hooks/git`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    workflowBundle: { codePath: process.env.QM_TEST_WORKFLOW_BUNDLE! },
-    activities: createActivities(fleet, {
-      temporal: env.client,
-      taskQueue,
-      gitHook: { url: hookUrl, secret },
-    }),
-  });
-  const running = worker.run();
-  const stopWorker = async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running;
-  };
+  const hookUrl = `http://${bridgeAddress(bed.fleet)}:${port}/hooks/git`;
+  const worker = await startWorker(bed, { taskQueue, gitHook: { url: hookUrl, secret } });
   return {
     taskQueue,
     secret,
     hookUrl,
     receiver,
-    stopWorker,
+    stopWorker: () => worker.stop(),
     async stop() {
       await receiver.close();
-      await stopWorker();
+      await worker.stop();
     },
   };
 }

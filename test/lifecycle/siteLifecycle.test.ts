@@ -1,11 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../../activities';
-import type { Fleet } from '../../activities/fleet';
 import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
 import { deprovisionSite, provisionSite, resumeSite, suspendSite } from '../../workflows';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
 import {
   fetchSite,
   gitRepoOnHost,
@@ -16,7 +14,7 @@ import {
 } from '../support/site';
 import { ensureRepoArgv } from '../../activities/git/commands';
 import { recordHistory } from '../support/histories';
-import { testEnv, withWorker } from '../support/temporal';
+import { withWorker } from '../support/temporal';
 
 /**
  * The site lifecycle end to end on the real bed: provision (2 app servers behind the real nginx
@@ -24,16 +22,11 @@ import { testEnv, withWorker } from '../support/temporal';
  * step fails. Outcomes are checked on the hosts themselves (test/support/site.ts).
  */
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
+let bed: Bed;
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
+  bed = await openBed();
 });
-afterAll(async () => {
-  await fleet?.close();
-  await env?.teardown();
-});
+afterAll(() => bed?.close());
 
 const id = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
 
@@ -57,8 +50,8 @@ test('provision → serves through the proxy from both app servers → suspend �
     deprovisionSite: id(`deprovision-${site.siteId}`),
     site: siteWorkflowId(site.siteId),
   };
-  await withWorker(env, fleet, async (taskQueue) => {
-    const result = await env.client.workflow.execute(provisionSite, {
+  await withWorker(bed, async (taskQueue) => {
+    const result = await bed.env.client.workflow.execute(provisionSite, {
       taskQueue,
       workflowId: ids.provisionSite,
       args: [{ site, triggeredBy: 'test' }],
@@ -69,7 +62,7 @@ test('provision → serves through the proxy from both app servers → suspend �
     // the site's repository on the git host: bare, made by this provision, linked to the hook
     // (this worker has no webhook configured, and says so)
     expect(result.git).toMatchObject({ repo: site.git!.repo, repository: 'created', hook: 'not-configured' });
-    expect(await gitRepoOnHost(fleet, site.git!.repo)).toEqual({
+    expect(await gitRepoOnHost(bed.fleet, site.git!.repo)).toEqual({
       exists: true,
       createdBy: site.siteId,
       hookLink: '/srv/qm/git/post-receive',
@@ -79,7 +72,7 @@ test('provision → serves through the proxy from both app servers → suspend �
     // Through the real proxy: the site's page, from both app servers (round robin).
     const bodies = new Set<string>();
     for (let i = 0; i < 8; i++) {
-      const r = await fetchSite(fleet, site.domains![0]!);
+      const r = await fetchSite(bed.fleet, site.domains![0]!);
       expect(r.status).toBe(200);
       expect(r.bodyExcerpt).toContain(`site ${site.siteId} release initial`);
       bodies.add(r.bodyExcerpt);
@@ -88,74 +81,74 @@ test('provision → serves through the proxy from both app servers → suspend �
 
     // The shared files: what one app server writes, the other serves (sshfs to the storage host).
     const [a, b] = result.placement.appHosts;
-    await fleet.pool.exec(a!, [
+    await bed.fleet.pool.exec(a!, [
       'sh',
       '-c',
       'echo shared-ok > "$1"',
       'qm',
       `/srv/qm/sites/${site.siteId}/files/probe.txt`,
     ]);
-    const shared = await fleet.pool.exec(b!, ['cat', `/srv/qm/sites/${site.siteId}/files/probe.txt`]);
+    const shared = await bed.fleet.pool.exec(b!, ['cat', `/srv/qm/sites/${site.siteId}/files/probe.txt`]);
     expect(shared.stdout.trim()).toBe('shared-ok');
 
     // The platform knows the site: its own workflow holds the record.
-    const view = await env.client.workflow.getHandle(siteWorkflowId(site.siteId)).query(siteQuery);
+    const view = await bed.env.client.workflow.getHandle(siteWorkflowId(site.siteId)).query(siteQuery);
     expect(view.record.state).toBe('active');
     expect(view.record.placement).toEqual(result.placement);
 
-    const containersBefore = await siteContainers(fleet, site.siteId);
-    await env.client.workflow.execute(suspendSite, {
+    const containersBefore = await siteContainers(bed.fleet, site.siteId);
+    await bed.env.client.workflow.execute(suspendSite, {
       taskQueue,
       workflowId: ids.suspendSite,
       args: [{ siteId: site.siteId, reason: 'invoice 42 unpaid' }],
     });
-    const suspended = await fetchSite(fleet, site.domains![0]!);
+    const suspended = await fetchSite(bed.fleet, site.domains![0]!);
     expect(suspended.status).toBe(503);
     expect(suspended.siteState).toBe('suspended');
-    expect((await siteContainers(fleet, site.siteId)).every((c) => c.endsWith('(exited)'))).toBe(true);
+    expect((await siteContainers(bed.fleet, site.siteId)).every((c) => c.endsWith('(exited)'))).toBe(true);
 
-    await env.client.workflow.execute(resumeSite, {
+    await bed.env.client.workflow.execute(resumeSite, {
       taskQueue,
       workflowId: ids.resumeSite,
       args: [{ siteId: site.siteId }],
     });
-    const resumed = await fetchSite(fleet, site.domains![0]!);
+    const resumed = await fetchSite(bed.fleet, site.domains![0]!);
     expect(resumed.status).toBe(200);
     // exactly as it was: the same containers (now running), and the data is still there
-    expect((await siteContainers(fleet, site.siteId)).map((c) => c.replace(/ \(.*\)$/, ''))).toEqual(
+    expect((await siteContainers(bed.fleet, site.siteId)).map((c) => c.replace(/ \(.*\)$/, ''))).toEqual(
       containersBefore.map((c) => c.replace(/ \(.*\)$/, '')),
     );
-    const file = await fetchSite(fleet, site.domains![0]!, '/files/probe.txt');
+    const file = await fetchSite(bed.fleet, site.domains![0]!, '/files/probe.txt');
     expect(file.bodyExcerpt.trim()).toBe('shared-ok');
 
-    const gone = await env.client.workflow.execute(deprovisionSite, {
+    const gone = await bed.env.client.workflow.execute(deprovisionSite, {
       taskQueue,
       workflowId: ids.deprovisionSite,
       args: [{ siteId: site.siteId }],
     });
     // the site's own workflow ends once the site is deleted
-    await env.client.workflow.getHandle(ids.site).result();
+    await bed.env.client.workflow.getHandle(ids.site).result();
     for (const [name, workflowId] of Object.entries(ids)) await recordHistory(workflowId, name);
     expect(gone.state).toBe('deleted');
     expect(gone.finalBackup?.databaseSnapshot).toMatch(/\.sql\.gz$/);
-    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
     // deprovisioning keeps the customer's repository, and says where
     expect(gone.keptRepository).toEqual({
       repo: site.git!.repo,
-      host: fleet.hosts.find((h) => h.roles.includes('git'))!.name,
+      host: bed.fleet.hosts.find((h) => h.roles.includes('git'))!.name,
     });
-    expect((await gitRepoOnHost(fleet, site.git!.repo)).exists).toBe(true);
-    await removeGitRepoOnHost(fleet, site.git!.repo);
-    expect((await fetchSite(fleet, site.domains![0]!)).status).toBe(404);
+    expect((await gitRepoOnHost(bed.fleet, site.git!.repo)).exists).toBe(true);
+    await removeGitRepoOnHost(bed.fleet, site.git!.repo);
+    expect((await fetchSite(bed.fleet, site.domains![0]!)).status).toBe(404);
   });
 });
 
 test('the same site provisioned twice at once → one site', async () => {
   const site = testSite({ appServers: 1 });
-  await withWorker(env, fleet, async (taskQueue) => {
+  await withWorker(bed, async (taskQueue) => {
     const runs = await Promise.all(
       [1, 2].map((n) =>
-        env.client.workflow.execute(provisionSite, {
+        bed.env.client.workflow.execute(provisionSite, {
           taskQueue,
           workflowId: id(`provision-${site.siteId}-${n}`),
           args: [{ site }],
@@ -163,23 +156,23 @@ test('the same site provisioned twice at once → one site', async () => {
       ),
     );
     expect(runs.map((r) => r.alreadyProvisioned).sort()).toEqual([false, true]);
-    const containers = await siteContainers(fleet, site.siteId);
+    const containers = await siteContainers(bed.fleet, site.siteId);
     expect(containers.filter((c) => c.includes('-app'))).toHaveLength(1);
-    await env.client.workflow.execute(deprovisionSite, {
+    await bed.env.client.workflow.execute(deprovisionSite, {
       taskQueue,
       workflowId: id(`deprovision-${site.siteId}`),
       args: [{ siteId: site.siteId, skipFinalBackup: true }],
     });
-    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
-    await removeGitRepoOnHost(fleet, site.git!.repo);
+    expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
+    await removeGitRepoOnHost(bed.fleet, site.git!.repo);
   });
 });
 
 test('a bad spec fails at once with the field named, and creates nothing', async () => {
   const site = { ...testSite(), siteId: 'Bad;Id$(touch /tmp/pwned)', appServers: 99 };
-  await withWorker(env, fleet, async (taskQueue) => {
+  await withWorker(bed, async (taskQueue) => {
     const failure = await failureOf(
-      env.client.workflow.execute(provisionSite, {
+      bed.env.client.workflow.execute(provisionSite, {
         taskQueue,
         workflowId: id('provision-bad'),
         args: [{ site }],
@@ -189,8 +182,8 @@ test('a bad spec fails at once with the field named, and creates nothing', async
     expect(failure.message).toContain('site.siteId');
     expect(failure.message).toContain('site.appServers');
   });
-  for (const h of fleet.hosts) {
-    const r = await fleet.pool.exec(h.name, ['test', '-e', '/tmp/pwned'], { check: false });
+  for (const h of bed.fleet.hosts) {
+    const r = await bed.fleet.pool.exec(h.name, ['test', '-e', '/tmp/pwned'], { check: false });
     expect(r.code).toBe(1);
   }
 });
@@ -216,7 +209,7 @@ test.each(injectionPoints)(
   'a failure at "$step" undoes every step and leaves nothing behind',
   async (point) => {
     const site = testSite();
-    const real = createActivities(fleet); // the real activities, for the injected ones to call through to
+    const real = createActivities(bed.fleet); // the real activities, for the injected ones to call through to
     const override = {
       [point.activity]: async (input: never) => {
         const result = await (real[point.activity] as (i: never) => Promise<unknown>)(input);
@@ -226,11 +219,10 @@ test.each(injectionPoints)(
       },
     } as Partial<Activities>;
     await withWorker(
-      env,
-      fleet,
+      bed,
       async (taskQueue) => {
         const failure = await failureOf(
-          env.client.workflow.execute(provisionSite, {
+          bed.env.client.workflow.execute(provisionSite, {
             taskQueue,
             workflowId: id(`provision-${site.siteId}`),
             args: [{ site }],
@@ -240,21 +232,21 @@ test.each(injectionPoints)(
         expect(failure.message).toContain(`failed at "${point.step}"`);
         expect(failure.message).toContain('injected failure');
         expect(failure.message).toContain('everything it had created was removed');
-        const view = await env.client.workflow.getHandle(siteWorkflowId(site.siteId)).query(siteQuery);
+        const view = await bed.env.client.workflow.getHandle(siteWorkflowId(site.siteId)).query(siteQuery);
         expect(view.record.state).toBe('new');
       },
-      override,
+      { overrides: override },
     );
-    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
     // the repository this provision made (and nobody pushed to) went with the rest
-    expect(await gitRepoOnHost(fleet, site.git!.repo)).toEqual({ exists: false });
+    expect(await gitRepoOnHost(bed.fleet, site.git!.repo)).toEqual({ exists: false });
   },
 );
 
 test('a failed provision keeps a repository it did not create, and one holding commits', async () => {
   const theirs = testSite({ appServers: 1 });
   const pushed = testSite({ appServers: 1 });
-  const gitHost = fleet.hosts.find((h) => h.roles.includes('git'))!.name;
+  const gitHost = bed.fleet.hosts.find((h) => h.roles.includes('git'))!.name;
   const override = {
     putSiteRoute: async () => {
       throw ApplicationFailure.nonRetryable('injected failure in putSiteRoute', 'Injected');
@@ -262,9 +254,9 @@ test('a failed provision keeps a repository it did not create, and one holding c
   } as Partial<Activities>;
   try {
     // another site's repository; and one this site made earlier, since pushed to
-    await fleet.pool.exec(gitHost, ensureRepoArgv(theirs.git!.repo, 'some-other-site'));
-    await fleet.pool.exec(gitHost, ensureRepoArgv(pushed.git!.repo, pushed.siteId));
-    await fleet.pool.exec(gitHost, [
+    await bed.fleet.pool.exec(gitHost, ensureRepoArgv(theirs.git!.repo, 'some-other-site'));
+    await bed.fleet.pool.exec(gitHost, ensureRepoArgv(pushed.git!.repo, pushed.siteId));
+    await bed.fleet.pool.exec(gitHost, [
       'sh',
       '-c',
       'export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t; c=$(git -C "$1" commit-tree "$(git -C "$1" mktree </dev/null)" -m first) && git -C "$1" update-ref refs/heads/main "$c"',
@@ -272,12 +264,11 @@ test('a failed provision keeps a repository it did not create, and one holding c
       `/srv/git/${pushed.git!.repo}`,
     ]);
     await withWorker(
-      env,
-      fleet,
+      bed,
       async (taskQueue) => {
         for (const site of [theirs, pushed]) {
           const failure = await failureOf(
-            env.client.workflow.execute(provisionSite, {
+            bed.env.client.workflow.execute(provisionSite, {
               taskQueue,
               workflowId: id(`provision-${site.siteId}`),
               args: [{ site }],
@@ -286,15 +277,15 @@ test('a failed provision keeps a repository it did not create, and one holding c
           expect(failure.message).toContain('everything it had created was removed');
         }
       },
-      override,
+      { overrides: override },
     );
-    for (const site of [theirs, pushed]) expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
-    expect(await gitRepoOnHost(fleet, theirs.git!.repo)).toMatchObject({
+    for (const site of [theirs, pushed]) expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
+    expect(await gitRepoOnHost(bed.fleet, theirs.git!.repo)).toMatchObject({
       exists: true,
       createdBy: 'some-other-site',
     });
-    expect(await gitRepoOnHost(fleet, pushed.git!.repo)).toMatchObject({ exists: true, hasRefs: true });
+    expect(await gitRepoOnHost(bed.fleet, pushed.git!.repo)).toMatchObject({ exists: true, hasRefs: true });
   } finally {
-    for (const site of [theirs, pushed]) await removeGitRepoOnHost(fleet, site.git!.repo);
+    for (const site of [theirs, pushed]) await removeGitRepoOnHost(bed.fleet, site.git!.repo);
   }
 });

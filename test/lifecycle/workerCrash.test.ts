@@ -1,8 +1,7 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Fleet } from '../../activities/fleet';
 import { progressQuery } from '../../workflows/lib/operation';
 import { deprovisionSite, provisionSite } from '../../workflows';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import {
   fetchSite,
   gitRepoOnHost,
@@ -11,50 +10,50 @@ import {
   siteLeftovers,
   testSite,
 } from '../support/site';
-import { testEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
+let bed: Bed;
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
+  bed = await openBed();
 });
-afterAll(async () => {
-  await fleet?.close();
-  await env?.teardown();
-});
+afterAll(() => bed?.close());
 
 test('SIGKILL the worker mid-provision, start a new one: the site completes, no duplicate container or database', async () => {
   const site = testSite();
   const taskQueue = uniqueTaskQueue('crash');
   let worker = await startWorkerProcess(taskQueue);
   try {
-    const handle = await env.client.workflow.start(provisionSite, {
+    const handle = await bed.env.client.workflow.start(provisionSite, {
       taskQueue,
       workflowId: `provision-${site.siteId}`,
       args: [{ site }],
     });
     // wait until it is creating containers, then kill the worker without warning
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      const p = await handle.query(progressQuery).catch(() => undefined);
-      if (p && ['cache', 'app containers', 'cron'].includes(p.step)) break;
-      if (Date.now() > deadline)
-        throw new Error(`provision never reached the container steps: ${JSON.stringify(p)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(
+      async () => {
+        const p = await handle.query(progressQuery);
+        if (!['cache', 'app containers', 'cron'].includes(p.step)) throw new Error(JSON.stringify(p));
+        return true;
+      },
+      {
+        what: 'the provision to reach the container steps',
+        timeoutMs: 90_000,
+        intervalMs: 100,
+        retryErrors: true,
+      },
+    );
     await killWorker(worker, 'SIGKILL');
     worker = await startWorkerProcess(taskQueue);
 
     const result = await handle.result();
     expect(result.alreadyProvisioned).toBe(false);
-    expect((await fetchSite(fleet, site.domains![0]!)).status).toBe(200);
+    expect((await fetchSite(bed.fleet, site.domains![0]!)).status).toBe(200);
     // exactly one app container per app server, one cache, one cron; one database
-    const containers = await siteContainers(fleet, site.siteId);
+    const containers = await siteContainers(bed.fleet, site.siteId);
     expect(containers.filter((c) => /-app \(running\)$/.test(c))).toHaveLength(2);
     expect(containers).toHaveLength(4);
-    const dbs = await fleet.pool.exec(result.placement.dbHost, [
+    const dbs = await bed.fleet.pool.exec(result.placement.dbHost, [
       'mariadb',
       '--batch',
       '--skip-column-names',
@@ -63,18 +62,18 @@ test('SIGKILL the worker mid-provision, start a new one: the site completes, no 
     ]);
     expect(dbs.stdout.trim().split('\n')).toHaveLength(1);
 
-    await env.client.workflow.execute(deprovisionSite, {
+    await bed.env.client.workflow.execute(deprovisionSite, {
       taskQueue,
       workflowId: `deprovision-${site.siteId}`,
       args: [{ siteId: site.siteId, skipFinalBackup: true }],
     });
-    expect(await siteLeftovers(fleet, site.siteId)).toEqual([]);
+    expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
     // one repository, made once (by whichever attempt), kept by the deprovision
-    expect(await gitRepoOnHost(fleet, site.git!.repo)).toMatchObject({
+    expect(await gitRepoOnHost(bed.fleet, site.git!.repo)).toMatchObject({
       exists: true,
       createdBy: site.siteId,
     });
-    await removeGitRepoOnHost(fleet, site.git!.repo);
+    await removeGitRepoOnHost(bed.fleet, site.git!.repo);
   } finally {
     await killWorker(worker, 'SIGTERM');
   }

@@ -1,5 +1,4 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import type { Fleet } from '../../activities/fleet';
 import type { ProbeResult } from '../../activities/proxy/probe';
@@ -8,7 +7,6 @@ import type { Placement } from '../../schema/site';
 import { deprovisionSite, provisionSite } from '../../workflows';
 import { patchProgressQuery, type PatchRollProgress } from '../../workflows/lib/patchProtocol';
 import { fetchSite, testSite } from '../support/site';
-import { uniqueTaskQueue } from '../support/temporal';
 
 /** Shared by the patch-roll tests: sites on the bed, a traffic poller, marker files, cleanup. */
 
@@ -104,19 +102,11 @@ export async function readmitAll(fleet: Fleet, site: TestSiteOnBed) {
   }
 }
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/**
+ * How the tests poll a roll or a host (with eventually): a workflow that runs a local activity
+ * answers no query until it ends or heartbeats, so a failed probe is tried again, for up to a minute.
+ */
+export const ROLL_POLL = { timeoutMs: 60_000, intervalMs: 100, retryErrors: true } as const;
 
 export function progressOf(env: TestWorkflowEnvironment, workflowId: string): Promise<PatchRollProgress> {
   return env.client.workflow.getHandle(workflowId).query(patchProgressQuery);
@@ -144,31 +134,6 @@ export async function withRoll<T>(
     }
     throw err;
   }
-}
-
-/**
- * One worker for a whole test file: the site workflows that provisionSite starts live on its task
- * queue, and they must keep running (and granting locks, answering queries) during the rolls.
- */
-export async function startFileWorker(env: TestWorkflowEnvironment, fleet: Fleet) {
-  const taskQueue = uniqueTaskQueue('patch');
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    workflowBundle: { codePath: process.env.QM_TEST_WORKFLOW_BUNDLE! },
-    activities: createActivities(fleet, { temporal: env.client, taskQueue }),
-  });
-  const running = worker.run();
-  return {
-    taskQueue,
-    /** Run `fn` with this worker's task queue (the shape of withWorker, for one long-lived worker). */
-    with: <T>(fn: (taskQueue: string) => Promise<T>) => fn(taskQueue),
-    async stop() {
-      worker.shutdown();
-      await running;
-    },
-  };
 }
 
 /** When `workflowId` was granted the lock of `siteId` (its lockGranted signals), in ms. */

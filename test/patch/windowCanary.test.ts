@@ -1,13 +1,12 @@
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
-import type { Fleet } from '../../activities/fleet';
 import { PROXY_DIR } from '../../activities/proxy/layout';
 import { patchRoll } from '../../workflows';
 import type { PatchRollInput } from '../../workflows/lib/patchInput';
 import { approveUpdate } from '../../workflows/lib/patchProtocol';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
+import { startWorker, uniqueTaskQueue, type FileWorker } from '../support/temporal';
 import { fetchSite } from '../support/site';
-import { testEnv } from '../support/temporal';
 import {
   cleanHost,
   deprovision,
@@ -16,8 +15,7 @@ import {
   progressOf,
   provision,
   readmitAll,
-  startFileWorker,
-  waitFor,
+  ROLL_POLL,
   withRoll,
   type TestSiteOnBed,
 } from './support';
@@ -44,32 +42,29 @@ const GATE = `/root/qm-patch-gate-${process.pid}`;
 /** On host1: the proxy-lock holder runs while this file exists. */
 const HOLD = `/root/qm-proxy-hold-${process.pid}`;
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
-let worker: Awaited<ReturnType<typeof startFileWorker>>;
+let bed: Bed;
+let worker: FileWorker;
 let site: TestSiteOnBed;
 let holder: Promise<unknown> | undefined;
 
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
-  worker = await startFileWorker(env, fleet);
-  site = await provision(env, worker.taskQueue, 2);
+  bed = await openBed();
+  worker = await startWorker(bed, { taskQueue: uniqueTaskQueue('patch') });
+  site = await provision(bed.env, worker.taskQueue, 2);
   expect([...site.placement.appHosts].sort()).toEqual(APP_HOSTS);
 }, 180_000);
 
 afterEach(async () => {
   await releaseProxy();
-  for (const h of APP_HOSTS) await cleanHost(fleet, h, MARKER);
-  await fleet.pool.exec('host2', ['rm', '-f', GATE]);
-  await readmitAll(fleet, site);
+  for (const h of APP_HOSTS) await cleanHost(bed.fleet, h, MARKER);
+  await bed.fleet.pool.exec('host2', ['rm', '-f', GATE]);
+  await readmitAll(bed.fleet, site);
 });
 
 afterAll(async () => {
-  if (site) await deprovision(env, worker.taskQueue, site.siteId);
+  if (site) await deprovision(bed.env, worker.taskQueue, site.siteId);
   await worker?.stop();
-  await fleet?.close();
-  await env?.teardown();
+  await bed?.close();
 }, 180_000);
 
 /**
@@ -77,8 +72,8 @@ afterAll(async () => {
  * and keep it until releaseProxy(): a drain or readmit on host1 waits meanwhile (up to 60 s).
  */
 async function holdProxy() {
-  await fleet.pool.exec('host1', ['touch', HOLD]);
-  holder = fleet.pool.exec('host1', [
+  await bed.fleet.pool.exec('host1', ['touch', HOLD]);
+  holder = bed.fleet.pool.exec('host1', [
     'sh',
     '-c',
     'exec 9>>"$1"; flock 9; touch "$2.held"; i=0; while [ -e "$2" ] && [ $i -lt 500 ]; do sleep 0.1; i=$((i+1)); done; rm -f "$2.held"',
@@ -86,10 +81,13 @@ async function holdProxy() {
     `${PROXY_DIR}/.qm-lock`,
     HOLD,
   ]);
-  await waitFor('the proxy lock held', async () => {
-    const r = await fleet.pool.exec('host1', ['test', '-e', `${HOLD}.held`], { check: false });
-    return r.code === 0;
-  });
+  await eventually(
+    async () => {
+      const r = await bed.fleet.pool.exec('host1', ['test', '-e', `${HOLD}.held`], { check: false });
+      return r.code === 0;
+    },
+    { ...ROLL_POLL, what: 'the proxy lock held' },
+  );
 }
 
 /**
@@ -98,21 +96,24 @@ async function holdProxy() {
  * that runs a local activity answers no query until it ends or is heartbeated (every 8 s).
  */
 async function drainWaiting() {
-  await waitFor('a drain waiting for the proxy lock', async () => {
-    const r = await fleet.pool.exec(
-      'host1',
-      ['sh', '-c', 'ls "$1"/*.qm-cand-* >/dev/null 2>&1', 'qm', `${PROXY_DIR}/sites`],
-      {
-        check: false,
-      },
-    );
-    return r.code === 0;
-  });
+  await eventually(
+    async () => {
+      const r = await bed.fleet.pool.exec(
+        'host1',
+        ['sh', '-c', 'ls "$1"/*.qm-cand-* >/dev/null 2>&1', 'qm', `${PROXY_DIR}/sites`],
+        {
+          check: false,
+        },
+      );
+      return r.code === 0;
+    },
+    { ...ROLL_POLL, what: 'a drain waiting for the proxy lock' },
+  );
 }
 
 async function releaseProxy() {
   if (!holder) return;
-  await fleet.pool.exec('host1', ['rm', '-f', HOLD]);
+  await bed.fleet.pool.exec('host1', ['rm', '-f', HOLD]);
   await holder;
   holder = undefined;
 }
@@ -133,7 +134,7 @@ function reachedBefore(cutoff: string) {
 
 async function startRoll(name: string, input: Omit<PatchRollInput, 'hosts'>) {
   const workflowId = `patch-roll-${name}-${Date.now()}`;
-  const handle = await env.client.workflow.start(patchRoll, {
+  const handle = await bed.env.client.workflow.start(patchRoll, {
     taskQueue: worker.taskQueue,
     workflowId,
     args: [{ hosts: { names: APP_HOSTS }, triggeredBy: 'test', ...input }],
@@ -142,7 +143,7 @@ async function startRoll(name: string, input: Omit<PatchRollInput, 'hosts'>) {
 }
 
 async function routeStates() {
-  const route = await createActivities(fleet).readSiteRoute({ host: 'host1', siteId: site.siteId });
+  const route = await createActivities(bed.fleet).readSiteRoute({ host: 'host1', siteId: site.siteId });
   return { mode: route!.mode, backends: route!.backends.map((b) => `${b.host} ${b.state}`).sort() };
 }
 
@@ -150,7 +151,7 @@ const ALL_ACTIVE = { mode: 'active', backends: ['host2 active', 'host3 active'] 
 
 /** The times (epoch seconds) the patch command ran on the host, from its marker lines. */
 async function markerTimes(host: string): Promise<number[]> {
-  const r = await fleet.pool.exec(host, ['sh', '-c', 'cat "$1" 2>/dev/null || true', 'qm', MARKER]);
+  const r = await bed.fleet.pool.exec(host, ['sh', '-c', 'cat "$1" 2>/dev/null || true', 'qm', MARKER]);
   return r.stdout
     .split('\n')
     .filter(Boolean)
@@ -184,9 +185,9 @@ describe('the maintenance window', () => {
       });
       expect(result.hosts.host2!.sites).toEqual([{ siteId: site.siteId, action: 'drain' }]);
       expect(result.hosts.host3).toMatchObject({ state: 'not-started', leftAs: 'untouched' });
-      for (const h of APP_HOSTS) expect(await markerCount(fleet, h, MARKER)).toBe(0);
+      for (const h of APP_HOSTS) expect(await markerCount(bed.fleet, h, MARKER)).toBe(0);
       expect(await routeStates()).toEqual(ALL_ACTIVE);
-      expect((await fetchSite(fleet, site.domain)).status).toBe(200);
+      expect((await fetchSite(bed.fleet, site.domain)).status).toBe(200);
     });
   });
 
@@ -210,10 +211,10 @@ describe('the maintenance window', () => {
       expect(result.done).toEqual(['host2']);
       expect(result.notStarted).toEqual(['host3']);
       expect(result.hosts.host3).toMatchObject({ state: 'not-started', leftAs: 'untouched' });
-      expect(await markerCount(fleet, 'host2', MARKER)).toBe(1);
+      expect(await markerCount(bed.fleet, 'host2', MARKER)).toBe(1);
       // host2 was patched after the cutoff (the batch was allowed to end), host3 not at all
       expect((await markerTimes('host2'))[0]! * 1000).toBeGreaterThanOrEqual(Date.parse(notAfter));
-      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+      expect(await markerCount(bed.fleet, 'host3', MARKER)).toBe(0);
       expect(await routeStates()).toEqual(ALL_ACTIVE);
     });
   });
@@ -229,23 +230,23 @@ describe('the maintenance window', () => {
       ).concat(GATE),
     });
     await withRoll(handle, async () => {
-      await waitFor(
-        'host2 patching',
-        async () => (await progressOf(env, workflowId)).hosts.host2?.state === 'patching',
+      await eventually(
+        async () => (await progressOf(bed.env, workflowId)).hosts.host2?.state === 'patching',
+        { ...ROLL_POLL, what: 'host2 patching' },
       );
       reachedBefore(notAfter);
       // host2 drained while its patch runs
       expect(await routeStates()).toEqual({ mode: 'active', backends: ['host2 drained', 'host3 active'] });
       await passCutoff(notAfter);
-      await fleet.pool.exec('host2', ['touch', GATE]);
+      await bed.fleet.pool.exec('host2', ['touch', GATE]);
 
       const result = await handle.result();
       expect(result.status).toBe('stopped');
       expect(result.stopReason).toBe(`the maintenance window closed at ${notAfter}`);
       expect(result.done).toEqual(['host2']);
       expect(result.notStarted).toEqual(['host3']);
-      expect(await markerCount(fleet, 'host2', MARKER)).toBe(1);
-      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+      expect(await markerCount(bed.fleet, 'host2', MARKER)).toBe(1);
+      expect(await markerCount(bed.fleet, 'host3', MARKER)).toBe(0);
       expect(await routeStates()).toEqual(ALL_ACTIVE);
     });
   });
@@ -262,7 +263,7 @@ describe('the maintenance window', () => {
     expect(result.stopReason).toBe(`the maintenance window closed at ${notAfter}`);
     for (const h of APP_HOSTS) {
       expect(result.hosts[h]).toMatchObject({ state: 'not-started', leftAs: 'untouched' });
-      expect(await markerCount(fleet, h, MARKER)).toBe(0);
+      expect(await markerCount(bed.fleet, h, MARKER)).toBe(0);
     }
     expect(await routeStates()).toEqual(ALL_ACTIVE);
   });
@@ -277,11 +278,14 @@ describe('the canary', () => {
     });
     await withRoll(handle, async () => {
       const seen = new Set<string>();
-      const result = await waitFor('the roll to end', async () => {
-        const p = await progressOf(env, workflowId);
-        seen.add(p.status);
-        return ['completed', 'stopped', 'aborted'].includes(p.status) && (await handle.result());
-      });
+      const result = await eventually(
+        async () => {
+          const p = await progressOf(bed.env, workflowId);
+          seen.add(p.status);
+          return ['completed', 'stopped', 'aborted'].includes(p.status) && (await handle.result());
+        },
+        { ...ROLL_POLL, what: 'the roll to end' },
+      );
       expect(seen).toContain('waiting-for-approval');
       expect(result.status).toBe('completed');
       expect(result.done).toEqual(APP_HOSTS);
@@ -289,8 +293,8 @@ describe('the canary', () => {
       // host3 only after the canary host, and at least canaryWaitSeconds after it (the wait
       // starts once host2 is done, which is after its patch)
       expect(t3 - t2).toBeGreaterThanOrEqual(2);
-      for (const h of APP_HOSTS) expect(await markerCount(fleet, h, MARKER)).toBe(1);
-      const progress = await progressOf(env, workflowId);
+      for (const h of APP_HOSTS) expect(await markerCount(bed.fleet, h, MARKER)).toBe(1);
+      const progress = await progressOf(bed.env, workflowId);
       expect(progress.canary).toEqual({ host: 'host2', approved: true });
       expect(await routeStates()).toEqual(ALL_ACTIVE);
     });
@@ -302,22 +306,22 @@ describe('the canary', () => {
       patchCommand: markerCommand(MARKER, 'true'),
     });
     await withRoll(handle, async () => {
-      await waitFor(
-        'the canary wait',
-        async () => (await progressOf(env, workflowId)).status === 'waiting-for-approval',
+      await eventually(
+        async () => (await progressOf(bed.env, workflowId)).status === 'waiting-for-approval',
+        { ...ROLL_POLL, what: 'the canary wait' },
       );
       await new Promise((r) => setTimeout(r, 3000));
-      const p = await progressOf(env, workflowId);
+      const p = await progressOf(bed.env, workflowId);
       expect(p.status).toBe('waiting-for-approval');
       expect(p.done).toEqual(['host2']);
       expect(p.hosts.host3!.state).toBe('pending');
-      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+      expect(await markerCount(bed.fleet, 'host3', MARKER)).toBe(0);
       expect(await routeStates()).toEqual(ALL_ACTIVE);
 
       await handle.executeUpdate(approveUpdate);
       const result = await handle.result();
       expect(result).toMatchObject({ status: 'completed', done: APP_HOSTS });
-      expect(await markerCount(fleet, 'host3', MARKER)).toBe(1);
+      expect(await markerCount(bed.fleet, 'host3', MARKER)).toBe(1);
     });
   });
 
@@ -330,9 +334,9 @@ describe('the canary', () => {
       patchCommand: markerCommand(MARKER, 'true'),
     });
     await withRoll(handle, async () => {
-      await waitFor(
-        'the canary wait',
-        async () => (await progressOf(env, workflowId)).status === 'waiting-for-approval',
+      await eventually(
+        async () => (await progressOf(bed.env, workflowId)).status === 'waiting-for-approval',
+        { ...ROLL_POLL, what: 'the canary wait' },
       );
       reachedBefore(notAfter);
       const result = await handle.result();
@@ -341,7 +345,7 @@ describe('the canary', () => {
       expect(result.stopReason).toBe(`the maintenance window closed at ${notAfter}`);
       expect(result.done).toEqual(['host2']);
       expect(result.notStarted).toEqual(['host3']);
-      expect(await markerCount(fleet, 'host3', MARKER)).toBe(0);
+      expect(await markerCount(bed.fleet, 'host3', MARKER)).toBe(0);
       expect(await routeStates()).toEqual(ALL_ACTIVE);
     });
   });

@@ -1,12 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
-import type { Fleet } from '../../activities/fleet';
 import { patchRoll } from '../../workflows';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';
 import { fetchSite } from '../support/site';
-import { testEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue } from '../support/temporal';
 import { killWorker, startWorkerProcess } from '../support/workerProcess';
 import {
   cleanHost,
@@ -16,7 +15,7 @@ import {
   markerCount,
   progressOf,
   provision,
-  waitFor,
+  ROLL_POLL,
   withRoll,
   type TestSiteOnBed,
 } from './support';
@@ -28,8 +27,7 @@ import {
  * the per-roll guard on the host and does not run the command again.
  */
 
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
+let bed: Bed;
 let site: TestSiteOnBed | undefined;
 /** The worker process's task queue: the site's own workflow lives there too. */
 const taskQueue = uniqueTaskQueue('patch-crash');
@@ -37,33 +35,30 @@ let worker: ChildProcess | undefined;
 const MARKER = `/root/qm-patch-crash-${process.pid}`;
 
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
+  bed = await openBed();
   worker = await startWorkerProcess(taskQueue);
-  site = await provision(env, taskQueue, 2);
+  site = await provision(bed.env, taskQueue, 2);
 }, 180_000);
 
 afterAll(async () => {
-  for (const h of ['host2', 'host3']) await cleanHost(fleet, h, MARKER);
-  if (site) await deprovision(env, taskQueue, site.siteId);
+  for (const h of ['host2', 'host3']) await cleanHost(bed.fleet, h, MARKER);
+  if (site) await deprovision(bed.env, taskQueue, site.siteId);
   if (worker) await killWorker(worker, 'SIGTERM');
-  await fleet?.close();
-  await env?.teardown();
+  await bed?.close();
 }, 180_000);
 
 test('SIGKILL the worker while a host is patched: the roll resumes there, every host is patched exactly once', async () => {
   const workflowId = `patch-roll-crash-${Date.now()}`;
   {
-    const handle = await env.client.workflow.start(patchRoll, {
+    const handle = await bed.env.client.workflow.start(patchRoll, {
       taskQueue,
       workflowId,
       args: [{ hosts: { roles: ['app'] }, canary: false, patchCommand: markerCommand(MARKER, 'sleep 4') }],
     });
     await withRoll(handle, async () => {
-      await waitFor(
-        'host2 patching',
-        async () => (await progressOf(env, workflowId)).hosts.host2?.state === 'patching',
-        90_000,
+      await eventually(
+        async () => (await progressOf(bed.env, workflowId)).hosts.host2?.state === 'patching',
+        { ...ROLL_POLL, what: 'host2 patching', timeoutMs: 90_000 },
       );
       await new Promise((r) => setTimeout(r, 500)); // the command is running on host2
       await killWorker(worker!, 'SIGKILL');
@@ -77,19 +72,19 @@ test('SIGKILL the worker while a host is patched: the roll resumes there, every 
       // the attempt that was running finished on the host; its retry ran nothing
       expect(result.hosts.host2!.patch!.result).toBe('already-done');
       expect(result.hosts.host3!.patch!.result).toBe('ran');
-      expect(await markerCount(fleet, 'host2', MARKER)).toBe(1);
-      expect(await markerCount(fleet, 'host3', MARKER)).toBe(1);
+      expect(await markerCount(bed.fleet, 'host2', MARKER)).toBe(1);
+      expect(await markerCount(bed.fleet, 'host3', MARKER)).toBe(1);
       // the site's lock, asked for once and kept from host2's batch to host3's (nobody else
       // waited), through the worker's death
-      expect(await grantTimes(env, workflowId, site!.siteId)).toHaveLength(1);
+      expect(await grantTimes(bed.env, workflowId, site!.siteId)).toHaveLength(1);
 
       // and the site is back on both app servers
-      const route = await createActivities(fleet).readSiteRoute({ host: 'host1', siteId: site!.siteId });
+      const route = await createActivities(bed.fleet).readSiteRoute({ host: 'host1', siteId: site!.siteId });
       expect(route!.backends.map((b) => `${b.host} ${b.state}`).sort()).toEqual([
         'host2 active',
         'host3 active',
       ]);
-      expect((await fetchSite(fleet, site!.domain)).status).toBe(200);
+      expect((await fetchSite(bed.fleet, site!.domain)).status).toBe(200);
     });
   }
 });

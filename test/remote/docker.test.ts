@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { makeDockerActivities, type DockerActivities } from '../../activities/docker/activities';
@@ -10,11 +9,10 @@ import { ensureNetwork, removeNetwork } from '../../activities/docker/network';
 import { ensureVolume, removeVolume } from '../../activities/docker/volume';
 import { waitHealthy } from '../../activities/docker/waitHealthy';
 import { listContainers } from '../../activities/docker/listContainers';
-import type { Fleet } from '../../activities/fleet';
 import { ContainerSpec, type ContainerSpecInput } from '../../schema/container';
-import { openTestFleet } from '../support/fleet';
-import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { openBed, type Bed } from '../support/bed';
+import { withWorker } from '../support/temporal';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows/runActivity';
 
 /**
@@ -29,7 +27,7 @@ const TEST_LABELS = { 'qm.test': '1', 'qm.test-run': run };
 const BUSYBOX = 'local/busybox:1';
 const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www'];
 
-let fleet: Fleet;
+let bed: Bed;
 let acts: DockerActivities;
 const imageTags: { host: string; ref: string }[] = [];
 
@@ -38,7 +36,7 @@ const spec = (over: Partial<ContainerSpecInput> & { name: string }): ContainerSp
 
 /** The engine's own view, for checking outcomes (not through the code under test). */
 const inspect = (host: string, name: string): Promise<Docker.ContainerInspectInfo | undefined> =>
-  fleet.docker
+  bed.fleet.docker
     .engine(host)
     .getContainer(name)
     .inspect()
@@ -57,16 +55,16 @@ async function thrown(work: Promise<unknown>): Promise<ApplicationFailure> {
   throw new Error('expected a failure');
 }
 
-beforeAll(() => {
-  fleet = openTestFleet();
-  acts = makeDockerActivities(fleet);
+beforeAll(async () => {
+  bed = await openBed();
+  acts = makeDockerActivities(bed.fleet);
 });
 
 afterAll(async () => {
-  if (!fleet) return;
+  if (!bed) return;
   // make sure host3's engine is back even if the engine-down test failed half-way
   if (
-    !(await fleet.docker
+    !(await bed.fleet.docker
       .engine('host3')
       .ping()
       .then(
@@ -75,8 +73,8 @@ afterAll(async () => {
       ))
   )
     testbed.start('host3', 'docker');
-  for (const host of fleet.pool.hostNames()) {
-    const engine = fleet.docker.engine(host);
+  for (const host of bed.fleet.pool.hostNames()) {
+    const engine = bed.fleet.docker.engine(host);
     const filters = JSON.stringify({ label: ['qm.test=1'] });
     for (const c of await engine.listContainers({ all: true, filters }))
       await engine.getContainer(c.Id).remove({ force: true, v: true });
@@ -85,31 +83,35 @@ afterAll(async () => {
       await engine.getVolume(v.Name).remove();
   }
   for (const { host, ref } of imageTags)
-    await fleet.docker
+    await bed.fleet.docker
       .engine(host)
       .getImage(ref)
       .remove()
       .catch((err: { statusCode?: number }) => {
         if (err.statusCode !== 404) throw err;
       });
-  await fleet.close();
+  await bed.close();
 });
 
 describe('ensureContainer / stopContainer / removeContainer', () => {
   test('a second ensure leaves the container alone; a spec change replaces it', async () => {
     const name = n('web');
-    const first = await ensureContainer(fleet, 'host1', spec({ name }));
+    const first = await ensureContainer(bed.fleet, 'host1', spec({ name }));
     expect(first.action).toBe('created');
     const seen = await inspect('host1', name);
     expect(seen?.Id).toBe(first.id);
     expect(seen?.State.Running).toBe(true);
     expect(seen?.HostConfig.Init).toBe(true);
 
-    const second = await ensureContainer(fleet, 'host1', spec({ name }));
+    const second = await ensureContainer(bed.fleet, 'host1', spec({ name }));
     expect(second).toEqual({ id: first.id, action: 'unchanged' });
     expect((await inspect('host1', name))?.State.StartedAt).toBe(seen?.State.StartedAt); // not restarted
 
-    const changed = await ensureContainer(fleet, 'host1', spec({ name, env: { SITE_MODE: 'maintenance' } }));
+    const changed = await ensureContainer(
+      bed.fleet,
+      'host1',
+      spec({ name, env: { SITE_MODE: 'maintenance' } }),
+    );
     expect(changed.action).toBe('replaced');
     expect(changed.id).not.toBe(first.id);
     expect(await inspect('host1', first.id)).toBeUndefined(); // the old one is gone
@@ -117,23 +119,23 @@ describe('ensureContainer / stopContainer / removeContainer', () => {
     expect(now?.Id).toBe(changed.id);
     expect(now?.Config.Env).toContain('SITE_MODE=maintenance');
     expect(
-      (await ensureContainer(fleet, 'host1', spec({ name, env: { SITE_MODE: 'maintenance' } }))).action,
+      (await ensureContainer(bed.fleet, 'host1', spec({ name, env: { SITE_MODE: 'maintenance' } }))).action,
     ).toBe('unchanged');
   });
 
   test('the same spec on a re-pointed image tag replaces the container (a new build of that tag)', async () => {
-    const h1 = fleet.docker.engine('host1');
+    const h1 = bed.fleet.docker.engine('host1');
     const repo = `local/qmtest-${run}`;
     const ref = `${repo}:app`;
     imageTags.push({ host: 'host1', ref });
     await h1.getImage(BUSYBOX).tag({ repo, tag: 'app' });
     const name = n('retag');
-    const first = await ensureContainer(fleet, 'host1', spec({ name, image: ref }));
-    expect((await ensureContainer(fleet, 'host1', spec({ name, image: ref }))).action).toBe('unchanged');
+    const first = await ensureContainer(bed.fleet, 'host1', spec({ name, image: ref }));
+    expect((await ensureContainer(bed.fleet, 'host1', spec({ name, image: ref }))).action).toBe('unchanged');
 
     const builder = await h1.createContainer({ Image: BUSYBOX, Cmd: ['true'], Labels: TEST_LABELS });
     await builder.commit({ repo, tag: 'app' }); // the tag now names another image
-    const second = await ensureContainer(fleet, 'host1', spec({ name, image: ref }));
+    const second = await ensureContainer(bed.fleet, 'host1', spec({ name, image: ref }));
     expect(second.action).toBe('replaced');
     expect((await inspect('host1', name))?.Image).toBe((await h1.getImage(ref).inspect()).Id);
     expect(second.id).not.toBe(first.id);
@@ -141,47 +143,47 @@ describe('ensureContainer / stopContainer / removeContainer', () => {
 
   test('stop twice is fine, ensure starts a stopped one, remove twice is fine', async () => {
     const name = n('stop');
-    const { id } = await ensureContainer(fleet, 'host2', spec({ name }));
+    const { id } = await ensureContainer(bed.fleet, 'host2', spec({ name }));
 
     const t0 = Date.now();
-    expect(await stopContainer(fleet, 'host2', name)).toEqual({ result: 'stopped' });
+    expect(await stopContainer(bed.fleet, 'host2', name)).toEqual({ result: 'stopped' });
     // with init as PID 1, httpd (which ignores SIGTERM itself) stops at once, not after the 10 s timeout
     expect(Date.now() - t0).toBeLessThan(9000);
     expect((await inspect('host2', name))?.State.Running).toBe(false);
-    expect(await stopContainer(fleet, 'host2', name)).toEqual({ result: 'already-stopped' });
+    expect(await stopContainer(bed.fleet, 'host2', name)).toEqual({ result: 'already-stopped' });
 
-    expect(await ensureContainer(fleet, 'host2', spec({ name }))).toEqual({ id, action: 'started' });
+    expect(await ensureContainer(bed.fleet, 'host2', spec({ name }))).toEqual({ id, action: 'started' });
     expect((await inspect('host2', name))?.State.Running).toBe(true);
 
-    expect(await removeContainer(fleet, 'host2', name)).toEqual({ result: 'removed' });
+    expect(await removeContainer(bed.fleet, 'host2', name)).toEqual({ result: 'removed' });
     expect(await inspect('host2', name)).toBeUndefined();
-    expect(await removeContainer(fleet, 'host2', name)).toEqual({ result: 'absent' });
-    expect(await stopContainer(fleet, 'host2', name)).toEqual({ result: 'absent' });
+    expect(await removeContainer(bed.fleet, 'host2', name)).toEqual({ result: 'absent' });
+    expect(await stopContainer(bed.fleet, 'host2', name)).toEqual({ result: 'absent' });
   });
 
   test('a container of that name that we did not create is a Conflict and is left alone', async () => {
     const name = n('foreign');
-    const engine = fleet.docker.engine('host1');
+    const engine = bed.fleet.docker.engine('host1');
     const foreign = await engine.createContainer({ name, Image: BUSYBOX, Cmd: HTTPD, Labels: TEST_LABELS });
-    const f = await thrown(ensureContainer(fleet, 'host1', spec({ name })));
+    const f = await thrown(ensureContainer(bed.fleet, 'host1', spec({ name })));
     expect(f.type).toBe('Conflict');
     expect(f.nonRetryable).toBe(true);
-    expect((await thrown(removeContainer(fleet, 'host1', name))).type).toBe('Conflict');
-    expect((await thrown(stopContainer(fleet, 'host1', name))).type).toBe('Conflict');
+    expect((await thrown(removeContainer(bed.fleet, 'host1', name))).type).toBe('Conflict');
+    expect((await thrown(stopContainer(bed.fleet, 'host1', name))).type).toBe('Conflict');
     expect((await inspect('host1', name))?.Id).toBe(foreign.id);
   });
 
   test('a name that is an id prefix of another container is not mistaken for it', async () => {
-    const { id } = await ensureContainer(fleet, 'host1', spec({ name: n('prefix') }));
+    const { id } = await ensureContainer(bed.fleet, 'host1', spec({ name: n('prefix') }));
     const prefix = id.slice(0, 12); // a valid name, and a unique id prefix...
-    expect((await fleet.docker.engine('host1').getContainer(prefix).inspect()).Id).toBe(id); // ...the engine resolves
-    expect(await stopContainer(fleet, 'host1', prefix)).toEqual({ result: 'absent' });
-    expect(await removeContainer(fleet, 'host1', prefix)).toEqual({ result: 'absent' });
+    expect((await bed.fleet.docker.engine('host1').getContainer(prefix).inspect()).Id).toBe(id); // ...the engine resolves
+    expect(await stopContainer(bed.fleet, 'host1', prefix)).toEqual({ result: 'absent' });
+    expect(await removeContainer(bed.fleet, 'host1', prefix)).toEqual({ result: 'absent' });
     expect((await inspect('host1', id))?.State.Running).toBe(true);
   });
 
   test('a name with shell metacharacters is rejected before anything is created', async () => {
-    const engine = fleet.docker.engine('host1');
+    const engine = bed.fleet.docker.engine('host1');
     const before = (await engine.listContainers({ all: true })).map((c) => c.Id).sort();
     for (const name of ['web; touch /tmp/pwned', 'web$(touch /tmp/pwned)', '`id`', '../web']) {
       const f = await thrown(
@@ -192,7 +194,7 @@ describe('ensureContainer / stopContainer / removeContainer', () => {
       expect(f.message).toMatch(/spec\.name: container name must be/);
     }
     expect((await engine.listContainers({ all: true })).map((c) => c.Id).sort()).toEqual(before);
-    expect((await fleet.pool.exec('host1', ['test', '-e', '/tmp/pwned'], { check: false })).code).toBe(1);
+    expect((await bed.fleet.pool.exec('host1', ['test', '-e', '/tmp/pwned'], { check: false })).code).toBe(1);
   });
 });
 
@@ -200,25 +202,27 @@ describe('networks and volumes', () => {
   test('ensure twice gives one network and one volume; removing them is refused while in use, then works twice', async () => {
     const net = n('net');
     const vol = n('vol');
-    const a = await ensureNetwork(fleet, 'host2', { name: net, labels: TEST_LABELS });
+    const a = await ensureNetwork(bed.fleet, 'host2', { name: net, labels: TEST_LABELS });
     expect(a.action).toBe('created');
-    expect(await ensureNetwork(fleet, 'host2', { name: net, labels: TEST_LABELS })).toEqual({
+    expect(await ensureNetwork(bed.fleet, 'host2', { name: net, labels: TEST_LABELS })).toEqual({
       id: a.id,
       action: 'unchanged',
     });
-    expect(await ensureVolume(fleet, 'host2', { name: vol, labels: TEST_LABELS })).toEqual({
+    expect(await ensureVolume(bed.fleet, 'host2', { name: vol, labels: TEST_LABELS })).toEqual({
       name: vol,
       action: 'created',
     });
-    expect((await ensureVolume(fleet, 'host2', { name: vol, labels: TEST_LABELS })).action).toBe('unchanged');
-    const engine = fleet.docker.engine('host2');
+    expect((await ensureVolume(bed.fleet, 'host2', { name: vol, labels: TEST_LABELS })).action).toBe(
+      'unchanged',
+    );
+    const engine = bed.fleet.docker.engine('host2');
     expect(
       (await engine.listNetworks({ filters: { name: [net] } })).filter((x) => x.Name === net),
     ).toHaveLength(1);
 
     const name = n('attached');
     await ensureContainer(
-      fleet,
+      bed.fleet,
       'host2',
       spec({ name, network: net, mounts: [{ type: 'volume', source: vol, target: '/data' }] }),
     );
@@ -227,19 +231,19 @@ describe('networks and volumes', () => {
     expect(info?.Mounts.map((m) => m.Name)).toEqual([vol]);
 
     for (const f of [
-      await thrown(removeNetwork(fleet, 'host2', net)),
-      await thrown(removeVolume(fleet, 'host2', vol)),
+      await thrown(removeNetwork(bed.fleet, 'host2', net)),
+      await thrown(removeVolume(bed.fleet, 'host2', vol)),
     ]) {
       expect(f.type).toBe('DockerError');
       expect(f.nonRetryable).toBe(false);
       expect(f.message).toMatch(/in use/);
     }
 
-    await removeContainer(fleet, 'host2', name);
-    expect(await removeNetwork(fleet, 'host2', net)).toEqual({ result: 'removed' });
-    expect(await removeNetwork(fleet, 'host2', net)).toEqual({ result: 'absent' });
-    expect(await removeVolume(fleet, 'host2', vol)).toEqual({ result: 'removed' });
-    expect(await removeVolume(fleet, 'host2', vol)).toEqual({ result: 'absent' });
+    await removeContainer(bed.fleet, 'host2', name);
+    expect(await removeNetwork(bed.fleet, 'host2', net)).toEqual({ result: 'removed' });
+    expect(await removeNetwork(bed.fleet, 'host2', net)).toEqual({ result: 'absent' });
+    expect(await removeVolume(bed.fleet, 'host2', vol)).toEqual({ result: 'removed' });
+    expect(await removeVolume(bed.fleet, 'host2', vol)).toEqual({ result: 'absent' });
     expect((await engine.listVolumes({ filters: { name: [vol] } })).Volumes ?? []).toEqual([]);
   });
 });
@@ -250,7 +254,7 @@ describe('ensureImage', () => {
     const ref = `local/qmtest-${run}:copy`;
     const [repo, tag] = ref.split(':') as [string, string];
     const marker = `copied-${run}`;
-    const h1 = fleet.docker.engine('host1');
+    const h1 = bed.fleet.docker.engine('host1');
     const builder = await h1.createContainer({
       Image: BUSYBOX,
       Cmd: ['sh', '-c', `echo ${marker} > /marker`],
@@ -263,14 +267,14 @@ describe('ensureImage', () => {
     const sourceId = (await h1.getImage(ref).inspect()).Id;
     expect(await inspectImage('host2', ref)).toBeUndefined();
 
-    const copied = await ensureImage(fleet, 'host2', ref, { sourceHost: 'host1' });
+    const copied = await ensureImage(bed.fleet, 'host2', ref, { sourceHost: 'host1' });
     expect(copied).toMatchObject({ id: sourceId, action: 'copied', from: 'host1' });
     expect(copied.bytes).toBeGreaterThan(100_000);
     expect((await inspectImage('host2', ref))?.Id).toBe(sourceId);
-    expect(await ensureImage(fleet, 'host2', ref)).toEqual({ id: sourceId, action: 'present' });
+    expect(await ensureImage(bed.fleet, 'host2', ref)).toEqual({ id: sourceId, action: 'present' });
 
     // the copy is a working image: a container from it on host2 sees the file
-    const probe = await fleet.docker.engine('host2').createContainer({
+    const probe = await bed.fleet.docker.engine('host2').createContainer({
       Image: ref,
       Cmd: ['cat', '/marker'],
       Labels: TEST_LABELS,
@@ -284,19 +288,19 @@ describe('ensureImage', () => {
   test('without a sourceHost it finds one; an image nobody has is a Conflict', async () => {
     const ref = `local/qmtest-${run}:found`;
     imageTags.push({ host: 'host1', ref }, { host: 'host3', ref });
-    await fleet.docker
+    await bed.fleet.docker
       .engine('host1')
       .getImage(BUSYBOX)
       .tag({ repo: `local/qmtest-${run}`, tag: 'found' });
-    expect(await ensureImage(fleet, 'host3', ref)).toMatchObject({ action: 'copied', from: 'host1' });
+    expect(await ensureImage(bed.fleet, 'host3', ref)).toMatchObject({ action: 'copied', from: 'host1' });
 
-    const f = await thrown(ensureImage(fleet, 'host2', `local/qmtest-${run}:nowhere`));
+    const f = await thrown(ensureImage(bed.fleet, 'host2', `local/qmtest-${run}:nowhere`));
     expect(f.type).toBe('Conflict');
     expect(f.message).toMatch(/is on none of host2, host1, host3/);
   });
 
   const inspectImage = (host: string, ref: string) =>
-    fleet.docker
+    bed.fleet.docker
       .engine(host)
       .getImage(ref)
       .inspect()
@@ -310,7 +314,7 @@ describe('waitHealthy', () => {
   test('an httpd with a healthcheck becomes healthy and serves a page on its published port', async () => {
     const name = n('health');
     await ensureContainer(
-      fleet,
+      bed.fleet,
       'host2',
       spec({
         name,
@@ -319,31 +323,31 @@ describe('waitHealthy', () => {
         healthcheck: { test: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1/'], intervalMs: 500 },
       }),
     );
-    const r = await waitHealthy(fleet, 'host2', name, 30_000);
+    const r = await waitHealthy(bed.fleet, 'host2', name, 30_000);
     expect(r.status).toBe('healthy');
     const info = await inspect('host2', name);
     expect(info?.State.Health?.Status).toBe('healthy');
     expect(info?.HostConfig.Memory).toBe(64 * 1024 * 1024);
     expect(info?.HostConfig.RestartPolicy?.Name).toBe('unless-stopped');
-    const page = await fleet.pool.exec('host2', ['wget', '-qO-', 'http://127.0.0.1:18080/'], {
+    const page = await bed.fleet.pool.exec('host2', ['wget', '-qO-', 'http://127.0.0.1:18080/'], {
       timeoutMs: 10_000,
     });
     expect(page.stdout.trim()).toBe('ok');
-    expect(await listContainers(fleet, 'host2', { 'qm.test-run': run })).toEqual(
+    expect(await listContainers(bed.fleet, 'host2', { 'qm.test-run': run })).toEqual(
       expect.arrayContaining([expect.objectContaining({ name, state: 'running' })]),
     );
   });
 
   test('without a healthcheck, running is enough', async () => {
     const name = n('nohc');
-    await ensureContainer(fleet, 'host3', spec({ name }));
-    expect((await waitHealthy(fleet, 'host3', name, 10_000)).status).toBe('running');
+    await ensureContainer(bed.fleet, 'host3', spec({ name }));
+    expect((await waitHealthy(bed.fleet, 'host3', name, 10_000)).status).toBe('running');
   });
 
   test('a failing healthcheck times out as a retryable Unhealthy carrying the check output', async () => {
     const name = n('sick');
     await ensureContainer(
-      fleet,
+      bed.fleet,
       'host3',
       spec({
         name,
@@ -355,7 +359,7 @@ describe('waitHealthy', () => {
       }),
     );
     const t0 = Date.now();
-    const f = await thrown(waitHealthy(fleet, 'host3', name, 2500));
+    const f = await thrown(waitHealthy(bed.fleet, 'host3', name, 2500));
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2400);
     expect(f.type).toBe('Unhealthy');
     expect(f.nonRetryable).toBe(false);
@@ -369,7 +373,7 @@ describe('waitHealthy', () => {
     const name = n('exits');
     // a healthcheck that never passes: only the exit can end the wait before the timeout
     await ensureContainer(
-      fleet,
+      bed.fleet,
       'host3',
       spec({
         name,
@@ -378,7 +382,7 @@ describe('waitHealthy', () => {
         healthcheck: { test: ['false'], intervalMs: 500, timeoutMs: 500, retries: 100 },
       }),
     );
-    const f = await thrown(waitHealthy(fleet, 'host3', name, 120_000));
+    const f = await thrown(waitHealthy(bed.fleet, 'host3', name, 120_000));
     expect(f.type).toBe('Unhealthy');
     // the exit is named (a timeout would say "not healthy after 120000 ms")
     expect(f.message).toMatch(/exited with code 3/);
@@ -386,16 +390,8 @@ describe('waitHealthy', () => {
 });
 
 describe('through Temporal', () => {
-  let env: TestWorkflowEnvironment;
-  beforeAll(async () => {
-    env = await testEnv();
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
-
   const runIt = (taskQueue: string, args: unknown[], maximumAttempts: number) =>
-    env.client.workflow.execute(runActivity, {
+    bed.env.client.workflow.execute(runActivity, {
       taskQueue,
       workflowId: `docker-test-${run}-${Date.now()}`,
       args: [
@@ -413,13 +409,13 @@ describe('through Temporal', () => {
   test('waitHealthy heartbeats: a 2 s heartbeat timeout does not cut a 5 s wait short', async () => {
     const name = n('hb');
     await ensureContainer(
-      fleet,
+      bed.fleet,
       'host2',
       spec({ name, healthcheck: { test: ['false'], intervalMs: 500, retries: 1 } }),
     );
-    await withWorker(env, fleet, async (taskQueue) => {
+    await withWorker(bed, async (taskQueue) => {
       const t0 = Date.now();
-      const err = await env.client.workflow
+      const err = await bed.env.client.workflow
         .execute(runActivity, {
           taskQueue,
           workflowId: `docker-test-${run}-hb`,
@@ -451,7 +447,7 @@ describe('through Temporal', () => {
     const input = { host: 'host3', spec: { name, image: BUSYBOX, cmd: HTTPD, labels: TEST_LABELS } };
     testbed.stop('host3', 'docker');
     try {
-      await withWorker(env, fleet, async (taskQueue) => {
+      await withWorker(bed, async (taskQueue) => {
         const err = await runIt(taskQueue, [input], 1).then(
           () => undefined,
           (e: unknown) => e,

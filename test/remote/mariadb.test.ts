@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { ApplicationFailure, type RetryPolicy } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createActivities } from '../../activities';
 import {
@@ -22,10 +21,10 @@ import { dumpDatabase, restoreDatabase } from '../../activities/db/dump';
 import { nativePasswordHash } from '../../activities/db/password';
 import { restoreSnapshot, snapshotDatabase } from '../../activities/db/snapshot';
 import { FailureType } from '../../activities/errors';
-import type { Fleet } from '../../activities/fleet';
-import { openTestFleet } from '../support/fleet';
-import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
+import { withWorker } from '../support/temporal';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows';
 
 /**
@@ -46,7 +45,7 @@ const DATABASES = [DB, OTHER_DB, RESTORE_DB, RETRY_DB];
 const USERS = [USER, USER2, POLICY_USER];
 const newPassword = () => randomBytes(18).toString('base64url') + `'"\\;#`;
 
-let fleet: Fleet;
+let bed: Bed;
 let dbAddress: string;
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-mariadb-test-'));
 
@@ -61,7 +60,7 @@ function server(sql: string, host = DB_HOST): string[][] {
 
 /** Log in as `user` over TCP from another host, password in an option file on stdin. */
 async function loginFrom(client: string, user: string, password: string, sql: string) {
-  return fleet.pool.exec(
+  return bed.fleet.pool.exec(
     client,
     [
       'mariadb',
@@ -87,20 +86,20 @@ async function expectFailure(p: Promise<unknown>, type: string): Promise<Applica
   return err as ApplicationFailure;
 }
 
-beforeAll(() => {
-  fleet = openTestFleet();
-  dbAddress = fleet.pool.host(DB_HOST).address;
+beforeAll(async () => {
+  bed = await openBed();
+  dbAddress = bed.fleet.pool.host(DB_HOST).address;
 });
 
 afterAll(async () => {
   // the library functions clean up, and dropping twice is fine
   for (const d of [OTHER_DB, RESTORE_DB]) {
-    await dropDatabase(fleet.pool, DB_HOST, d);
-    expect(await dropDatabase(fleet.pool, DB_HOST, d)).toEqual({ dropped: false });
+    await dropDatabase(bed.fleet.pool, DB_HOST, d);
+    expect(await dropDatabase(bed.fleet.pool, DB_HOST, d)).toEqual({ dropped: false });
   }
   for (const u of USERS) {
-    await dropUser(fleet.pool, DB_HOST, u);
-    expect(await dropUser(fleet.pool, DB_HOST, u)).toEqual({ dropped: [] });
+    await dropUser(bed.fleet.pool, DB_HOST, u);
+    expect(await dropUser(bed.fleet.pool, DB_HOST, u)).toEqual({ dropped: [] });
   }
   // then whatever a failed test may have left
   const cleanup = DATABASES.map((d) => `DROP DATABASE IF EXISTS \`${d}\`;`).join(' ');
@@ -113,17 +112,17 @@ afterAll(async () => {
   expect(server(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '${RUN}%'`)).toEqual(
     [['0']],
   );
-  await fleet.close();
+  await bed.close();
 });
 
 describe('databases and users', () => {
   const password = newPassword();
 
   test('ensureDatabase twice: created once, utf8mb4, the second run changes nothing', async () => {
-    const first = await ensureDatabase(fleet.pool, DB_HOST, DB);
+    const first = await ensureDatabase(bed.fleet.pool, DB_HOST, DB);
     expect(first).toEqual({ db: DB, created: true, charset: 'utf8mb4', collation: 'utf8mb4_unicode_ci' });
     server(`CREATE TABLE \`${DB}\`.keepme (id INT PRIMARY KEY); INSERT INTO \`${DB}\`.keepme VALUES (1)`);
-    const second = await ensureDatabase(fleet.pool, DB_HOST, DB);
+    const second = await ensureDatabase(bed.fleet.pool, DB_HOST, DB);
     expect(second.created).toBe(false);
     expect(server(`SELECT id FROM \`${DB}\`.keepme`)).toEqual([['1']]);
     expect(
@@ -131,7 +130,7 @@ describe('databases and users', () => {
         `SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${DB}'`,
       ),
     ).toEqual([['utf8mb4']]);
-    await ensureDatabase(fleet.pool, DB_HOST, OTHER_DB);
+    await ensureDatabase(bed.fleet.pool, DB_HOST, OTHER_DB);
   });
 
   test('ensureUser twice leaves the same accounts, password and grants', async () => {
@@ -140,14 +139,14 @@ describe('databases and users', () => {
         `SELECT Host, authentication_string FROM mysql.user WHERE User = '${USER}' ORDER BY Host;` +
           ` SHOW GRANTS FOR '${USER}'@'%'`,
       );
-    const first = await ensureUser(fleet.pool, DB_HOST, { user: USER, db: DB, password });
+    const first = await ensureUser(bed.fleet.pool, DB_HOST, { user: USER, db: DB, password });
     expect(first).toMatchObject({ accounts: ['%'], created: ['%'], dropped: [] });
     const after1 = state();
     expect(after1[0]).toEqual(['%', nativePasswordHash(password)]);
     expect(after1.map((r) => r[0]).join('\n')).toContain(
       `GRANT ALL PRIVILEGES ON \`${DB}\`.* TO \`${USER}\`@\`%\``,
     );
-    const second = await ensureUser(fleet.pool, DB_HOST, { user: USER, db: DB, password });
+    const second = await ensureUser(bed.fleet.pool, DB_HOST, { user: USER, db: DB, password });
     expect(second).toMatchObject({ created: [], dropped: [] });
     expect(state()).toEqual(after1);
   });
@@ -171,9 +170,9 @@ describe('databases and users', () => {
   test('the grant on a name with _ covers that database only, not what the wildcard would match', async () => {
     const lookalike = OTHER_DB.replace('_', 'x');
     DATABASES.push(lookalike);
-    await ensureDatabase(fleet.pool, DB_HOST, lookalike);
+    await ensureDatabase(bed.fleet.pool, DB_HOST, lookalike);
     const pw = newPassword();
-    await ensureUser(fleet.pool, DB_HOST, { user: USER2, db: OTHER_DB, password: pw });
+    await ensureUser(bed.fleet.pool, DB_HOST, { user: USER2, db: OTHER_DB, password: pw });
     const r = await loginFrom('host3', USER2, pw, 'SHOW DATABASES');
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n').sort()).toEqual(['information_schema', OTHER_DB].sort());
@@ -181,7 +180,7 @@ describe('databases and users', () => {
 
   test('a user that holds another database is refused, not moved (Conflict), and keeps its grants', async () => {
     const err = await expectFailure(
-      ensureUser(fleet.pool, DB_HOST, { user: USER2, db: DB, password: newPassword() }),
+      ensureUser(bed.fleet.pool, DB_HOST, { user: USER2, db: DB, password: newPassword() }),
       FailureType.Conflict,
     );
     expect(err.nonRetryable).toBe(true);
@@ -192,8 +191,8 @@ describe('databases and users', () => {
 
   test('fromHosts converges: an account from a host no longer listed is dropped', async () => {
     const pw = newPassword();
-    const host2 = fleet.pool.host('host2').address;
-    const r = await ensureUser(fleet.pool, DB_HOST, {
+    const host2 = bed.fleet.pool.host('host2').address;
+    const r = await ensureUser(bed.fleet.pool, DB_HOST, {
       user: USER2,
       db: OTHER_DB,
       password: pw,
@@ -209,15 +208,18 @@ describe('databases and users', () => {
 
   test('rotatePassword: the old password is refused, the new one accepted; twice is the same', async () => {
     const next = newPassword();
-    expect(await rotatePassword(fleet.pool, DB_HOST, USER, next)).toEqual({ user: USER, accounts: ['%'] });
-    await rotatePassword(fleet.pool, DB_HOST, USER, next);
+    expect(await rotatePassword(bed.fleet.pool, DB_HOST, USER, next)).toEqual({
+      user: USER,
+      accounts: ['%'],
+    });
+    await rotatePassword(bed.fleet.pool, DB_HOST, USER, next);
     const old = await loginFrom('host2', USER, password, 'SELECT 1');
     expect(old.code).not.toBe(0);
     expect(old.stderr).toMatch(/ERROR 1045/);
     const fresh = await loginFrom('host2', USER, next, 'SELECT CURRENT_USER()');
     expect(fresh.code).toBe(0);
     expect(fresh.stdout.trim()).toBe(`${USER}@%`);
-    await expectFailure(rotatePassword(fleet.pool, DB_HOST, `${RUN}-nobody`, next), FailureType.Conflict);
+    await expectFailure(rotatePassword(bed.fleet.pool, DB_HOST, `${RUN}-nobody`, next), FailureType.Conflict);
   });
 
   test('no password reaches ps on the DB host, nor the server general log', async () => {
@@ -226,16 +228,20 @@ describe('databases and users', () => {
     const logFile = `${RUN}-general.log`;
     server(`SET GLOBAL general_log_file = '${logFile}'; SET GLOBAL general_log = ON`);
     // sample every process's command line on the DB host while ensureUser runs, over and over
-    const sampling = fleet.pool.exec(DB_HOST, ['timeout', '4', 'sh', '-c', 'while :; do ps -eo args; done'], {
-      check: false,
-      timeoutMs: 20_000,
-    });
+    const sampling = bed.fleet.pool.exec(
+      DB_HOST,
+      ['timeout', '4', 'sh', '-c', 'while :; do ps -eo args; done'],
+      {
+        check: false,
+        timeoutMs: 20_000,
+      },
+    );
     let runs = 0;
     const deadline = Date.now() + 3500;
     try {
       while (Date.now() < deadline) {
-        await ensureUser(fleet.pool, DB_HOST, { user: USER, db: DB, password: pw });
-        await rotatePassword(fleet.pool, DB_HOST, USER, pw);
+        await ensureUser(bed.fleet.pool, DB_HOST, { user: USER, db: DB, password: pw });
+        await rotatePassword(bed.fleet.pool, DB_HOST, USER, pw);
         runs++;
       }
     } finally {
@@ -264,7 +270,7 @@ describe('databases and users', () => {
     let err: ApplicationFailure;
     try {
       err = await expectFailure(
-        ensureUser(fleet.pool, DB_HOST, { user: POLICY_USER, db: DB, password: pw }),
+        ensureUser(bed.fleet.pool, DB_HOST, { user: POLICY_USER, db: DB, password: pw }),
         FailureType.Conflict,
       );
     } finally {
@@ -288,9 +294,9 @@ describe('names with shell or SQL metacharacters are refused before anything run
   ];
 
   test.each(hostile)('%j', async (name) => {
-    const exec = jest.spyOn(fleet.pool, 'exec');
+    const exec = jest.spyOn(bed.fleet.pool, 'exec');
     try {
-      const acts = createActivities(fleet);
+      const acts = createActivities(bed.fleet);
       const password = newPassword();
       const attempts: Promise<unknown>[] = [
         acts.ensureDatabase({ host: DB_HOST, db: name }),
@@ -304,7 +310,7 @@ describe('names with shell or SQL metacharacters are refused before anything run
         acts.tableRowCounts({ host: DB_HOST, db: name }),
         acts.snapshotDatabase({ host: DB_HOST, db: DB, name }),
         acts.restoreDatabaseSnapshot({ host: DB_HOST, db: name, name: 'ok' }),
-        dumpDatabase(fleet.pool, DB_HOST, name, fs.createWriteStream('/dev/null')),
+        dumpDatabase(bed.fleet.pool, DB_HOST, name, fs.createWriteStream('/dev/null')),
       ];
       for (const a of attempts) {
         const err = await expectFailure(a, FailureType.InvalidInput);
@@ -331,11 +337,11 @@ describe('dump and restore', () => {
       ]),
       'CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x',
     ].join(';\n');
-    await runSql(fleet.pool, DB_HOST, DB, sql);
+    await runSql(bed.fleet.pool, DB_HOST, DB, sql);
   });
 
   test('tableRowCounts: exact counts of every table, odd names included', async () => {
-    expect(await tableRowCounts(fleet.pool, DB_HOST, DB)).toEqual({
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, DB)).toEqual({
       'back`tick': 7,
       keepme: 1,
       "quo'te": 14,
@@ -343,36 +349,36 @@ describe('dump and restore', () => {
       seq: 5000,
       'sp ace': 21,
     });
-    await expectFailure(tableRowCounts(fleet.pool, DB_HOST, `${RUN}-absent`), FailureType.Conflict);
+    await expectFailure(tableRowCounts(bed.fleet.pool, DB_HOST, `${RUN}-absent`), FailureType.Conflict);
   });
 
   test('dump, drop a table and the function, restore: the same row counts and the function is back', async () => {
-    const before = await tableRowCounts(fleet.pool, DB_HOST, DB);
+    const before = await tableRowCounts(bed.fleet.pool, DB_HOST, DB);
     const file = path.join(tmpDir, 'site.sql.gz');
-    const dump = await dumpDatabase(fleet.pool, DB_HOST, DB, fs.createWriteStream(file));
+    const dump = await dumpDatabase(bed.fleet.pool, DB_HOST, DB, fs.createWriteStream(file));
     const onDisk = fs.readFileSync(file);
     expect(dump.bytes).toBe(onDisk.length);
     expect(dump.sha256).toBe(createHash('sha256').update(onDisk).digest('hex'));
     expect(onDisk.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b])); // gzip
 
     server(`DROP TABLE \`${DB}\`.seq; DROP TABLE \`${DB}\`.\`sp ace\`; DROP FUNCTION \`${DB}\`.twice`);
-    expect(await tableRowCounts(fleet.pool, DB_HOST, DB)).not.toEqual(before);
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, DB)).not.toEqual(before);
 
-    const restored = await restoreDatabase(fleet.pool, DB_HOST, DB, fs.createReadStream(file));
+    const restored = await restoreDatabase(bed.fleet.pool, DB_HOST, DB, fs.createReadStream(file));
     expect(restored).toEqual(dump);
-    expect(await tableRowCounts(fleet.pool, DB_HOST, DB)).toEqual(before);
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, DB)).toEqual(before);
     expect(server(`SELECT \`${DB}\`.twice(21)`)).toEqual([['42']]);
 
     // the same dump loads into a database of another name (created on the way)
-    await restoreDatabase(fleet.pool, DB_HOST, RESTORE_DB, fs.createReadStream(file));
-    expect(await tableRowCounts(fleet.pool, DB_HOST, RESTORE_DB)).toEqual(before);
+    await restoreDatabase(bed.fleet.pool, DB_HOST, RESTORE_DB, fs.createReadStream(file));
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, RESTORE_DB)).toEqual(before);
   });
 
   test('dumping a database that does not exist fails (pipefail), and the destination is not ended as complete', async () => {
     const file = path.join(tmpDir, 'absent.sql.gz');
     const out = fs.createWriteStream(file);
     const err = await expectFailure(
-      dumpDatabase(fleet.pool, DB_HOST, `${RUN}-absent`, out),
+      dumpDatabase(bed.fleet.pool, DB_HOST, `${RUN}-absent`, out),
       FailureType.CommandFailed,
     );
     expect(err.message).toMatch(/Unknown database/);
@@ -381,7 +387,7 @@ describe('dump and restore', () => {
 
   test('a destination that fails stops the dump on the host (no mysqldump left holding a snapshot)', async () => {
     await runSql(
-      fleet.pool,
+      bed.fleet.pool,
       DB_HOST,
       RESTORE_DB,
       'CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(200)); ' +
@@ -396,20 +402,20 @@ describe('dump and restore', () => {
       },
     });
     const err = await expectFailure(
-      dumpDatabase(fleet.pool, DB_HOST, RESTORE_DB, failing),
+      dumpDatabase(bed.fleet.pool, DB_HOST, RESTORE_DB, failing),
       FailureType.CommandFailed,
     );
     expect(err.message).toContain('disk full (simulated)');
     const dumping = () =>
-      fleet.pool
+      bed.fleet.pool
         .exec(DB_HOST, ['pgrep', '-f', `mysqldump .*${RESTORE_DB}`], { check: false })
         .then((r) => r.stdout.trim());
-    let left = await dumping();
-    for (let i = 0; i < 30 && left; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = await dumping();
-    }
-    expect(left).toBe('');
+    await eventually(async () => (await dumping()) === '', {
+      what: 'the mysqldump on the DB host to end',
+      timeoutMs: 5000,
+      intervalMs: 100,
+    });
+    expect(await dumping()).toBe('');
   });
 
   test('a damaged dump fails the restore (gunzip under pipefail)', async () => {
@@ -417,7 +423,7 @@ describe('dump and restore', () => {
     const bad = path.join(tmpDir, 'truncated.sql.gz');
     fs.writeFileSync(bad, good.subarray(0, Math.floor(good.length / 2)));
     await expectFailure(
-      restoreDatabase(fleet.pool, DB_HOST, RESTORE_DB, fs.createReadStream(bad)),
+      restoreDatabase(bed.fleet.pool, DB_HOST, RESTORE_DB, fs.createReadStream(bad)),
       FailureType.CommandFailed,
     );
   });
@@ -427,8 +433,8 @@ describe('snapshots on the DB host', () => {
   test('snapshot twice keeps the first; restore makes the database exactly the snapshot', async () => {
     const name = 'pre-deploy-1';
     const { file, checksum } = snapshotPaths(DB, name);
-    const counts = await tableRowCounts(fleet.pool, DB_HOST, DB);
-    const first = await snapshotDatabase(fleet.pool, { host: DB_HOST, db: DB, name });
+    const counts = await tableRowCounts(bed.fleet.pool, DB_HOST, DB);
+    const first = await snapshotDatabase(bed.fleet.pool, { host: DB_HOST, db: DB, name });
     expect(first).toMatchObject({ created: true, path: file });
     // the file on the host is what the activity reports
     const onHost = testbed.exec(DB_HOST, ['sha256sum', file]).split(' ')[0];
@@ -440,7 +446,7 @@ describe('snapshots on the DB host', () => {
     server(
       `INSERT INTO \`${DB}\`.seq SELECT seq, 'later' FROM \`${DB}\`.seq_5001_to_5100; CREATE TABLE \`${DB}\`.added (x INT)`,
     );
-    const second = await snapshotDatabase(fleet.pool, { host: DB_HOST, db: DB, name });
+    const second = await snapshotDatabase(bed.fleet.pool, { host: DB_HOST, db: DB, name });
     expect(second).toEqual({ ...first, created: false });
     // no temporary file left behind
     expect(
@@ -451,56 +457,51 @@ describe('snapshots on the DB host', () => {
         .sort(),
     ).toEqual([`${name}.sql.gz`, `${name}.sql.gz.sha256`]);
 
-    const restored = await restoreSnapshot(fleet.pool, { host: DB_HOST, db: DB, name });
+    const restored = await restoreSnapshot(bed.fleet.pool, { host: DB_HOST, db: DB, name });
     expect(restored.sha256).toBe(first.sha256);
-    expect(await tableRowCounts(fleet.pool, DB_HOST, DB)).toEqual(counts);
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, DB)).toEqual(counts);
     // twice: the same state
-    await restoreSnapshot(fleet.pool, { host: DB_HOST, db: DB, name });
-    expect(await tableRowCounts(fleet.pool, DB_HOST, DB)).toEqual(counts);
+    await restoreSnapshot(bed.fleet.pool, { host: DB_HOST, db: DB, name });
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, DB)).toEqual(counts);
     // grants survive the drop and recreate: the user still gets in
     expect(server(`SELECT COUNT(*) FROM mysql.db WHERE User = '${USER}'`)).toEqual([['1']]);
   });
 
   test('a missing or damaged snapshot is a Conflict and leaves the database untouched', async () => {
     await expectFailure(
-      restoreSnapshot(fleet.pool, { host: DB_HOST, db: DB, name: 'never-taken' }),
+      restoreSnapshot(bed.fleet.pool, { host: DB_HOST, db: DB, name: 'never-taken' }),
       FailureType.Conflict,
     );
     const name = 'damaged';
-    await snapshotDatabase(fleet.pool, { host: DB_HOST, db: DB, name });
+    await snapshotDatabase(bed.fleet.pool, { host: DB_HOST, db: DB, name });
     const { file } = snapshotPaths(DB, name);
     testbed.exec(DB_HOST, ['sh', '-c', 'printf x >> "$1"', 'sh', file]);
     server(`CREATE TABLE \`${DB}\`.canary (x INT)`);
-    const before = await tableRowCounts(fleet.pool, DB_HOST, DB);
-    await expectFailure(restoreSnapshot(fleet.pool, { host: DB_HOST, db: DB, name }), FailureType.Conflict);
-    expect(await tableRowCounts(fleet.pool, DB_HOST, DB)).toEqual(before);
+    const before = await tableRowCounts(bed.fleet.pool, DB_HOST, DB);
+    await expectFailure(
+      restoreSnapshot(bed.fleet.pool, { host: DB_HOST, db: DB, name }),
+      FailureType.Conflict,
+    );
+    expect(await tableRowCounts(bed.fleet.pool, DB_HOST, DB)).toEqual(before);
     // and taking the snapshot again replaces the damaged file instead of trusting it
-    const again = await snapshotDatabase(fleet.pool, { host: DB_HOST, db: DB, name });
+    const again = await snapshotDatabase(bed.fleet.pool, { host: DB_HOST, db: DB, name });
     expect(again.created).toBe(true);
   });
 });
 
 describe('through Temporal', () => {
-  let env: TestWorkflowEnvironment;
-  beforeAll(async () => {
-    env = await testEnv();
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
-
   const retry: RetryPolicy = { initialInterval: '300ms', backoffCoefficient: 1, maximumAttempts: 30 };
 
   async function startedAttempt(workflowId: string): Promise<number> {
-    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const history = await bed.env.client.workflow.getHandle(workflowId).fetchHistory();
     const started = history.events?.find((e) => e.activityTaskStartedEventAttributes);
     return started?.activityTaskStartedEventAttributes?.attempt ?? 0;
   }
 
   test('bad input fails once, without retries', async () => {
     const workflowId = `${RUN}-bad-input`;
-    await withWorker(env, fleet, async (taskQueue) => {
-      const err = await env.client.workflow
+    await withWorker(bed, async (taskQueue) => {
+      const err = await bed.env.client.workflow
         .execute(runActivity, {
           taskQueue,
           workflowId,
@@ -518,8 +519,8 @@ describe('through Temporal', () => {
     const workflowId = `${RUN}-retry`;
     testbed.stop('host3', 'mariadb');
     try {
-      await withWorker(env, fleet, async (taskQueue) => {
-        const handle = await env.client.workflow.start(runActivity, {
+      await withWorker(bed, async (taskQueue) => {
+        const handle = await bed.env.client.workflow.start(runActivity, {
           taskQueue,
           workflowId,
           args: [{ activity: 'ensureDatabase', args: [{ host: 'host3', db: RETRY_DB }], options: { retry } }],

@@ -1,16 +1,15 @@
 import http from 'node:http';
 import type Docker from 'dockerode';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { Fleet } from '../../activities/fleet';
 import { makeProxyActivities, type ProxyActivities } from '../../activities/proxy/activities';
 import { RELOAD_OWED, statusArgv } from '../../activities/proxy/commands';
 import { listenAddress, renderRouteJson, renderSiteConfig } from '../../activities/proxy/nginxConfig';
 import { proxyPaths, sitePaths } from '../../activities/proxy/layout';
 import type { Route } from '../../schema/route';
-import { openTestFleet } from '../support/fleet';
-import { testEnv, withWorker } from '../support/temporal';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
+import { withWorker } from '../support/temporal';
 import { runActivity } from '../workflows/runActivity';
 
 /**
@@ -26,14 +25,13 @@ const SITE_B = 'qmtest-proxy-b';
 const DOMAIN_A = 'a.proxytest.example';
 const DOMAIN_B = 'b.proxytest.example';
 
-let fleet: Fleet;
+let bed: Bed;
 let acts: ProxyActivities;
-let env: TestWorkflowEnvironment;
 let proxyAddress: string;
 
 const backend = (host: string, state: 'active' | 'drained' = 'active') => ({
   host,
-  address: fleet.pool.host(host).address,
+  address: bed.fleet.pool.host(host).address,
   port: WEB_PORT,
   state,
 });
@@ -105,7 +103,7 @@ function startPoller(domain: string) {
 }
 
 async function onProxy(argv: string[]): Promise<string> {
-  return (await fleet.pool.exec(PROXY, argv)).stdout;
+  return (await bed.fleet.pool.exec(PROXY, argv)).stdout;
 }
 
 /** Master and worker pids of the proxy's nginx: a reload replaces the workers. */
@@ -126,7 +124,7 @@ async function removeWeb(docker: Docker) {
 }
 
 async function startWeb(host: string) {
-  const docker = fleet.docker.engine(host);
+  const docker = bed.fleet.docker.engine(host);
   await removeWeb(docker);
   const c = await docker.createContainer({
     name: WEB,
@@ -154,18 +152,19 @@ chmod +x /www/cgi-bin/slow && exec httpd -f -p 80 -h /www`,
 }
 
 async function waitForWeb(host: string) {
-  const address = fleet.pool.host(host).address;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      const r = await get(address, WEB_PORT, 'x');
-      if (r.status === 200 && r.body.trim() === host) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${host}: the test web container did not answer`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const address = bed.fleet.pool.host(host).address;
+  await eventually(
+    async () => {
+      const r = await get(address, WEB_PORT, 'x'); // fails while it does not listen yet
+      return r.status === 200 && r.body.trim() === host;
+    },
+    {
+      what: `${host}: the test web container to answer`,
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      retryErrors: true,
+    },
+  );
 }
 
 async function expectFailure(p: Promise<unknown>, type: string): Promise<ApplicationFailure> {
@@ -179,10 +178,9 @@ async function expectFailure(p: Promise<unknown>, type: string): Promise<Applica
 }
 
 beforeAll(async () => {
-  fleet = openTestFleet();
-  acts = makeProxyActivities(fleet);
-  env = await testEnv();
-  proxyAddress = fleet.pool.host(PROXY).address;
+  bed = await openBed();
+  acts = makeProxyActivities(bed.fleet);
+  proxyAddress = bed.fleet.pool.host(PROXY).address;
   // a clean proxy host: no nginx of ours, no files left by an earlier run
   await acts.stopProxy({ host: PROXY, graceSeconds: 5 });
   await onProxy(['rm', '-rf', proxyPaths.dir]);
@@ -196,12 +194,11 @@ afterAll(async () => {
     await acts.stopProxy({ host: PROXY, graceSeconds: 5 }).catch(() => undefined);
     await onProxy(['rm', '-rf', proxyPaths.dir]).catch(() => undefined);
   }
-  if (fleet)
+  if (bed)
     await Promise.all(
-      ['host2', 'host3'].map((h) => removeWeb(fleet.docker.engine(h)).catch(() => undefined)),
+      ['host2', 'host3'].map((h) => removeWeb(bed.fleet.docker.engine(h)).catch(() => undefined)),
     );
-  await fleet?.close();
-  await env?.teardown();
+  await bed?.close();
 }, 60_000);
 
 test('before ensureProxy: a put is refused (Conflict), reads and removes find nothing', async () => {
@@ -267,12 +264,12 @@ test('a routed site is served by both backends; the same put again changes nothi
 });
 
 test('one backend failing is invisible to users while the other is healthy', async () => {
-  await fleet.docker.engine('host2').getContainer(WEB).stop({ t: 1 });
+  await bed.fleet.docker.engine('host2').getContainer(WEB).stop({ t: 1 });
   try {
     const bodies = await bodiesThroughProxy(DOMAIN_A, 12); // each asserts 200
     expect(new Set(bodies)).toEqual(new Set(['host3']));
   } finally {
-    await fleet.docker.engine('host2').getContainer(WEB).start();
+    await bed.fleet.docker.engine('host2').getContainer(WEB).start();
     await waitForWeb('host2');
   }
 });
@@ -309,9 +306,13 @@ test('draining host2 sends every new request to host3 with zero failed requests;
   // a readmit returns once the new workers run; the old ones (routing to host3 only, as before)
   // are told to stop taking requests about 100 ms later
   await acts.setBackendState({ host: PROXY, siteId: SITE_A, backendHost: 'host2', state: 'active' });
-  let seen = new Set<string>();
-  for (const deadline = Date.now() + 5000; seen.size < 2 && Date.now() < deadline;)
-    seen = new Set(await bodiesThroughProxy(DOMAIN_A, 12));
+  const seen = await eventually(
+    async () => {
+      const bodies = new Set(await bodiesThroughProxy(DOMAIN_A, 12));
+      return bodies.size >= 2 && bodies;
+    },
+    { what: 'answers from both backends', timeoutMs: 5000, intervalMs: 0 },
+  );
   expect(seen).toEqual(new Set(['host2', 'host3']));
 });
 
@@ -453,7 +454,7 @@ test('a config nginx rejects is never loaded: the previous files are put back an
   const pids = await nginxPids();
   // someone hand-edited the proxy into a state nginx -t refuses
   const broken = `${proxyPaths.sites}/zz-hand-edit.conf`;
-  await fleet.pool.exec(PROXY, ['sh', '-c', 'cat > "$1"', 'qm', broken], {
+  await bed.fleet.pool.exec(PROXY, ['sh', '-c', 'cat > "$1"', 'qm', broken], {
     stdin: 'server { listen 80; bogus_directive on; }\n',
   });
   try {
@@ -480,7 +481,7 @@ test('a change cut short (connection lost mid-transaction) is undone or finished
   const paths = sitePaths(SITE_A);
   const good = await onProxy(['cat', paths.conf]);
   const write = (path: string, content: string) =>
-    fleet.pool.exec(PROXY, ['sh', '-c', 'cat > "$1"', 'qm', path], { stdin: content });
+    bed.fleet.pool.exec(PROXY, ['sh', '-c', 'cat > "$1"', 'qm', path], { stdin: content });
 
   // cut short after the untested candidate was moved into place: the backup is put back
   await onProxy(['cp', '-p', paths.conf, `${paths.conf}.qm-prev`]);
@@ -562,8 +563,8 @@ test('a hostile domain is rejected by the schema (InvalidInput, not retried) bef
     domains: ['evil.example;}server{listen 80;return 200 pwned;}#'],
   });
 
-  const err = await withWorker(env, fleet, (taskQueue) =>
-    env.client.workflow
+  const err = await withWorker(bed, (taskQueue) =>
+    bed.env.client.workflow
       .execute(runActivity, {
         taskQueue,
         workflowId: `proxy-hostile-${Date.now()}`,

@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { clientOptionFile } from '../../activities/db/commands';
 import { FailureType } from '../../activities/errors';
-import type { Fleet } from '../../activities/fleet';
 import { makeProxyActivities } from '../../activities/proxy/activities';
 import { makeSiteActivities } from '../../activities/site/activities';
 import { secretPaths } from '../../activities/site/commands';
@@ -12,9 +10,9 @@ import { makeStorageActivities } from '../../activities/storage/activities';
 import { archivePath, storagePaths } from '../../activities/storage/commands';
 import type { Profile } from '../../schema/profile';
 import { SiteSpec, siteNames, type Placement } from '../../schema/site';
-import { openTestFleet } from '../support/fleet';
-import { testEnv, withWorker } from '../support/temporal';
-import { testbed } from '../testbed';
+import { openBed, type Bed } from '../support/bed';
+import { withWorker } from '../support/temporal';
+import { testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows';
 
 /**
@@ -28,7 +26,7 @@ const PATHS = storagePaths(SITE);
 const RELEASE = 'r1';
 const DOMAIN = `${SITE}.test.example`;
 
-let fleet: Fleet;
+let bed: Bed;
 let site: ReturnType<typeof makeSiteActivities>;
 let storage: ReturnType<typeof makeStorageActivities>;
 let proxy: ReturnType<typeof makeProxyActivities>;
@@ -106,11 +104,11 @@ async function failureOf(p: Promise<unknown>, type: string): Promise<Application
   return err as ApplicationFailure;
 }
 
-beforeAll(() => {
-  fleet = openTestFleet();
-  site = makeSiteActivities(fleet);
-  storage = makeStorageActivities(fleet);
-  proxy = makeProxyActivities(fleet);
+beforeAll(async () => {
+  bed = await openBed();
+  site = makeSiteActivities(bed.fleet);
+  storage = makeStorageActivities(bed.fleet);
+  proxy = makeProxyActivities(bed.fleet);
 });
 
 afterAll(async () => {
@@ -159,7 +157,7 @@ afterAll(async () => {
     ]);
     expect(dbs.trim()).toBe('');
   }
-  await fleet.close();
+  await bed.close();
 });
 
 describe(`site ${SITE} on the real bed`, () => {
@@ -206,9 +204,9 @@ describe(`site ${SITE} on the real bed`, () => {
     });
 
     test('the app user logs in over TCP from each app host with the kept password, and not from elsewhere', async () => {
-      const address = fleet.pool.host(placement.dbHost).address;
+      const address = bed.fleet.pool.host(placement.dbHost).address;
       const login = (from: string) =>
-        fleet.pool.exec(
+        bed.fleet.pool.exec(
           from,
           [
             'mariadb',
@@ -229,7 +227,9 @@ describe(`site ${SITE} on the real bed`, () => {
       for (const host of placement.appHosts) {
         const r = await login(host);
         expect(r.stderr).toBe('');
-        expect(r.stdout.trim()).toBe(`${NAMES.database}\t${NAMES.dbUser}@${fleet.pool.host(host).address}`);
+        expect(r.stdout.trim()).toBe(
+          `${NAMES.database}\t${NAMES.dbUser}@${bed.fleet.pool.host(host).address}`,
+        );
       }
       const outsider = await login('host1');
       expect(outsider.code).not.toBe(0);
@@ -237,35 +237,30 @@ describe(`site ${SITE} on the real bed`, () => {
     });
 
     test('through Temporal: the password is nowhere in the workflow history', async () => {
-      const env: TestWorkflowEnvironment = await testEnv();
-      try {
-        const workflowId = `${SITE}-db`;
-        await withWorker(env, fleet, (taskQueue) =>
-          env.client.workflow.execute(runActivity, {
-            taskQueue,
-            workflowId,
-            args: [
-              {
-                activity: 'ensureSiteDatabase',
-                args: [{ siteId: SITE, dbHost: placement.dbHost, clientHosts: placement.appHosts }],
-              },
-            ],
-          }),
-        );
-        const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-        // payloads are base64 in the history's JSON form: decode every one of them
-        const json = JSON.stringify(history, (_k, v: unknown) =>
-          v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v,
-        );
-        const decoded = [...json.matchAll(/"(?:data|encoding)":"([A-Za-z0-9+/=]+)"/g)].map((m) =>
-          Buffer.from(m[1]!, 'base64').toString('utf8'),
-        );
-        const text = json + decoded.join('\n');
-        expect(text).toContain(NAMES.dbUser); // the result is in there
-        expect(text).not.toContain(password);
-      } finally {
-        await env.teardown();
-      }
+      const workflowId = `${SITE}-db`;
+      await withWorker(bed, (taskQueue) =>
+        bed.env.client.workflow.execute(runActivity, {
+          taskQueue,
+          workflowId,
+          args: [
+            {
+              activity: 'ensureSiteDatabase',
+              args: [{ siteId: SITE, dbHost: placement.dbHost, clientHosts: placement.appHosts }],
+            },
+          ],
+        }),
+      );
+      const history = await bed.env.client.workflow.getHandle(workflowId).fetchHistory();
+      // payloads are base64 in the history's JSON form: decode every one of them
+      const json = JSON.stringify(history, (_k, v: unknown) =>
+        v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v,
+      );
+      const decoded = [...json.matchAll(/"(?:data|encoding)":"([A-Za-z0-9+/=]+)"/g)].map((m) =>
+        Buffer.from(m[1]!, 'base64').toString('utf8'),
+      );
+      const text = json + decoded.join('\n');
+      expect(text).toContain(NAMES.dbUser); // the result is in there
+      expect(text).not.toContain(password);
     });
 
     test('snapshotSiteDatabase: a file on the DB host with its checksum', async () => {
@@ -294,7 +289,7 @@ describe(`site ${SITE} on the real bed`, () => {
           storage.mountSiteFiles({ siteId: SITE, host, storageHost: placement.storageHost }),
         ),
       );
-      const source = `root@${fleet.pool.host('host1').address}:${PATHS.files}`;
+      const source = `root@${bed.fleet.pool.host('host1').address}:${PATHS.files}`;
       for (const m of mounts) expect(m).toEqual({ mountPoint: PATHS.mount, source, action: 'mounted' });
       for (const host of placement.appHosts)
         expect(
@@ -312,7 +307,7 @@ describe(`site ${SITE} on the real bed`, () => {
     test('the app hosts’ keys are authorized for SFTP only, each once, and the private keys stay on the app hosts', () => {
       const byHost = (l: string) => l.slice(l.lastIndexOf('@') + 1);
       // this bed's hosts only: a bed once brought up with more hosts leaves theirs on host1
-      const ours = new Set(fleet.hosts.map((h) => h.name));
+      const ours = new Set(bed.fleet.hosts.map((h) => h.name));
       const lines = sh('host1', 'grep -F qm-storage@ /root/.ssh/authorized_keys')
         .trim()
         .split('\n')
@@ -330,7 +325,7 @@ describe(`site ${SITE} on the real bed`, () => {
         'host2',
         'ssh -F /dev/null -i /root/.ssh/qm_storage_ed25519 -o UserKnownHostsFile=/root/.ssh/qm_known_hosts ' +
           '-o StrictHostKeyChecking=yes -o BatchMode=yes root@"$1" "echo SHELL; id" 2>&1 || true',
-        fleet.pool.host('host1').address,
+        bed.fleet.pool.host('host1').address,
       );
       expect(out).not.toContain('SHELL');
       expect(out).toContain('sftp connections only');
@@ -407,7 +402,7 @@ describe(`site ${SITE} on the real bed`, () => {
           domains: [DOMAIN],
           backends: placement.appHosts.map((h) => ({
             host: h,
-            address: fleet.pool.host(h).address,
+            address: bed.fleet.pool.host(h).address,
             port: placement.port,
             state: 'active' as const,
           })),
@@ -529,7 +524,7 @@ describe(`site ${SITE} on the real bed`, () => {
       const first = await site.dropSiteDatabase({ siteId: SITE, dbHost: placement.dbHost });
       expect(first).toMatchObject({ droppedDatabase: true, secrets: 'removed' });
       expect(first.droppedAccounts.sort()).toEqual(
-        placement.appHosts.map((h) => fleet.pool.host(h).address).sort(),
+        placement.appHosts.map((h) => bed.fleet.pool.host(h).address).sort(),
       );
       const users = testbed.exec(placement.dbHost, [
         'mariadb',

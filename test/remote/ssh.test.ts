@@ -5,16 +5,16 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, type RetryPolicy } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { utils } from 'ssh2';
-import { createActivities } from '../../activities';
+import { createActivities, type Activities } from '../../activities';
 import { activityIO } from '../../activities/context';
 import { FailureType } from '../../activities/errors';
 import { openFleet, type Fleet } from '../../activities/fleet';
 import { SshPool, type SshPoolOptions } from '../../activities/ssh/pool';
-import { openTestFleet } from '../support/fleet';
-import { testEnv, withWorker } from '../support/temporal';
-import { CLIENT_KEY, INVENTORY, TESTBED_DIR, testbed } from '../testbed';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
+import { withWorker } from '../support/temporal';
+import { CLIENT_KEY, INVENTORY, TESTBED_DIR, testbed } from '../../dev/fleet';
 import { runActivity } from '../workflows/runActivity';
 
 /**
@@ -23,23 +23,20 @@ import { runActivity } from '../workflows/runActivity';
  * Temporal too), the per-host channel bound and keepalive. Every test leaves every daemon running
  * and the network healed, whatever its assertions do.
  */
-let env: TestWorkflowEnvironment;
-let fleet: Fleet;
+let bed: Bed;
 const pools: SshPool[] = [];
 const id = randomUUID().slice(0, 8);
 
 beforeAll(async () => {
-  env = await testEnv();
-  fleet = openTestFleet();
+  bed = await openBed();
 });
 afterAll(async () => {
   for (const p of pools) await p.close();
-  await fleet?.close();
-  await env?.teardown();
+  await bed?.close();
 });
 
 /** A pool of our own over the bed's hosts, with options a test needs (short timeouts, a small bound). */
-function pool(opts: Omit<SshPoolOptions, 'privateKey' | 'agent'> = {}, hosts = fleet.hosts): SshPool {
+function pool(opts: Omit<SshPoolOptions, 'privateKey' | 'agent'> = {}, hosts = bed.fleet.hosts): SshPool {
   const p = new SshPool(hosts, { privateKey: fs.readFileSync(CLIENT_KEY), ...opts });
   pools.push(p);
   return p;
@@ -59,13 +56,13 @@ function processes(host: string, cmdline: string): number[] {
 /** PIDs running exactly `sleep SECONDS`. */
 const sleepers = (host: string, seconds: string) => processes(host, `sleep ${seconds}`);
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Until exactly one `sleep SECONDS` runs on the host. */
+const sleepStarted = (host: string, seconds: string) =>
+  eventually(() => sleepers(host, seconds).length === 1, {
+    what: `the remote sleep ${seconds} on ${host}`,
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
 
 /** Kill leftover sleeps of a test by PID (only ours: their command line is unique). */
 function killSleepers(host: string, seconds: string) {
@@ -101,14 +98,13 @@ async function sourcePort(p: SshPool, host: string): Promise<string> {
 async function throughTemporal(
   workerFleet: Fleet,
   input: Parameters<typeof runActivity>[0],
-  overrides: Parameters<typeof withWorker>[3] = {},
+  overrides: Partial<Activities> = {},
   during?: (handle: { cancel(): Promise<unknown> }) => Promise<void>,
 ) {
   return withWorker(
-    env,
-    workerFleet,
+    { env: bed.env, fleet: workerFleet },
     async (taskQueue) => {
-      const handle = await env.client.workflow.start(runActivity, {
+      const handle = await bed.env.client.workflow.start(runActivity, {
         taskQueue,
         workflowId: `ssh-test-${id}-${randomUUID().slice(0, 8)}`,
         args: [input],
@@ -128,7 +124,7 @@ async function throughTemporal(
         cancelled: events.some((e) => e.activityTaskCanceledEventAttributes),
       };
     },
-    overrides,
+    { overrides },
   );
 }
 
@@ -149,17 +145,17 @@ describe('sshd restarted mid-command', () => {
     const host = 'host2';
     const secs = uniqueSleep();
     try {
-      const before = await sourcePort(fleet.pool, host);
-      const running = failureOf(fleet.pool.exec(host, ['sleep', secs]));
-      await waitFor('the remote sleep', () => sleepers(host, secs).length === 1);
+      const before = await sourcePort(bed.fleet.pool, host);
+      const running = failureOf(bed.fleet.pool.exec(host, ['sleep', secs]));
+      await sleepStarted(host, secs);
       testbed.stop(host, 'sshd');
       const err = await running;
       expect([err.type, err.nonRetryable]).toEqual([FailureType.HostUnreachable, false]);
       expect(err.message).toMatch(/host2/);
       testbed.start(host, 'sshd');
       // no drop(), no new pool: the next call makes a new connection
-      expect((await fleet.pool.exec(host, ['hostname'])).stdout.trim()).toBe(host);
-      expect(await sourcePort(fleet.pool, host)).not.toBe(before);
+      expect((await bed.fleet.pool.exec(host, ['hostname'])).stdout.trim()).toBe(host);
+      expect(await sourcePort(bed.fleet.pool, host)).not.toBe(before);
     } finally {
       testbed.start(host, 'sshd');
       killSleepers(host, secs);
@@ -168,7 +164,7 @@ describe('sshd restarted mid-command', () => {
 
   test("through Temporal: the activity's first attempt fails, its retry succeeds", async () => {
     const host = 'host2';
-    const real = createActivities(fleet).checkHost;
+    const real = createActivities(bed.fleet).checkHost;
     let calls = 0;
     let firstStarted!: () => void;
     const started = new Promise<void>((r) => (firstStarted = r));
@@ -176,11 +172,11 @@ describe('sshd restarted mid-command', () => {
       // checkHost behind a command long enough to be cut: what any long activity step looks like
       const slowCheckHost = async (h: string) => {
         if (++calls === 1) firstStarted();
-        await fleet.pool.exec(h, ['sleep', '1.5'], activityIO());
+        await bed.fleet.pool.exec(h, ['sleep', '1.5'], activityIO());
         return real(h);
       };
       const out = await throughTemporal(
-        fleet,
+        bed.fleet,
         { activity: 'checkHost', args: [host], options: { retry: RETRY } },
         { checkHost: slowCheckHost },
         async () => {
@@ -217,7 +213,7 @@ describe('refused connections are not retried', () => {
       );
 
       // the running fleet's connection was cut by the sshd restart: its reconnect is refused too
-      const out = await throughTemporal(fleet, {
+      const out = await throughTemporal(bed.fleet, {
         activity: 'checkHost',
         args: [host],
         options: { retry: RETRY },
@@ -230,7 +226,7 @@ describe('refused connections are not retried', () => {
     }
     // the original key is back and accepted again, by the same pools
     expect((await fresh.exec(host, ['hostname'])).stdout.trim()).toBe(host);
-    expect((await fleet.pool.exec(host, ['hostname'])).stdout.trim()).toBe(host);
+    expect((await bed.fleet.pool.exec(host, ['hostname'])).stdout.trim()).toBe(host);
   });
 
   test('a key the hosts do not know: AuthFailed, one attempt only', async () => {
@@ -256,7 +252,7 @@ describe('refused connections are not retried', () => {
   });
 
   test('a user the host does not have: AuthFailed', async () => {
-    const hosts = fleet.hosts.map((h) => ({ ...h, user: 'qmnosuchuser' }));
+    const hosts = bed.fleet.hosts.map((h) => ({ ...h, user: 'qmnosuchuser' }));
     const err = await failureOf(pool({}, hosts).exec('host1', ['true']));
     expect([err.type, err.nonRetryable]).toEqual([FailureType.AuthFailed, true]);
     expect(err.message).toContain('qmnosuchuser');
@@ -268,7 +264,7 @@ describe('refused connections are not retried', () => {
       ['host1', ['echo', 'a\0b']],
       ['host1', []],
     ] as const) {
-      const err = await failureOf(fleet.pool.exec(host, argv));
+      const err = await failureOf(bed.fleet.pool.exec(host, argv));
       expect([err.type, err.nonRetryable]).toEqual([FailureType.InvalidInput, true]);
     }
   });
@@ -317,7 +313,7 @@ describe('a cut network', () => {
     await p.exec(host, ['true']);
     try {
       const running = failureOf(p.exec(host, ['sleep', secs]));
-      await waitFor('the remote sleep', () => sleepers(host, secs).length === 1);
+      await sleepStarted(host, secs);
       const t0 = Date.now();
       testbed.cut(host);
       const err = await running;
@@ -342,9 +338,9 @@ describe('arguments cannot inject', () => {
     // a file name of its own (a name component is at most 255 bytes): the same tricks, shorter
     const file = `/srv/qm-name-${id}-$(touch ${marker});\`touch ${marker}\`'"\n* ~ ✓ && touch ${marker}`;
     try {
-      expect((await fleet.pool.exec(host, ['printf', '%s', hostile])).stdout).toBe(hostile);
-      await fleet.pool.exec(host, ['touch', '--', file]);
-      const found = await fleet.pool.exec(host, [
+      expect((await bed.fleet.pool.exec(host, ['printf', '%s', hostile])).stdout).toBe(hostile);
+      await bed.fleet.pool.exec(host, ['touch', '--', file]);
+      const found = await bed.fleet.pool.exec(host, [
         'find',
         '/srv',
         '-maxdepth',
@@ -355,11 +351,11 @@ describe('arguments cannot inject', () => {
       ]);
       expect(found.stdout).toBe(`${file}\0`);
       for (const m of [`/root/${marker}`, `/srv/${marker}`]) {
-        expect((await fleet.pool.exec(host, ['test', '-e', m], { check: false })).code).toBe(1);
+        expect((await bed.fleet.pool.exec(host, ['test', '-e', m], { check: false })).code).toBe(1);
         expect(() => testbed.exec(host, ['test', '-e', m])).toThrow();
       }
     } finally {
-      await fleet.pool.exec(host, ['rm', '-f', '--', file, `/root/${marker}`, `/srv/${marker}`], {
+      await bed.fleet.pool.exec(host, ['rm', '-f', '--', file, `/root/${marker}`, `/srv/${marker}`], {
         check: false,
       });
     }
@@ -370,7 +366,7 @@ describe('streams', () => {
   test('a few MB of stdin arrive intact', async () => {
     const data = randomBytes(5 * 1024 * 1024 + 7);
     const chunks = Array.from({ length: 81 }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
-    const r = await fleet.pool.exec('host2', ['sha256sum'], { stdin: Readable.from(chunks) });
+    const r = await bed.fleet.pool.exec('host2', ['sha256sum'], { stdin: Readable.from(chunks) });
     expect(r.stdout.split(' ')[0]).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
@@ -390,12 +386,16 @@ describe('streams', () => {
         done();
       },
     });
-    const r = await fleet.pool.exec('host2', ['sh', '-c', 'cat; echo "done: $1" >&2; exit 3', 'sh', 'ünï'], {
-      stdin: data,
-      stdout: sink,
-      stderr: errSink,
-      check: false,
-    });
+    const r = await bed.fleet.pool.exec(
+      'host2',
+      ['sh', '-c', 'cat; echo "done: $1" >&2; exit 3', 'sh', 'ünï'],
+      {
+        stdin: data,
+        stdout: sink,
+        stderr: errSink,
+        check: false,
+      },
+    );
     expect(r.code).toBe(3);
     expect(r.stdout).toBe('');
     expect(Buffer.concat(received).equals(data)).toBe(true);
@@ -410,7 +410,7 @@ describe('streams', () => {
       const stdin = new Readable({ read() {} });
       stdin.push(randomBytes(100_000));
       const running = failureOf(
-        fleet.pool.exec(host, ['sh', '-c', 'cat >/dev/null; sleep "$1"', 'sh', secs], { stdin }),
+        bed.fleet.pool.exec(host, ['sh', '-c', 'cat >/dev/null; sleep "$1"', 'sh', secs], { stdin }),
       );
       await new Promise((r) => setTimeout(r, 300));
       stdin.destroy(new Error('the dump file went away'));
@@ -434,7 +434,7 @@ describe('streams', () => {
           done(seen > 1_000_000 ? new Error('disk full') : undefined);
         },
       });
-      const err = await failureOf(fleet.pool.exec(host, ['yes', word], { stdout: sink }));
+      const err = await failureOf(bed.fleet.pool.exec(host, ['yes', word], { stdout: sink }));
       expect(err.type).toBe(FailureType.CommandFailed);
       expect(err.message).toContain('disk full');
       expect(processes(host, `yes ${word}`)).toEqual([]);
@@ -444,14 +444,14 @@ describe('streams', () => {
   });
 
   test('a non-zero exit is CommandFailed (retryable) with the last line of stderr', async () => {
-    const err = await failureOf(fleet.pool.exec('host1', ['ls', `/nonexistent-${id}`]));
+    const err = await failureOf(bed.fleet.pool.exec('host1', ['ls', `/nonexistent-${id}`]));
     expect([err.type, err.nonRetryable]).toEqual([FailureType.CommandFailed, false]);
     expect(err.message).toMatch(/exited 2: .*No such file or directory/);
   });
 
   test('captured multi-byte text split across packets is decoded intact', async () => {
     const line = 'héllo wörld 🙂 日本';
-    const r = await fleet.pool.exec('host1', ['sh', '-c', 'yes "$1" | head -n 100000', 'sh', line]);
+    const r = await bed.fleet.pool.exec('host1', ['sh', '-c', 'yes "$1" | head -n 100000', 'sh', line]);
     expect(r.stdout.length).toBe((line.length + 1) * 100000);
     expect(r.stdout).toBe(`${line}\n`.repeat(100000));
   });
@@ -464,7 +464,9 @@ describe('timeout and cancellation stop the remote process', () => {
     try {
       const t0 = Date.now();
       const err = await failureOf(
-        fleet.pool.exec(host, ['sh', '-c', 'sleep "$1" & sleep "$1"; wait', 'sh', secs], { timeoutMs: 800 }),
+        bed.fleet.pool.exec(host, ['sh', '-c', 'sleep "$1" & sleep "$1"; wait', 'sh', secs], {
+          timeoutMs: 800,
+        }),
       );
       expect([err.type, err.nonRetryable]).toEqual([FailureType.CommandTimeout, false]);
       expect(Date.now() - t0).toBeLessThan(60_000);
@@ -479,8 +481,8 @@ describe('timeout and cancellation stop the remote process', () => {
     const secs = uniqueSleep();
     const ac = new AbortController();
     try {
-      const running = fleet.pool.exec(host, ['sleep', secs], { signal: ac.signal });
-      await waitFor('the remote sleep', () => sleepers(host, secs).length === 1);
+      const running = bed.fleet.pool.exec(host, ['sleep', secs], { signal: ac.signal });
+      await sleepStarted(host, secs);
       ac.abort(new Error('stop it'));
       await expect(running).rejects.toThrow('stop it');
       expect(sleepers(host, secs)).toEqual([]);
@@ -495,9 +497,9 @@ describe('timeout and cancellation stop the remote process', () => {
     const rc = path.join(TESTBED_DIR, 'hosts', 'h3', 'root', '.bashrc'); // host3's /root/.bashrc
     fs.writeFileSync(rc, 'echo "Welcome to host3" >&2\necho "qm-pgid not-a-number" >&2\n');
     try {
-      const r = await fleet.pool.exec(host, ['sh', '-c', 'echo from-the-command >&2']);
+      const r = await bed.fleet.pool.exec(host, ['sh', '-c', 'echo from-the-command >&2']);
       expect(r.stderr).toBe('Welcome to host3\nqm-pgid not-a-number\nfrom-the-command\n');
-      const err = await failureOf(fleet.pool.exec(host, ['sleep', secs], { timeoutMs: 800 }));
+      const err = await failureOf(bed.fleet.pool.exec(host, ['sleep', secs], { timeoutMs: 800 }));
       expect(err.type).toBe(FailureType.CommandTimeout);
       expect(sleepers(host, secs)).toEqual([]);
     } finally {
@@ -511,7 +513,7 @@ describe('timeout and cancellation stop the remote process', () => {
     const secs = uniqueSleep();
     try {
       const out = await throughTemporal(
-        fleet,
+        bed.fleet,
         {
           activity: 'checkHost',
           args: [host],
@@ -524,12 +526,12 @@ describe('timeout and cancellation stop the remote process', () => {
         {
           // a long step that prints nothing: only exec's own heartbeat keeps it alive and cancellable
           checkHost: async (h: string) => {
-            await fleet.pool.exec(h, ['sleep', secs], activityIO());
+            await bed.fleet.pool.exec(h, ['sleep', secs], activityIO());
             throw new Error('the sleep was not cancelled');
           },
         },
         async (handle) => {
-          await waitFor('the remote sleep', () => sleepers(host, secs).length === 1);
+          await sleepStarted(host, secs);
           await new Promise((r) => setTimeout(r, 4000)); // past the heartbeat timeout: it heartbeats
           await handle.cancel();
         },

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../../workers/codec';
-import { startDevServer } from '../../workers/devServer';
-import { TESTBED_DIR, testbed } from '../testbed';
+import { startDevServer } from '../../dev/temporal';
+import { TESTBED_DIR, testbed } from '../../dev/fleet';
 
 /**
  * Once a run: the real fleet (reused when one is up already), a Temporal dev server on free ports,

@@ -1,5 +1,5 @@
-import type { DevServer } from '../../workers/devServer';
-import { testbed } from '../testbed';
+import type { DevServer } from '../../dev/temporal';
+import { testbed } from '../../dev/fleet';
 
 /** Stop what globalSetup started: the dev server, and the fleet unless it was already up (or QM_KEEP_TESTBED=1). */
 export default async function globalTeardown() {

@@ -1,21 +1,20 @@
-import type { Fleet } from '../../activities/fleet';
-import { openTestFleet } from '../support/fleet';
+import { openBed, type Bed } from '../support/bed';
 
-let fleet: Fleet;
-beforeAll(() => {
-  fleet = openTestFleet();
+let bed: Bed;
+beforeAll(async () => {
+  bed = await openBed({ temporal: false });
 });
-afterAll(() => fleet.close());
+afterAll(() => bed?.close());
 
 describe.each(['host1', 'host2', 'host3'])('%s', (host) => {
   test('runs a command over SSH and is the host it claims to be', async () => {
-    const r = await fleet.pool.exec(host, ['hostname']);
+    const r = await bed.fleet.pool.exec(host, ['hostname']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(host);
   });
 
   test('its Docker engine answers through the SSH connection', async () => {
-    const docker = fleet.docker.engine(host);
+    const docker = bed.fleet.docker.engine(host);
     const info = await docker.info();
     expect(info.Name).toBe(host);
     const images = await docker.listImages();
@@ -23,7 +22,7 @@ describe.each(['host1', 'host2', 'host3'])('%s', (host) => {
   });
 
   test('its MariaDB answers a query', async () => {
-    const r = await fleet.pool.exec(host, [
+    const r = await bed.fleet.pool.exec(host, [
       'mariadb',
       '--batch',
       '--skip-column-names',
@@ -36,11 +35,11 @@ describe.each(['host1', 'host2', 'host3'])('%s', (host) => {
 
 test("hosts do not see each other's /srv", async () => {
   const marker = `/srv/only-on-host2-${Date.now()}`;
-  await fleet.pool.exec('host2', ['touch', marker]);
+  await bed.fleet.pool.exec('host2', ['touch', marker]);
   try {
-    const onHost3 = await fleet.pool.exec('host3', ['test', '-e', marker], { check: false });
+    const onHost3 = await bed.fleet.pool.exec('host3', ['test', '-e', marker], { check: false });
     expect(onHost3.code).toBe(1);
   } finally {
-    await fleet.pool.exec('host2', ['rm', '-f', marker]);
+    await bed.fleet.pool.exec('host2', ['rm', '-f', marker]);
   }
 });

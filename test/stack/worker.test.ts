@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { openFleet, type Fleet } from '../../activities/fleet';
-import { freePort } from '../../workers/devServer';
-import { CLIENT_KEY, INVENTORY } from '../testbed';
+import { freePort } from '../../dev/temporal';
+import { CLIENT_KEY, INVENTORY } from '../../dev/fleet';
+import { openBed, type Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
 import { buildApp, parseLine, runWorker, type WorkerProcess } from './compiledWorker';
 
 /**
@@ -15,23 +15,18 @@ import { buildApp, parseLine, runWorker, type WorkerProcess } from './compiledWo
 
 const address = process.env.QM_TEST_TEMPORAL_ADDRESS!;
 let app: ReturnType<typeof buildApp>;
-let connection: Connection;
-let client: Client;
-let fleet: Fleet;
+let bed: Bed;
 const started: WorkerProcess[] = [];
 
 beforeAll(async () => {
   app = buildApp();
-  connection = await Connection.connect({ address });
-  client = new Client({ connection });
-  fleet = openFleet({ inventoryPath: INVENTORY, privateKeyPath: CLIENT_KEY });
+  bed = await openBed();
 }, 300_000);
 
 afterAll(async () => {
   for (const w of started)
     if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-  await fleet?.close();
-  await connection?.close();
+  await bed?.close();
   app?.remove();
 });
 
@@ -60,13 +55,15 @@ async function metricsText(env: Record<string, string>): Promise<string> {
   return r.text();
 }
 
-/** Scrape until `test` holds (a refresh runs every QM_METRICS_REFRESH_SECONDS); the jest timeout bounds it. */
+/** Scrape until `test` holds (a refresh runs every QM_METRICS_REFRESH_SECONDS), as long as the test may run. */
 async function scrapeUntil(env: Record<string, string>, test: (text: string) => boolean): Promise<string> {
-  for (;;) {
-    const text = await metricsText(env);
-    if (test(text)) return text;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return eventually(
+    async () => {
+      const text = await metricsText(env);
+      return test(text) && text;
+    },
+    { what: 'the metrics a test looks for', timeoutMs: 120_000, intervalMs: 250 },
+  );
 }
 
 /** The value of one sample, found by its name and the labels it must have. */
@@ -108,13 +105,13 @@ test('compiled worker: a checkFleet run shows in /metrics (SDK and platform), lo
     { siteId: never },
   ];
   for (const s of sites)
-    await client.workflow.start('site', {
+    await bed.env.client.workflow.start('site', {
       taskQueue,
       workflowId: `site:${s.siteId}`,
       args: [{ siteId: s.siteId, carried: { record: { ...s, state: 'active' }, queue: [] } }],
     });
 
-  const handle = await client.workflow.start('checkFleet', {
+  const handle = await bed.env.client.workflow.start('checkFleet', {
     taskQueue,
     workflowId: `stack-check-${randomUUID()}`,
     args: [{}],
@@ -155,7 +152,7 @@ test('compiled worker: a checkFleet run shows in /metrics (SDK and platform), lo
   );
   expect(sample(text, 'qm_site_last_good_backup_age_seconds', { site_id: never })).toBe(Infinity);
   // drained backends per app host, from the proxies (none drained on a fresh bed)
-  for (const h of fleet.hosts.filter((x) => x.roles.includes('app')))
+  for (const h of bed.fleet.hosts.filter((x) => x.roles.includes('app')))
     expect(sample(text, 'qm_host_drained_backends', { host: h.name })).toBe(0);
   expect(sample(text, 'qm_metrics_refresh_failures_total', { source: 'proxies' })).toBe(0);
   expect(sample(text, 'qm_sdk_metrics_up', {})).toBe(1);
@@ -167,7 +164,7 @@ test('compiled worker: a checkFleet run shows in /metrics (SDK and platform), lo
     if (name !== 'temporal_activity_execution_failed_total')
       expect([name, served(name)]).toEqual([name, true]);
 
-  for (const s of sites) await client.workflow.getHandle(`site:${s.siteId}`).terminate('test over');
+  for (const s of sites) await bed.env.client.workflow.getHandle(`site:${s.siteId}`).terminate('test over');
   w.child.kill('SIGTERM');
   expect((await w.exited).code).toBe(0);
 
@@ -204,10 +201,10 @@ test('SIGTERM during an activity: the activity finishes on this worker, then the
   });
   const w = await start(env);
   const marker = `/root/qm-stack-${randomUUID().slice(0, 8)}`;
-  const host = fleet.hosts[0]!.name;
+  const host = bed.fleet.hosts[0]!.name;
   // a remote command that runs until the test lets it end
   const script = 'touch "$1.started"; while [ ! -e "$1.release" ]; do sleep 0.1; done; rm -f "$1".*';
-  const handle = await client.workflow.start('runActivity', {
+  const handle = await bed.env.client.workflow.start('runActivity', {
     taskQueue,
     workflowId: `stack-drain-${randomUUID()}`,
     args: [
@@ -219,13 +216,17 @@ test('SIGTERM during an activity: the activity finishes on this worker, then the
     ],
   });
   const exists = async (p: string) =>
-    (await fleet.pool.exec(host, ['test', '-e', p], { check: false })).code === 0;
-  while (!(await exists(`${marker}.started`))) await new Promise((r) => setTimeout(r, 100));
+    (await bed.fleet.pool.exec(host, ['test', '-e', p], { check: false })).code === 0;
+  await eventually(() => exists(`${marker}.started`), {
+    what: 'the activity to start on the host',
+    timeoutMs: 120_000,
+    intervalMs: 100,
+  });
 
   w.child.kill('SIGTERM');
   await w.waitForLine((l) => l.includes('"state":"DRAINING"'));
   expect(w.child.exitCode).toBeNull(); // still running: the activity holds it
-  await fleet.pool.exec(host, ['touch', `${marker}.release`]);
+  await bed.fleet.pool.exec(host, ['touch', `${marker}.release`]);
 
   expect(await w.exited).toEqual({ code: 0, signal: null });
   const events = (await handle.fetchHistory()).events ?? [];

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { findTemporalCli } from '../../workers/devServer';
+import { findTemporalCli } from '../../dev/temporal';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'histories');
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { CLIENT_KEY, INVENTORY } from '../testbed';
+import { CLIENT_KEY, INVENTORY } from '../../dev/fleet';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 

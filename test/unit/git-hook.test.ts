@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { verify } from '../../api/signature';
+import { eventually } from '../support/eventually';
 
 /**
  * The post-receive hook (activities/git/post-receive.pl) run for real, by perl, against an HTTP
@@ -81,12 +82,6 @@ function hookStderr(stdin: string): Promise<{ code: number | null; stderr: strin
 
 const spooled = () => fs.readdirSync(path.join(dir, 'spool'));
 
-async function waitFor(cond: () => boolean, ms: number) {
-  const until = Date.now() + ms;
-  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  return cond();
-}
-
 test('a push is sent signed, with repo, branch, old and new commit and pusher; tags and deletions are not', async () => {
   const { code, stderr } = await hookStderr(
     `${OLD} ${NEW} refs/heads/main\n${OLD} ${NEW} refs/tags/v1\n${OLD} ${'0'.repeat(40)} refs/heads/gone\n`,
@@ -112,7 +107,13 @@ test('the platform down: the push is not held up, the pusher is told, the notifi
   expect(stderr).toMatch(/qm: the platform did not take the notification yet \(503 .*\); 1 kept in .*spool/);
   expect(spooled()).toHaveLength(1);
   answer = 200; // the platform is back: the detached retrier delivers it
-  expect(await waitFor(() => spooled().length === 0, 20_000)).toBe(true);
+  expect(
+    await eventually(() => spooled().length === 0, {
+      what: 'the retrier to empty the spool',
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    }),
+  ).toBe(true);
   expect(received.filter((r) => r.ok).map((r) => JSON.parse(r.body).after as string)).toEqual([NEW, NEW]);
 });
 

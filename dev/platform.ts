@@ -8,10 +8,10 @@ import { openFleet } from '../activities/fleet';
 import { ApiSecrets } from '../api/config';
 import { parseOrThrow } from '../schema/common';
 import { buildApi } from '../api/server';
-import { codecFromEnv, dataConverterFor } from './codec';
-import { createCodecServer, uiCodecEndpoint } from './codecServer';
-import { startDevServer } from './devServer';
-import { createWorker } from './worker';
+import { codecFromEnv, dataConverterFor } from '../workers/codec';
+import { createCodecServer, uiCodecEndpoint } from '../workers/codecServer';
+import { startDevServer } from './temporal';
+import { createWorker } from '../workers/worker';
 
 /**
  * `npm start`: the whole platform on one machine, for a newcomer or a demo.
@@ -36,7 +36,7 @@ function demoFleetEnv() {
 }
 
 function demoFleet(verb: 'up' | 'down') {
-  execFileSync('bash', [path.join(ROOT, 'test/testbed/testbed.sh'), verb], {
+  execFileSync('bash', [path.join(__dirname, 'fleet.sh'), verb], {
     env: demoFleetEnv(),
     stdio: 'inherit',
   });

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quartermaster's test bed: a fleet of real hosts on one machine (needs root).
+# Quartermaster's development fleet (the test bed): real hosts on one machine (needs root).
 #
 # Each host hN has its own network namespace (address $SUBNET.(10+N)), its own mount and UTS
 # namespaces (private /run, /srv, /root, /etc/docker; hostname hostN), and runs its own sshd
@@ -7,21 +7,23 @@
 # mariadbd (socket /run/mysqld/mysqld.sock). The hosts hang off a bridge that lives in a "switch"
 # namespace, so a dockerd's FORWARD policy in the root namespace never drops host-to-host traffic.
 #
-#   testbed.sh up            bring the fleet up (idempotent: starts only what is missing)
-#   testbed.sh down          stop everything by PID and delete the namespaces (idempotent)
-#   testbed.sh status        one line per host and daemon
-#   testbed.sh cut N|heal N  take host N off the network / put it back
-#   testbed.sh stop N sshd|docker|mariadb     stop one daemon of host N (sshd: its sessions too)
-#   testbed.sh start N sshd|docker|mariadb    start it again
-#   testbed.sh reboot N      stop and start sshd and dockerd of host N (what a patch reboot looks like)
-#   testbed.sh exec N CMD..  run a command inside host N's namespaces
-#   testbed.sh rekey N       give host N a new host key (sshd restarts; the inventory keeps the old pin)
-#   testbed.sh restore-key N put back the host key host N had before 'rekey' (sshd restarts)
+#   fleet.sh up            bring the fleet up (idempotent: starts only what is missing)
+#   fleet.sh down          stop everything by PID and delete the namespaces (idempotent)
+#   fleet.sh status        one line per host and daemon
+#   fleet.sh cut N|heal N  take host N off the network / put it back
+#   fleet.sh stop N sshd|docker|mariadb     stop one daemon of host N (sshd: its sessions too)
+#   fleet.sh start N sshd|docker|mariadb    start it again
+#   fleet.sh reboot N      stop and start sshd and dockerd of host N (what a patch reboot looks like)
+#   fleet.sh exec N CMD..  run a command inside host N's namespaces
+#   fleet.sh rekey N       give host N a new host key (sshd restarts; the inventory keeps the old pin)
+#   fleet.sh restore-key N put back the host key host N had before 'rekey' (sshd restarts)
 #
 # Settings (environment): QM_TESTBED_DIR (/tmp/qm-testbed), QM_TESTBED_HOSTS (3),
 # QM_TESTBED_SUBNET (10.77.0, a /24 of this machine's own), QM_TESTBED_PREFIX (qm: names of
 # namespaces, links and cgroups). The bed writes $QM_TESTBED_DIR/inventory.json (the fleet
-# inventory the platform reads) and the client key and known_hosts under $QM_TESTBED_DIR/keys.
+# inventory the platform reads), the client key and known_hosts under $QM_TESTBED_DIR/keys, and
+# $QM_TESTBED_DIR/fleet.sh, a link to this script: how a worker started for the bed reboots one of
+# its hosts (activities/host/reboot.ts) without knowing where the project's dev/ is.
 set -euo pipefail
 
 DIR=${QM_TESTBED_DIR:-/tmp/qm-testbed}
@@ -30,7 +32,7 @@ SUBNET=${QM_TESTBED_SUBNET:-10.77.0}
 PFX=${QM_TESTBED_PREFIX:-qm}
 SW=$PFX-sw
 
-log() { printf '[testbed] %s\n' "$*" >&2; }
+log() { printf '[fleet] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -326,6 +328,7 @@ up() {
   pids=()
   for i in $(seq 2 "$N"); do (images_load "$i") & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || die "loading images failed"; done
+  link_self
   log "up: $N hosts at $(addr 1)..$(addr "$N") in $(since "$t0") s (inventory: $DIR/inventory.json)"
 }
 
@@ -391,26 +394,35 @@ is_up() {
   done
 }
 
+# $DIR/fleet.sh -> this script: written by 'up', and by 'is-up' for a bed that is taken into use
+# again (the jest setup, the benches); replaced atomically, and only when it points elsewhere (a
+# reboot may be reading it meanwhile)
+link_self() {
+  local self; self=$(readlink -f "${BASH_SOURCE[0]}")
+  [ "$(readlink "$DIR/fleet.sh" 2>/dev/null)" = "$self" ] && return 0
+  ln -sfn "$self" "$DIR/.fleet.sh.$$" && mv -Tf "$DIR/.fleet.sh.$$" "$DIR/fleet.sh"
+}
+
 cmd=${1:-}
 shift || true
 mkdir -p "$DIR"
 case "$cmd" in
   up | down)
-    exec 9>"$DIR/.lock"; flock -w 300 9 || die "another testbed.sh holds $DIR/.lock"
+    exec 9>"$DIR/.lock"; flock -w 300 9 || die "another fleet.sh holds $DIR/.lock"
     "$cmd" ;;
   status) status ;;
-  is-up) is_up ;;
+  is-up) is_up && link_self ;;
   cut) check_host "$1"; ip -n "$SW" link set "$PFX-sw$1" down ;;
   heal) check_host "$1"; ip -n "$SW" link set "$PFX-sw$1" up ;;
   stop | start)
     check_host "$1"
     case "${2:-}" in
       sshd | docker | mariadb) "${2}_$cmd" "$1" ;;
-      *) die "usage: testbed.sh $cmd N sshd|docker|mariadb" ;;
+      *) die "usage: fleet.sh $cmd N sshd|docker|mariadb" ;;
     esac ;;
   reboot) check_host "$1"; sshd_stop "$1"; docker_stop "$1"; docker_start "$1"; sshd_start "$1" ;;
   exec) check_host "$1"; i=$1; shift; in_host "$i" "$@" ;;
   rekey) check_host "$1"; rekey "$1" ;;
   restore-key) check_host "$1"; restore_key "$1" ;;
-  *) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+  *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
 esac

@@ -2,13 +2,14 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 /**
- * The test bed from TypeScript: a thin wrapper over testbed.sh (the one place that knows how the
- * fleet is built), for the jest setup and for tests that break a host on purpose.
+ * The development fleet (the test bed) from TypeScript: a thin wrapper over fleet.sh (the one place
+ * that knows how the fleet is built), for the jest setup, the benches and tests that break a host
+ * on purpose.
  */
 export const TESTBED_DIR = process.env.QM_TESTBED_DIR ?? '/tmp/qm-testbed';
 export const INVENTORY = path.join(TESTBED_DIR, 'inventory.json');
 export const CLIENT_KEY = path.join(TESTBED_DIR, 'keys', 'id_ed25519');
-const SCRIPT = path.join(__dirname, 'testbed.sh');
+const SCRIPT = path.join(__dirname, 'fleet.sh');
 
 function run(...args: string[]): string {
   return execFileSync('bash', [SCRIPT, ...args], {
