@@ -3,9 +3,9 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { CommitId } from '../schema/release';
 import { GitBranch, GitRepo } from '../schema/site';
-import { siteQuery } from '../workflows/lib/siteProtocol';
-import type { DeployReleaseInput } from '../workflows/deployRelease';
-import { deployWorkflowId } from '../workflows/lib/deployId';
+import { siteQuery } from '../protocol/site';
+import type { DeployReleaseInput } from '../protocol/operations';
+import { deployWorkflowId } from '../protocol/ids';
 import { ReplayGuard } from './replayGuard';
 import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
 

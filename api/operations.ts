@@ -11,15 +11,20 @@ import { TemporalFailure, type ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
 import { parseOrThrow } from '../schema/common';
 import type { SiteRecord } from '../schema/site';
-import { BackupSiteInput } from '../workflows/backupSite';
-import { ChangePlanInput } from '../workflows/changePlan';
-import { DeployReleaseInput } from '../workflows/deployRelease';
-import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
-import { progressQuery, type OperationProgress } from '../workflows/lib/operation';
-import { siteQuery, siteWorkflowId, type SiteView } from '../workflows/lib/siteProtocol';
-import { ProvisionSiteInput } from '../workflows/provisionSite';
-import { RestoreSiteInput } from '../workflows/restoreSite';
-import { RollbackSiteInput } from '../workflows/rollbackSite';
+import {
+  BackupSiteInput,
+  ChangePlanInput,
+  DeployReleaseInput,
+  DeprovisionSiteInput,
+  progressQuery,
+  ProvisionSiteInput,
+  RestoreSiteInput,
+  ResumeSiteInput,
+  RollbackSiteInput,
+  SuspendSiteInput,
+  type OperationProgress,
+} from '../protocol/operations';
+import { siteQuery, siteWorkflowId, type SiteView } from '../protocol/site';
 import {
   CustomerId,
   Hosts,
@@ -28,8 +33,7 @@ import {
   SiteId,
   State,
   TriggeredBy,
-} from '../workflows/searchAttributes';
-import { ResumeSiteInput, SuspendSiteInput } from '../workflows/suspendSite';
+} from '../protocol/searchAttributes';
 import { operationId, type OperationKind, type ParsedOperationId } from './requests';
 
 /**

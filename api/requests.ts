@@ -1,13 +1,16 @@
 import { z } from 'zod';
 import { SiteId } from '../schema/site';
-import { BackupSiteInput } from '../workflows/backupSite';
-import { ChangePlanInput } from '../workflows/changePlan';
-import { DeployReleaseInput } from '../workflows/deployRelease';
-import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
-import { ProvisionSiteInput } from '../workflows/provisionSite';
-import { RestoreSiteInput } from '../workflows/restoreSite';
-import { RollbackSiteInput } from '../workflows/rollbackSite';
-import { ResumeSiteInput, SuspendSiteInput } from '../workflows/suspendSite';
+import {
+  BackupSiteInput,
+  ChangePlanInput,
+  DeployReleaseInput,
+  DeprovisionSiteInput,
+  ProvisionSiteInput,
+  RestoreSiteInput,
+  ResumeSiteInput,
+  RollbackSiteInput,
+  SuspendSiteInput,
+} from '../protocol/operations';
 
 /**
  * What the API accepts, built from the workflows' own input schemas (never redefined here): a

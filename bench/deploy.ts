@@ -8,7 +8,7 @@ import { loadProfile } from '../activities/site/profiles';
 import { ContainerSpec } from '../schema/container';
 import { ensureRepoArgv } from '../activities/git/commands';
 import { startDevServer } from '../workers/devServer';
-import type { DeployReleaseResult } from '../workflows/deployRelease';
+import type { DeployReleaseResult } from '../protocol/operations';
 import { Clone } from '../test/deploy/gitBed';
 import { testSite } from '../test/support/site';
 import { benchFleet, median, printTimeline, report, round } from './lib';

@@ -1,38 +1,14 @@
 import { ApplicationFailure, proxyActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
-import { z } from 'zod';
 import type { Activities } from '../activities';
 import { NON_RETRYABLE } from '../activities/errors';
-import { SiteId, type Placement, type SiteRecord } from '../schema/site';
+import { backupIdFor } from '../protocol/ids';
+import { BackupSiteInput, type BackupSiteResult, type TakenBackup } from '../protocol/operations';
+import type { Placement, SiteRecord } from '../schema/site';
 import { quick } from './lib/activities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
-import { backupIdFor } from './lib/backupId';
 import { startOperation } from './lib/operation';
 import { planRetention, RETENTION } from './lib/retention';
 import { withSiteLock, type SiteLock } from './lib/siteLock';
-
-export const BackupSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** scheduled (the nightly run) or on-demand (ops, the API). */
-  kind: z.enum(['scheduled', 'on-demand']).default('on-demand'),
-  /** Prune the site's old backups by its plan's retention once this one is verified. */
-  prune: z.boolean().default(true),
-  triggeredBy: z.string().max(100).optional(),
-});
-export type BackupSiteInput = z.input<typeof BackupSiteInput>;
-
-export interface TakenBackup {
-  backupId: string;
-  /** Where it is: `host:/srv/qm/backups/<site>/<backupId>`. */
-  location: string;
-  createdAt: string;
-  database: { bytes: number; tables: number; rows: number; changedDuringDump: string[] };
-  files: { bytes: number; files: number; fileBytes: number };
-}
-
-export interface BackupSiteResult extends TakenBackup {
-  siteId: string;
-  retention: { kept: string[]; pruned: string[]; error?: string };
-}
 
 type Operation = ReturnType<typeof startOperation>;
 

@@ -1,23 +1,12 @@
-import { proxyActivities, setHandler, defineQuery } from '@temporalio/workflow';
+import { proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { NON_RETRYABLE } from '../activities/errors';
-
-export interface CheckFleetInput {
-  /** Host names to check; every host in the inventory when absent. */
-  hosts?: string[];
-}
-
-export interface CheckFleetResult {
-  healthy: string[];
-  failed: { host: string; error: string }[];
-}
+import { checkFleetProgress, type CheckFleetInput, type CheckFleetResult } from '../protocol/checkFleet';
 
 const { checkHost, listHosts } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 3, initialInterval: '1 second', nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
-
-export const checkFleetProgress = defineQuery<CheckFleetResult>('progress');
 
 /**
  * Fleet check: every host must answer over SSH, through its Docker engine, and from its MariaDB.

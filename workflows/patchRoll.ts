@@ -11,15 +11,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Profile } from '../schema/profile';
-import type { Route } from '../schema/route';
-import type { SiteRecord } from '../schema/site';
-import { quick } from './lib/activities';
-import { local } from './lib/patchActivities';
-import { parseWorkflowInput, rootMessage } from './lib/input';
-import { HANDOVER, patchHost, type LockedSite } from './lib/patchHost';
-import { PatchRollInput, resolveCount } from './lib/patchInput';
-import { decideBatch, planBatches, selectHosts, type SiteOnHost } from './lib/patchPlan';
 import {
   abortSignal,
   abortUpdate,
@@ -27,8 +18,10 @@ import {
   approveUpdate,
   FINAL_HOST_STATES,
   patchProgressQuery,
+  PatchRollInput,
   pauseSignal,
   pauseUpdate,
+  resolveCount,
   resumeSignal,
   resumeUpdate,
   skipHostSignal,
@@ -36,23 +29,25 @@ import {
   type AbortRequest,
   type HostState,
   type PatchRollProgress,
-} from './lib/patchProtocol';
+  type PatchRollResult,
+} from '../protocol/patchRoll';
+import { Hosts, Operation, TriggeredBy } from '../protocol/searchAttributes';
+import { releaseLockSignal, siteWorkflowId } from '../protocol/site';
+import type { Profile } from '../schema/profile';
+import type { Route } from '../schema/route';
+import type { SiteRecord } from '../schema/site';
+import { quick } from './lib/activities';
+import { local } from './lib/patchActivities';
+import { parseWorkflowInput, rootMessage } from './lib/input';
+import { HANDOVER, patchHost, type LockedSite } from './lib/patchHost';
+import { decideBatch, planBatches, selectHosts, type SiteOnHost } from './lib/patchPlan';
 import { acquireSiteLocks, joinHeldLocks, type HeldSiteLocks } from './lib/siteLock';
-import { releaseLockSignal, siteWorkflowId } from './lib/siteProtocol';
-import { Hosts, Operation, TriggeredBy } from './searchAttributes';
-
-export { PatchRollInput };
 
 /** State carried over by continue-as-new (between batches, when the history grows long). */
 export interface PatchRollCarried {
   progress: PatchRollProgress;
   nextBatch: number;
 }
-
-export type PatchRollResult = Pick<
-  PatchRollProgress,
-  'rollId' | 'status' | 'stopReason' | 'done' | 'failed' | 'skipped' | 'heldBack' | 'notStarted' | 'hosts'
->;
 
 const LOCK_OPERATION = 'patch';
 

@@ -1,35 +1,12 @@
 import { ApplicationFailure, patched, upsertMemo } from '@temporalio/workflow';
-import { z } from 'zod';
+import { INITIAL_RELEASE } from '../protocol/ids';
+import { ProvisionSiteInput, type ProvisionSiteResult } from '../protocol/operations';
 import type { Route } from '../schema/route';
-import { SiteSpec, type Placement } from '../schema/site';
 import { patient, quick, slow } from './lib/activities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
 import { Saga } from './lib/saga';
 import { withSiteLock } from './lib/siteLock';
-
-export const ProvisionSiteInput = z.strictObject({
-  site: SiteSpec,
-  /** Who asked: `ops:<name>`, `api:<client>`, `schedule` (a search attribute). */
-  triggeredBy: z.string().max(100).optional(),
-});
-export type ProvisionSiteInput = z.input<typeof ProvisionSiteInput>;
-
-export interface ProvisionSiteResult {
-  siteId: string;
-  state: 'active';
-  placement: Placement;
-  /** True when the site was already active with this spec, and nothing was done. */
-  alreadyProvisioned: boolean;
-  /**
-   * The site's repository on the Git host (when the fleet has one): `hook: 'not-configured'` means
-   * this worker had no webhook configuration, so pushes to it deploy nothing until one installs it.
-   */
-  git?: { repo: string; host: string; path: string; repository: 'created' | 'existing'; hook: string };
-}
-
-/** The release a new site starts on, until its first deploy. */
-export const INITIAL_RELEASE = 'initial';
 
 /**
  * Provision a site, as ops would by hand:

@@ -10,7 +10,15 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { SiteRecord } from '../schema/site';
-import { CustomerId, Hosts, LastGoodBackup, Operation, Release, SiteId, State } from './searchAttributes';
+import {
+  CustomerId,
+  Hosts,
+  LastGoodBackup,
+  Operation,
+  Release,
+  SiteId,
+  State,
+} from '../protocol/searchAttributes';
 import {
   lockGrantedSignal,
   releaseLockSignal,
@@ -20,18 +28,13 @@ import {
   updateRecordSignal,
   type LockHolder,
   type SiteView,
-} from './lib/siteProtocol';
+  type SiteWorkflowInput,
+} from '../protocol/site';
 
 const { workflowStatus } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 3 },
 });
-
-export interface SiteWorkflowInput {
-  siteId: string;
-  /** State carried over by continue-as-new. */
-  carried?: SiteView;
-}
 
 /** While a lock is held this long without news, check that its holder still runs. */
 const HOLDER_CHECK = '2 minutes';

@@ -1,19 +1,11 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { z } from 'zod';
+import { ResumeSiteInput, SuspendSiteInput } from '../protocol/operations';
 import type { Route } from '../schema/route';
-import { SiteId, type SiteRecord } from '../schema/site';
+import type { SiteRecord } from '../schema/site';
 import { patient, quick } from './lib/activities';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { withSiteLock } from './lib/siteLock';
-
-export const SuspendSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** Why (e.g. the unpaid invoice's number): kept in the memo for ops. */
-  reason: z.string().max(200).optional(),
-  triggeredBy: z.string().max(100).optional(),
-});
-export type SuspendSiteInput = z.input<typeof SuspendSiteInput>;
 
 /**
  * Suspend a site (an unpaid invoice): the proxies serve the "suspended" page, then its containers
@@ -46,12 +38,6 @@ export async function suspendSite(input: SuspendSiteInput): Promise<{ siteId: st
     return { siteId, state: 'suspended' };
   });
 }
-
-export const ResumeSiteInput = z.strictObject({
-  siteId: SiteId,
-  triggeredBy: z.string().max(100).optional(),
-});
-export type ResumeSiteInput = z.input<typeof ResumeSiteInput>;
 
 /**
  * Resume a suspended site: its containers start again (the same ones, same data), every app

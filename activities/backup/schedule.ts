@@ -7,8 +7,8 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import type { SiteRecord } from '../../schema/site';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
-import type { NightlyBackupsInput } from '../../workflows/nightlyBackups';
+import { siteQuery, siteWorkflowId } from '../../protocol/site';
+import type { NightlyBackupsInput } from '../../protocol/nightlyBackups';
 import { failure, FailureType } from '../errors';
 import { parseInput } from '../input';
 

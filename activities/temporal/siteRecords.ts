@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { SiteId, type SiteRecord } from '../../schema/site';
-import { siteQuery, siteWorkflowId, type SiteView } from '../../workflows/lib/siteProtocol';
+import { siteQuery, siteWorkflowId, type SiteView } from '../../protocol/site';
 import { failure, FailureType } from '../errors';
 import { parseInput } from '../input';
 

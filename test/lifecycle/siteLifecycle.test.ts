@@ -3,7 +3,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../../activities';
 import type { Fleet } from '../../activities/fleet';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { siteQuery, siteWorkflowId } from '../../protocol/site';
 import { deprovisionSite, provisionSite, resumeSite, suspendSite } from '../../workflows';
 import { openTestFleet } from '../support/fleet';
 import {

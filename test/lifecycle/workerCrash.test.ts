@@ -1,6 +1,6 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Fleet } from '../../activities/fleet';
-import { progressQuery } from '../../workflows/lib/operation';
+import { progressQuery } from '../../protocol/operations';
 import { deprovisionSite, provisionSite } from '../../workflows';
 import { openTestFleet } from '../support/fleet';
 import {

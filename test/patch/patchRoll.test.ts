@@ -8,8 +8,8 @@ import {
   pauseUpdate,
   resumeUpdate,
   skipHostUpdate,
-} from '../../workflows/lib/patchProtocol';
-import { siteQuery } from '../../workflows/lib/siteProtocol';
+} from '../../protocol/patchRoll';
+import { siteQuery } from '../../protocol/site';
 import { openTestFleet } from '../support/fleet';
 import { recordHistory } from '../support/histories';
 import { fetchSite, siteContainers } from '../support/site';

@@ -6,7 +6,7 @@ import {
   SiteParams,
   SuspendRequest,
 } from '../../api/requests';
-import { ProvisionSiteInput } from '../../workflows/provisionSite';
+import { ProvisionSiteInput } from '../../protocol/operations';
 
 const spec = {
   siteId: 'acme',

@@ -13,9 +13,14 @@ import type { SiteRecord } from '../../schema/site';
 import { quick, slow } from './activities';
 import { local, localContainers, localPatient } from './patchActivities';
 import { rootMessage } from './input';
-import type { PatchRollConfig } from './patchInput';
-import type { HostDecision, SiteAction } from './patchPlan';
-import { PATCH_FAILED, type HostProgress, type HostState } from './patchProtocol';
+import {
+  PATCH_FAILED,
+  type HostProgress,
+  type HostState,
+  type PatchRollConfig,
+  type SiteAction,
+} from '../../protocol/patchRoll';
+import type { HostDecision } from './patchPlan';
 
 /**
  * patched() id of the quicker hand-over between hosts: a drain and its readmit give the proxy the

@@ -7,7 +7,7 @@ import type { Route } from '../../schema/route';
 import type { Placement, SiteSpec } from '../../schema/site';
 import { patient, quick, slow } from './activities';
 import { rootMessage } from './input';
-import type { OperationProgress } from './operation';
+import type { OperationProgress } from '../../protocol/operations';
 
 /**
  * Switching a site's app servers from one release to another with zero downtime, shared by

@@ -14,7 +14,7 @@ import {
   siteWorkflowId,
   updateRecordSignal,
   type LockHolder,
-} from './siteProtocol';
+} from '../../protocol/site';
 
 const { requestSiteLock } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
