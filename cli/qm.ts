@@ -17,6 +17,7 @@ import {
 } from '../api/operations';
 import { IdempotencyKey, OperationId, SiteParams, type OperationKind } from '../api/requests';
 import { connectClient } from '../api/temporalClient';
+import { ensureNightlyBackupSchedule, NightlyScheduleConfig } from '../client/schedules';
 import { InvalidInputError, parseOrThrow } from '../schema/common';
 import { codecFromEnv } from '../workers/codec';
 import { progressLines, siteLines, sitesTable } from './render';
@@ -35,6 +36,9 @@ const USAGE = `qm: Quartermaster operations from the shell (the same client code
   qm status <siteId> [--json]   the site's record, lock holder and queue
   qm op <operationId> [--follow] [--json]
   qm sites [--json]             every site, from Temporal visibility
+  qm schedule nightly [--hour 1] [--minute 0] [--window 240] [--per-db-host 2]
+                                make the nightly backups' Schedule exist as given (UTC; a paused
+                                schedule stays paused)
 
 Operations print their id and follow it to the end (--no-follow: just start it). --key K sets the
 idempotency key (default: a fresh one); running the same command with the same key never starts
@@ -58,6 +62,7 @@ const COMMANDS = {
   status: { site: true, second: undefined },
   op: { site: false, second: undefined },
   sites: { site: false, second: undefined },
+  schedule: { site: false, second: undefined },
 } as const;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
@@ -111,6 +116,26 @@ function siteIdArg(value: string | undefined): string {
   return p.data.siteId;
 }
 
+/** `qm schedule nightly`'s settings, checked (unset options take the schedule's defaults). */
+function nightlySchedule(
+  kind: string | undefined,
+  values: { hour?: string; minute?: string; window?: string; 'per-db-host'?: string },
+): NightlyScheduleConfig {
+  if (kind !== 'nightly')
+    throw new UsageError('qm schedule nightly [--hour H] [--minute M] [--window MINUTES] [--per-db-host N]');
+  const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  return parseOrThrow(
+    NightlyScheduleConfig,
+    {
+      hourUtc: number(values.hour),
+      minuteUtc: number(values.minute),
+      windowMinutes: number(values.window),
+      perDbHost: number(values['per-db-host']),
+    },
+    'qm schedule nightly',
+  );
+}
+
 /** Follow an operation until it ends, printing what changes; the exit status says how it ended. */
 export async function follow(client: Client, id: string, io: Io, intervalMs = 1000): Promise<number> {
   const parsed = OperationId.safeParse(id);
@@ -142,6 +167,10 @@ async function run(argv: string[], io: Io): Promise<number> {
       json: { type: 'boolean', default: false },
       'skip-final-backup': { type: 'boolean', default: false },
       'no-prune': { type: 'boolean', default: false },
+      hour: { type: 'string' },
+      minute: { type: 'string' },
+      window: { type: 'string' },
+      'per-db-host': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -166,6 +195,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (!k.success) throw new UsageError(`bad --key: ${k.error.issues[0]!.message}`);
   }
   const spec = command === 'provision' ? readSpec(arg, io) : undefined;
+  const schedule = command === 'schedule' ? nightlySchedule(arg, values) : undefined;
   // the operations on a site, with their input (checked against the workflow's schema on start)
   const onSite = (): { kind: OperationKind; input: Record<string, unknown> } | undefined => {
     const siteId = arg!;
@@ -253,6 +283,11 @@ async function run(argv: string[], io: Io): Promise<number> {
       case 'sites': {
         const sites = await listSites(client);
         for (const line of values.json ? [JSON.stringify(sites, null, 2)] : sitesTable(sites)) io.out(line);
+        return EXIT.ok;
+      }
+      case 'schedule': {
+        const r = await ensureNightlyBackupSchedule(client, env.QM_TASK_QUEUE, schedule);
+        io.out(`schedule ${r.scheduleId}: ${r.action}`);
         return EXIT.ok;
       }
       default:

@@ -1,7 +1,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Fleet } from '../../activities/fleet';
 import type { Manifest } from '../../activities/backup/manifest';
-import { ensureNightlyBackupSchedule } from '../../activities/backup/schedule';
+import { ensureNightlyBackupSchedule } from '../../client/schedules';
 import { backupSite, changePlan, type nightlyBackups } from '../../workflows';
 import { backupIdFor, nightlyBackupId } from '../../protocol/ids';
 import { planRetention, RETENTION, type BackupEntry } from '../../workflows/lib/retention';
