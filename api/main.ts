@@ -1,7 +1,7 @@
-import { codecFromEnv } from '../workers/codec';
+import { codecFromEnv } from '../client/codec';
+import { connectClient } from '../client/connection';
 import { ApiEnv, loadEnv } from './config';
 import { buildApi } from './server';
-import { connectClient } from './temporalClient';
 
 /**
  * `npm run api`: the billing API alone. Configuration from the environment (api/config.ts):

@@ -4,22 +4,25 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { loadEnv, TemporalEnv } from '../api/config';
+import { codecFromEnv } from '../client/codec';
+import { connectClient } from '../client/connection';
 import {
   IdempotencyConflictError,
+  IdempotencyKey,
   listSites,
   NoWorkerError,
+  OperationId,
   OPERATIONS,
   readOperation,
   readSite,
   SiteNotFoundError,
   startOperation,
+  type OperationKind,
   type OperationView,
-} from '../api/operations';
-import { IdempotencyKey, OperationId, SiteParams, type OperationKind } from '../api/requests';
-import { connectClient } from '../api/temporalClient';
+} from '../client/operations';
 import { ensureNightlyBackupSchedule, NightlyScheduleConfig } from '../client/schedules';
 import { InvalidInputError, parseOrThrow } from '../schema/common';
-import { codecFromEnv } from '../workers/codec';
+import { SiteId } from '../schema/site';
 import { progressLines, siteLines, sitesTable } from './render';
 
 const USAGE = `qm: Quartermaster operations from the shell (the same client code as the billing API)
@@ -110,10 +113,10 @@ function readSpec(path: string | undefined, io: Io): { siteId?: unknown } {
 }
 
 function siteIdArg(value: string | undefined): string {
-  const p = SiteParams.safeParse({ siteId: value });
+  const p = SiteId.safeParse(value);
   if (!p.success)
     throw new UsageError(`bad site id ${JSON.stringify(value ?? '')}: ${p.error.issues[0]!.message}`);
-  return p.data.siteId;
+  return p.data;
 }
 
 /** `qm schedule nightly`'s settings, checked (unset options take the schedule's defaults). */

@@ -3,7 +3,7 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { describeIssues } from '../schema/common';
-import { codecFromEnv } from './codec';
+import { codecFromEnv } from '../client/codec';
 
 /**
  * The codec server: Temporal's remote codec protocol (POST …/encode and …/decode, Payloads as

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { z } from 'zod';
-import { CodecKeys } from './codec';
+import { CodecKeys } from '../client/codec';
 
 /**
  * The processes' configuration, from the environment, validated at start: one schema per process
@@ -116,7 +116,7 @@ export const WorkerEnv = z
       .pipe(readableFile),
     QM_SSH_KEY: optional(readableFile),
     SSH_AUTH_SOCK: optional(z.string().min(1)),
-    /** Payload encryption keys (workers/codec.ts); unset = plain payloads, with a warning. */
+    /** Payload encryption keys (client/codec.ts); unset = plain payloads, with a warning. */
     QM_CODEC_KEY: optional(CodecKeys),
     /** A prebuilt workflow bundle (`npm run build` makes dist/workflow-bundle.js). */
     QM_WORKFLOW_BUNDLE: optional(readableFile),

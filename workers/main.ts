@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
-import { AesGcmCodec, dataConverterFor } from './codec';
+import { AesGcmCodec, dataConverterFor } from '../client/codec';
 import { loadWorkerEnv, temporalTls, type WorkerEnv } from './config';
 import { PlatformMetrics } from './metrics';
 import { startMetricsServer } from './metricsServer';

@@ -8,7 +8,7 @@ import { openFleet } from '../activities/fleet';
 import { ApiSecrets } from '../api/config';
 import { parseOrThrow } from '../schema/common';
 import { buildApi } from '../api/server';
-import { codecFromEnv, dataConverterFor } from './codec';
+import { codecFromEnv, dataConverterFor } from '../client/codec';
 import { createCodecServer, uiCodecEndpoint } from './codecServer';
 import { startDevServer } from './devServer';
 import { createWorker } from './worker';

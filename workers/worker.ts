@@ -14,7 +14,7 @@ export interface StartWorkerOptions {
   client: Client;
   /** A prebuilt workflow bundle (tests build it once a run); else workflows/ is bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
-  /** The payload codec (workers/codec.ts): the same one the API's and the CLI's clients use. */
+  /** The payload codec (client/codec.ts): the same one the API's and the CLI's clients use. */
   dataConverter?: DataConverter;
   /** On shutdown (SIGTERM), how long in-flight activities may run on before they are cancelled. */
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { OPERATIONS } from '../../api/operations';
+import { OPERATIONS } from '../../client/operations';
 import { sign } from '../../api/signature';
 import { testSite } from '../support/site';
 import { testEnv } from '../support/temporal';

@@ -8,7 +8,7 @@ import type { Fleet } from '../../activities/fleet';
 import type { GitHookConfig } from '../../activities/git/activities';
 import { buildApi } from '../../api/server';
 import { sign } from '../../api/signature';
-import { AesGcmCodec, dataConverterFor, keyId } from '../../workers/codec';
+import { AesGcmCodec, dataConverterFor, keyId } from '../../client/codec';
 import { createWorker } from '../../workers/worker';
 import { uniqueTaskQueue } from '../support/temporal';
 

@@ -1,11 +1,5 @@
-import {
-  fieldErrors,
-  IdempotencyKey,
-  OperationId,
-  ProvisionRequest,
-  SiteParams,
-  SuspendRequest,
-} from '../../api/requests';
+import { fieldErrors, ProvisionRequest, SiteParams, SuspendRequest } from '../../api/requests';
+import { IdempotencyKey, OperationId } from '../../client/operations';
 import { ProvisionSiteInput } from '../../protocol/operations';
 
 const spec = {

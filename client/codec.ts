@@ -129,7 +129,7 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec 
   return new AesGcmCodec(parsed.data);
 }
 
-/** The failure converter that puts failure messages into (encrypted) payloads: workers/failureConverter.ts. */
+/** The failure converter that puts failure messages into (encrypted) payloads: client/failureConverter.ts. */
 export const FAILURE_CONVERTER_PATH = require.resolve('./failureConverter');
 
 /**

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
-import { dataConverterFor } from '../workers/codec';
-import type { TemporalEnv } from './config';
+import { dataConverterFor } from './codec';
+import type { TemporalEnv } from '../api/config';
 
 /** A Temporal client for the API or the CLI, with the payload codec when there is one. */
 export async function connectClient(
