@@ -22,7 +22,7 @@ export interface ActivityDeps {
   temporal?: Client;
   /** The task queue the site workflows run on. */
   taskQueue?: string;
-  /** Where the Git hook notifies the platform, and its secret (default: QM_GIT_HOOK_URL/_SECRET_FILE). */
+  /** Where the Git hook notifies the platform, and its secret (the worker's configuration). */
   gitHook?: GitHookConfig;
 }
 

@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
-import { loadEnv, TemporalEnv } from '../api/config';
-import { codecFromEnv } from '../client/codec';
+import { AesGcmCodec } from '../client/codec';
 import { connectClient } from '../client/connection';
 import {
   IdempotencyConflictError,
@@ -21,6 +20,7 @@ import {
   type OperationView,
 } from '../client/operations';
 import { ensureNightlyBackupSchedule, NightlyScheduleConfig } from '../client/schedules';
+import { loadEnv, QmEnv } from '../config';
 import { InvalidInputError, parseOrThrow } from '../schema/common';
 import { SiteId } from '../schema/site';
 import { progressLines, siteLines, sitesTable } from './render';
@@ -235,8 +235,9 @@ async function run(argv: string[], io: Io): Promise<number> {
   // every bad field named before anything connects
   if (siteOperation) parseOrThrow(OPERATIONS[siteOperation.kind].input, siteOperation.input, `qm ${command}`);
 
-  const env = loadEnv(TemporalEnv);
-  const { client, close } = await connectClient(env, codecFromEnv());
+  const env = loadEnv(QmEnv);
+  const codec = env.QM_CODEC_KEY ? new AesGcmCodec(env.QM_CODEC_KEY) : undefined;
+  const { client, close } = await connectClient(env, codec);
   try {
     const startAndFollow = async (kind: OperationKind, siteId: string, input: unknown) => {
       const key = values.key ?? `cli-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;

@@ -121,7 +121,7 @@ export class AesGcmCodec implements PayloadCodec {
  * The codec from `QM_CODEC_KEY`, or undefined when it is not set. A bad value throws an error that
  * names the variable (and never shows the key).
  */
-export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
+export function codecFromEnv(env: { QM_CODEC_KEY?: string }): AesGcmCodec | undefined {
   const raw = env.QM_CODEC_KEY;
   if (raw === undefined || raw === '') return undefined;
   const parsed = CodecKeys.safeParse(raw);

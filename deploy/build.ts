@@ -13,7 +13,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
  *     release runs byte-identical workflow code. workers/main.ts loads it when it exists.
  */
 const ROOT = path.resolve(__dirname, '..');
-const SOURCE_DIRS = ['protocol', 'workflows', 'activities', 'client', 'workers', 'schema', 'api'];
+const SOURCE_DIRS = ['protocol', 'workflows', 'activities', 'client', 'config', 'workers', 'schema', 'api'];
 
 function outDir(argv: string[]): string {
   const i = argv.indexOf('--out');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
-import { ApiSecrets } from '../api/config';
+import { ApiSecrets } from '../config';
 import { parseOrThrow } from '../schema/common';
 import { buildApi } from '../api/server';
 import { codecFromEnv, dataConverterFor } from '../client/codec';

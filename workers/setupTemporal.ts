@@ -2,7 +2,7 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_TYPES } from '../protocol/searchAttributes';
-import { loadConfig, SetupEnv, temporalTls } from './config';
+import { loadEnv, SetupEnv, temporalTls } from '../config';
 
 /**
  * What a Temporal cluster needs before the first worker starts, made idempotent:
@@ -100,7 +100,7 @@ async function addMissing(
 }
 
 async function main() {
-  const env = loadConfig(SetupEnv);
+  const env = loadEnv(SetupEnv);
   const conn = await Connection.connect({ address: env.TEMPORAL_ADDRESS, tls: temporalTls(env) });
   try {
     const ns = env.TEMPORAL_NAMESPACE;

@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities';
 import type { Fleet } from '../activities/fleet';
 import type { GitHookConfig } from '../activities/git/activities';
+import { gitHookConfig, GitHookEnv, loadEnv } from '../config';
 
 export interface StartWorkerOptions {
   connection: NativeConnection;
@@ -38,7 +39,7 @@ export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
     activities: createActivities(opts.fleet, {
       temporal: opts.client,
       taskQueue: opts.taskQueue,
-      gitHook: opts.gitHook,
+      gitHook: opts.gitHook ?? gitHookConfig(loadEnv(GitHookEnv)),
     }),
     ...(opts.shutdownGraceTime !== undefined ? { shutdownGraceTime: opts.shutdownGraceTime } : {}),
     ...(opts.workflowBundle
