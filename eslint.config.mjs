@@ -39,4 +39,91 @@ export default tseslint.config(
       ],
     },
   },
+  // The layers (README, Architecture): each imports only those below it.
+  {
+    files: ['protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '../*',
+                '!../schema',
+                '!../schema/**',
+                'node:*',
+                '@temporalio/client',
+                '@temporalio/worker',
+              ],
+              message: 'protocol/ holds definitions only: schema/, zod and @temporalio/common|workflow.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['activities/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/workflows',
+                '**/workflows/**',
+                '**/client/**',
+                '**/api/**',
+                '**/workers/**',
+                '**/cli/**',
+              ],
+              message: 'Activities import only schema/, protocol/ and each other.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // processes: the API and the workers never import each other (npm start's platform.ts runs both)
+    files: ['api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/workers/**'], message: 'Share with the workers through client/ or config/.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['workers/**/*.ts'],
+    ignores: ['workers/platform.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/api/**'], message: 'Share with the API through client/ or config/.' }] },
+      ],
+    },
+  },
+  {
+    files: ['cli/**/*.ts', 'client/**/*.ts', 'config/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/api/**', '**/workers/**', '**/cli/**'],
+              message: 'Processes share through client/ or config/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -1,5 +1,4 @@
 import { makeBackupActivities } from './backup/activities';
-import { makeScheduleActivities } from './backup/schedule';
 import { makeDockerActivities } from './docker/activities';
 import { makeDatabaseActivities } from './db/activities';
 import { makeHostActivities } from './host/activities';
@@ -23,7 +22,7 @@ export interface ActivityDeps {
   temporal?: Client;
   /** The task queue the site workflows run on. */
   taskQueue?: string;
-  /** Where the Git hook notifies the platform, and its secret (default: QM_GIT_HOOK_URL/_SECRET_FILE). */
+  /** Where the Git hook notifies the platform, and its secret (the worker's configuration). */
   gitHook?: GitHookConfig;
 }
 
@@ -41,7 +40,6 @@ export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
     ...makeStorageActivities(fleet),
     ...makeTemporalActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
     ...makeBackupActivities(fleet),
-    ...makeScheduleActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
     ...makeHostActivities(fleet),
     ...makeSiteRecordActivities(deps.temporal),
     ...makeGitActivities(fleet, deps.gitHook),

@@ -1,11 +1,9 @@
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
+import { deployPush, type PushDeployOptions } from '../client/pushDeploys';
 import { CommitId } from '../schema/release';
 import { GitBranch, GitRepo } from '../schema/site';
-import { siteQuery } from '../workflows/lib/siteProtocol';
-import type { DeployReleaseInput } from '../workflows/deploy/deployRelease';
-import { deployWorkflowId } from '../workflows/lib/deployId';
 import { ReplayGuard } from './replayGuard';
 import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
 
@@ -15,11 +13,11 @@ import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './si
  * client's) in the API's scheme (api/signature.ts), never accepted twice (ReplayGuard).
  *
  * A push of commit C to branch B of repository R starts one deployRelease per active site that
- * tracks (R, B), with the workflow id `deploy:<site>:<C>` and REJECT_DUPLICATE: the hook retries
- * until it hears back, so the same notification may come twice, and never deploys twice. Sites on
- * other repositories or branches are not touched. Each deploy checks, once it holds the site's
- * lock, that C is still the branch's head (coalescing: pushes that queued behind a running deploy
- * end as `superseded`, and only the newest deploys).
+ * tracks (R, B), with the workflow id `deploy:<site>:<C>` and REJECT_DUPLICATE
+ * (client/pushDeploys.ts): the hook retries until it hears back, so the same notification may come
+ * twice, and never deploys twice. Sites on other repositories or branches are not touched. Each
+ * deploy checks, once it holds the site's lock, that C is still the branch's head (coalescing:
+ * pushes that queued behind a running deploy end as `superseded`, and only the newest deploys).
  *
  * Plugs into the API (api/server.ts: `app.register(gitHookPlugin, …)`) or runs on its own Fastify.
  */
@@ -41,79 +39,12 @@ export const PushNotification = z.strictObject({
 });
 export type PushNotification = z.infer<typeof PushNotification>;
 
-export interface GitHookOptions {
+export interface GitHookOptions extends PushDeployOptions {
   client: Client;
-  /** Where the site workflows (and so the deploys) run. */
-  taskQueue: string;
   /** The Git hook's signing secrets (one, or two while rotating). */
   secrets: readonly string[];
-  /** Settings every push deploy gets (e.g. a shorter drain in tests). */
-  deployDefaults?: Pick<DeployReleaseInput, 'drainSeconds' | 'healthTimeoutSeconds' | 'keepReleases'>;
   now?: () => number;
   replayCapacity?: number;
-}
-
-export interface PushDeploy {
-  siteId: string;
-  workflowId: string;
-  /** started: a new deploy; duplicate: this notification (or an identical one) already started it. */
-  status: 'started' | 'duplicate';
-}
-
-/**
- * The active sites whose record says they track `repo` and `branch`: every running site workflow
- * on the task queue (visibility), each asked for its record (the `site` query, 16 at a time).
- */
-export async function sitesTracking(
-  client: Client,
-  taskQueue: string,
-  repo: string,
-  branch: string,
-): Promise<string[]> {
-  const ids: string[] = [];
-  const query = `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue.replace(/'/g, '')}'`;
-  for await (const w of client.workflow.list({ query })) ids.push(w.workflowId);
-  const tracking: string[] = [];
-  for (let n = 0; n < ids.length; n += 16)
-    await Promise.all(
-      ids.slice(n, n + 16).map(async (id) => {
-        const { record } = await client.workflow.getHandle(id).query(siteQuery);
-        if (record.state === 'active' && record.spec?.git.repo === repo && record.spec.git.branch === branch)
-          tracking.push(record.siteId);
-      }),
-    );
-  return tracking.sort();
-}
-
-/** One deploy per site tracking the pushed branch; a repeated notification starts nothing new. */
-export async function deployPush(opts: GitHookOptions, push: PushNotification): Promise<PushDeploy[]> {
-  const branch = GitBranch.parse(push.ref.slice('refs/heads/'.length));
-  const sites = await sitesTracking(opts.client, opts.taskQueue, push.repo, branch);
-  return Promise.all(
-    sites.map(async (siteId): Promise<PushDeploy> => {
-      const workflowId = deployWorkflowId(siteId, push.after);
-      const input: DeployReleaseInput = {
-        ...opts.deployDefaults,
-        siteId,
-        commit: push.after,
-        push: { repo: push.repo, branch, before: push.before, pusher: push.pusher, pushedAt: push.pushedAt },
-        triggeredBy: `push:${push.pusher}`,
-      };
-      try {
-        await opts.client.workflow.start('deployRelease', {
-          taskQueue: opts.taskQueue,
-          workflowId,
-          args: [input],
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        });
-        return { siteId, workflowId, status: 'started' };
-      } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError)
-          return { siteId, workflowId, status: 'duplicate' };
-        throw err;
-      }
-    }),
-  );
 }
 
 /** The webhook route, in its own Fastify context (raw JSON bodies, its own secrets). */
@@ -151,7 +82,15 @@ export const gitHookPlugin: FastifyPluginAsync<GitHookOptions> = async (app: Fas
         err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`) : ['not JSON'];
       return reply.code(400).send(`bad notification: ${message.join('; ')}\n`);
     }
-    const deploys = await deployPush(opts, push);
+    const branch = GitBranch.parse(push.ref.slice('refs/heads/'.length));
+    const { repo, before, pusher, pushedAt } = push;
+    const deploys = await deployPush(opts.client, opts, push.after, {
+      repo,
+      branch,
+      before,
+      pusher,
+      pushedAt,
+    });
     request.log.info({ repo: push.repo, ref: push.ref, after: push.after, deploys }, 'push');
     if ((request.headers.accept ?? '').includes('application/json'))
       return reply.send({ repo: push.repo, ref: push.ref, commit: push.after, deploys });

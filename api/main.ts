@@ -1,17 +1,16 @@
-import { codecFromEnv } from '../workers/codec';
-import { ApiEnv, loadEnv } from './config';
+import { AesGcmCodec } from '../client/codec';
+import { connectClient } from '../client/connection';
+import { ApiEnv, loadEnv } from '../config';
 import { buildApi } from './server';
-import { connectClient } from './temporalClient';
 
 /**
- * `npm run api`: the billing API alone. Configuration from the environment (api/config.ts):
+ * `npm run api`: the billing API alone. Configuration from the environment (config/, ApiEnv):
  * QM_API_SECRETS, QM_CODEC_KEY (the worker's key), TEMPORAL_ADDRESS, QM_TASK_QUEUE,
  * QM_API_HOST/QM_API_PORT.
  */
 async function main() {
   const env = loadEnv(ApiEnv);
-  const codec = codecFromEnv({ QM_CODEC_KEY: env.QM_CODEC_KEY });
-  const { client, close } = await connectClient(env, codec);
+  const { client, close } = await connectClient(env, new AesGcmCodec(env.QM_CODEC_KEY));
   const app = buildApi({
     client,
     taskQueue: env.QM_TASK_QUEUE,

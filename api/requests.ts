@@ -1,13 +1,16 @@
 import { z } from 'zod';
 import { SiteId } from '../schema/site';
-import { BackupSiteInput } from '../workflows/backupSite';
-import { ChangePlanInput } from '../workflows/changePlan';
-import { DeployReleaseInput } from '../workflows/deploy/deployRelease';
-import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
-import { ProvisionSiteInput } from '../workflows/provisionSite';
-import { RestoreSiteInput } from '../workflows/restoreSite';
-import { RollbackSiteInput } from '../workflows/deploy/rollbackSite';
-import { ResumeSiteInput, SuspendSiteInput } from '../workflows/suspendSite';
+import {
+  BackupSiteInput,
+  ChangePlanInput,
+  DeployReleaseInput,
+  DeprovisionSiteInput,
+  ProvisionSiteInput,
+  RestoreSiteInput,
+  ResumeSiteInput,
+  RollbackSiteInput,
+  SuspendSiteInput,
+} from '../protocol/operations';
 
 /**
  * What the API accepts, built from the workflows' own input schemas (never redefined here): a
@@ -59,57 +62,6 @@ export const RollbackRequest = RollbackSiteInput.pick({ release: true, reason: t
 });
 
 export const SiteParams = z.strictObject({ siteId: SiteId });
-
-/** The operations the API starts, each one workflow type. */
-export const OperationKind = z.enum([
-  'provision',
-  'deprovision',
-  'suspend',
-  'resume',
-  'change-plan',
-  'backup',
-  'restore',
-  'deploy',
-  'rollback',
-]);
-export type OperationKind = z.infer<typeof OperationKind>;
-
-/**
- * `Idempotency-Key`: the caller's id for this request (the billing order id does well), 1-64
- * letters, digits, `_` and `-`, starting with a letter or digit. It becomes part of the workflow
- * id, so the same key never starts a second operation.
- */
-export const IdempotencyKey = z
-  .string({ error: 'the Idempotency-Key header is required on POST, PATCH and DELETE' })
-  .min(1, 'the Idempotency-Key header is required on POST, PATCH and DELETE')
-  .max(64, 'an Idempotency-Key is at most 64 characters')
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9_-]*$/,
-    'an Idempotency-Key is letters, digits, _ and -, starting with a letter or digit',
-  );
-
-/** An operation's id is its workflow id: `<operation>:<siteId>:<idempotency key>`. */
-export function operationId(kind: OperationKind, siteId: string, key: string): string {
-  return `${kind}:${siteId}:${key}`;
-}
-
-export const OperationId = z
-  .string()
-  .max(160)
-  .transform((id, ctx) => {
-    const [kind, siteId, key, ...rest] = id.split(':');
-    const parts = z.tuple([OperationKind, SiteId, IdempotencyKey]).safeParse([kind, siteId ?? '', key ?? '']);
-    if (!parts.success || rest.length) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `an operation id is <${OperationKind.options.join('|')}>:<siteId>:<idempotency key>`,
-      });
-      return z.NEVER;
-    }
-    const [k, s, i] = parts.data;
-    return { id, kind: k, siteId: s, key: i };
-  });
-export type ParsedOperationId = Exclude<z.output<typeof OperationId>, never>;
 
 /**
  * Zod issues as `{ field: message }`, one entry per bad field: `site.domains.0`; an unknown key

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { OperationKind } from '../client/operations';
 import { Placement, SiteSpec, SiteState } from '../schema/site';
-import { OperationKind } from './requests';
 
 /**
  * What the API answers, as zod schemas: they generate the OpenAPI document and the tests check

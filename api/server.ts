@@ -6,17 +6,20 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import type { z } from 'zod';
-import { InvalidInputError } from '../schema/common';
-import { gitHookPlugin } from './gitHook';
-import { openApiDocument } from './openapi';
 import {
   IdempotencyConflictError,
+  IdempotencyKey,
   NoWorkerError,
+  OperationId,
   readOperation,
   readSite,
   SiteNotFoundError,
   startOperation,
-} from './operations';
+  type OperationKind,
+} from '../client/operations';
+import { InvalidInputError } from '../schema/common';
+import { gitHookPlugin } from './gitHook';
+import { openApiDocument } from './openapi';
 import { ReplayGuard } from './replayGuard';
 import {
   BackupRequest,
@@ -24,15 +27,12 @@ import {
   DeployRequest,
   DeprovisionRequest,
   fieldErrors,
-  IdempotencyKey,
-  OperationId,
   ProvisionRequest,
   RestoreRequest,
   ResumeRequest,
   RollbackRequest,
   SiteParams,
   SuspendRequest,
-  type OperationKind,
 } from './requests';
 import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
 

@@ -14,7 +14,7 @@ import { createSmallSite, type SmallSite } from '../test/backup/smallSites';
 import { CLIENT_KEY, TESTBED_DIR } from '../dev/fleet';
 import { startDevServer } from '../dev/temporal';
 import type { nightlyBackups } from '../workflows';
-import { backupIdFor } from '../workflows/lib/backupId';
+import { backupIdFor } from '../protocol/ids';
 import { benchFleet, ensureRevisionsDatabase, median, peakRss, report, round, shell } from './lib';
 
 /**

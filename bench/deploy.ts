@@ -8,7 +8,7 @@ import { loadProfile } from '../activities/site/profiles';
 import { ContainerSpec } from '../schema/container';
 import { ensureRepoArgv } from '../activities/git/commands';
 import { startDevServer } from '../dev/temporal';
-import type { DeployReleaseResult } from '../workflows/deploy/deployRelease';
+import type { DeployReleaseResult } from '../protocol/operations';
 import { Clone } from '../test/deploy/gitBed';
 import { testSite } from '../test/support/site';
 import { activityRuns, benchFleet, median, printTimeline, report, round } from './lib';

@@ -3,22 +3,26 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
-import { loadEnv, TemporalEnv } from '../api/config';
+import { AesGcmCodec } from '../client/codec';
+import { connectClient } from '../client/connection';
 import {
   IdempotencyConflictError,
+  IdempotencyKey,
   listSites,
   NoWorkerError,
+  OperationId,
   OPERATIONS,
   readOperation,
   readSite,
   SiteNotFoundError,
   startOperation,
+  type OperationKind,
   type OperationView,
-} from '../api/operations';
-import { IdempotencyKey, OperationId, SiteParams, type OperationKind } from '../api/requests';
-import { connectClient } from '../api/temporalClient';
+} from '../client/operations';
+import { ensureNightlyBackupSchedule, NightlyScheduleConfig } from '../client/schedules';
+import { loadEnv, QmEnv } from '../config';
 import { InvalidInputError, parseOrThrow } from '../schema/common';
-import { codecFromEnv } from '../workers/codec';
+import { SiteId } from '../schema/site';
 import { progressLines, siteLines, sitesTable } from './render';
 
 const USAGE = `qm: Quartermaster operations from the shell (the same client code as the billing API)
@@ -35,6 +39,9 @@ const USAGE = `qm: Quartermaster operations from the shell (the same client code
   qm status <siteId> [--json]   the site's record, lock holder and queue
   qm op <operationId> [--follow] [--json]
   qm sites [--json]             every site, from Temporal visibility
+  qm schedule nightly [--hour 1] [--minute 0] [--window 240] [--per-db-host 2]
+                                make the nightly backups' Schedule exist as given (UTC; a paused
+                                schedule stays paused)
 
 Operations print their id and follow it to the end (--no-follow: just start it). --key K sets the
 idempotency key (default: a fresh one); running the same command with the same key never starts
@@ -58,6 +65,7 @@ const COMMANDS = {
   status: { site: true, second: undefined },
   op: { site: false, second: undefined },
   sites: { site: false, second: undefined },
+  schedule: { site: false, second: undefined },
 } as const;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
@@ -105,10 +113,30 @@ function readSpec(path: string | undefined, io: Io): { siteId?: unknown } {
 }
 
 function siteIdArg(value: string | undefined): string {
-  const p = SiteParams.safeParse({ siteId: value });
+  const p = SiteId.safeParse(value);
   if (!p.success)
     throw new UsageError(`bad site id ${JSON.stringify(value ?? '')}: ${p.error.issues[0]!.message}`);
-  return p.data.siteId;
+  return p.data;
+}
+
+/** `qm schedule nightly`'s settings, checked (unset options take the schedule's defaults). */
+function nightlySchedule(
+  kind: string | undefined,
+  values: { hour?: string; minute?: string; window?: string; 'per-db-host'?: string },
+): NightlyScheduleConfig {
+  if (kind !== 'nightly')
+    throw new UsageError('qm schedule nightly [--hour H] [--minute M] [--window MINUTES] [--per-db-host N]');
+  const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  return parseOrThrow(
+    NightlyScheduleConfig,
+    {
+      hourUtc: number(values.hour),
+      minuteUtc: number(values.minute),
+      windowMinutes: number(values.window),
+      perDbHost: number(values['per-db-host']),
+    },
+    'qm schedule nightly',
+  );
 }
 
 /** Follow an operation until it ends, printing what changes; the exit status says how it ended. */
@@ -142,6 +170,10 @@ async function run(argv: string[], io: Io): Promise<number> {
       json: { type: 'boolean', default: false },
       'skip-final-backup': { type: 'boolean', default: false },
       'no-prune': { type: 'boolean', default: false },
+      hour: { type: 'string' },
+      minute: { type: 'string' },
+      window: { type: 'string' },
+      'per-db-host': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -166,6 +198,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (!k.success) throw new UsageError(`bad --key: ${k.error.issues[0]!.message}`);
   }
   const spec = command === 'provision' ? readSpec(arg, io) : undefined;
+  const schedule = command === 'schedule' ? nightlySchedule(arg, values) : undefined;
   // the operations on a site, with their input (checked against the workflow's schema on start)
   const onSite = (): { kind: OperationKind; input: Record<string, unknown> } | undefined => {
     const siteId = arg!;
@@ -202,8 +235,9 @@ async function run(argv: string[], io: Io): Promise<number> {
   // every bad field named before anything connects
   if (siteOperation) parseOrThrow(OPERATIONS[siteOperation.kind].input, siteOperation.input, `qm ${command}`);
 
-  const env = loadEnv(TemporalEnv);
-  const { client, close } = await connectClient(env, codecFromEnv());
+  const env = loadEnv(QmEnv);
+  const codec = env.QM_CODEC_KEY ? new AesGcmCodec(env.QM_CODEC_KEY) : undefined;
+  const { client, close } = await connectClient(env, codec);
   try {
     const startAndFollow = async (kind: OperationKind, siteId: string, input: unknown) => {
       const key = values.key ?? `cli-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -253,6 +287,11 @@ async function run(argv: string[], io: Io): Promise<number> {
       case 'sites': {
         const sites = await listSites(client);
         for (const line of values.json ? [JSON.stringify(sites, null, 2)] : sitesTable(sites)) io.out(line);
+        return EXIT.ok;
+      }
+      case 'schedule': {
+        const r = await ensureNightlyBackupSchedule(client, env.QM_TASK_QUEUE, schedule);
+        io.out(`schedule ${r.scheduleId}: ${r.action}`);
         return EXIT.ok;
       }
       default:

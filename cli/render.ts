@@ -1,4 +1,4 @@
-import type { OperationView, SiteState, SiteSummary } from '../api/operations';
+import type { OperationView, SiteState, SiteSummary } from '../client/operations';
 
 /**
  * What `qm` prints, as pure functions of what it read (unit-tested): a followed operation prints

@@ -14,7 +14,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
  *     release runs byte-identical workflow code. workers/main.ts loads it when it exists.
  */
 const ROOT = path.resolve(__dirname, '..');
-const SOURCE_DIRS = ['workflows', 'activities', 'workers', 'schema', 'api'];
+const SOURCE_DIRS = ['protocol', 'workflows', 'activities', 'client', 'config', 'workers', 'schema', 'api'];
 
 function outDir(argv: string[]): string {
   const i = argv.indexOf('--out');
@@ -50,7 +50,7 @@ async function main() {
     workflowsPath: path.join(ROOT, 'workflows', 'index.ts'),
     workflowInterceptorModules: [path.join(ROOT, 'workers', 'workflowInterceptors.ts')],
     // failures raised in workflow code keep their messages in (encrypted) payloads
-    failureConverterPath: path.join(ROOT, 'workers', 'failureConverter.ts'),
+    failureConverterPath: path.join(ROOT, 'client', 'failureConverter.ts'),
     logger: { info() {}, warn: console.warn, error: console.error, debug() {}, trace() {}, log() {} },
   });
   fs.writeFileSync(path.join(out, 'workflow-bundle.js'), code);

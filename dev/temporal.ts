@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/searchAttributes';
+import { SEARCH_ATTRIBUTE_TYPES } from '../protocol/searchAttributes';
 
 /**
  * The embedded Temporal dev server (`temporal server start-dev`), for `npm start` and the tests.

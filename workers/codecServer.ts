@@ -2,8 +2,9 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { AesGcmCodec } from '../client/codec';
+import { CodecServerEnv, loadEnv } from '../config';
 import { describeIssues } from '../schema/common';
-import { codecFromEnv } from './codec';
 
 /**
  * The codec server: Temporal's remote codec protocol (POST …/encode and …/decode, Payloads as
@@ -136,22 +137,11 @@ export function uiCodecEndpoint(baseUrl: string, token: string): string {
   return `${baseUrl.replace(/\/$/, '')}/codec/${encodeURIComponent(token)}`;
 }
 
-const CodecServerEnv = z.object({
-  QM_CODEC_TOKEN: z.string().min(32, 'the codec server token must be at least 32 characters'),
-  QM_CODEC_HOST: z.string().default('127.0.0.1'),
-  QM_CODEC_PORT: z.coerce.number().int().min(1).max(65535).default(8481),
-  QM_CODEC_UI_ORIGINS: z.string().default('http://localhost:8233,http://127.0.0.1:8233'),
-});
-
-/** `npm run codec-server`: the codec server alone (QM_CODEC_KEY, QM_CODEC_TOKEN, QM_CODEC_PORT). */
+/** `npm run codec-server`: the codec server alone (config/: QM_CODEC_KEY, QM_CODEC_TOKEN, QM_CODEC_PORT…). */
 async function main() {
-  const parsed = CodecServerEnv.safeParse(process.env);
-  if (!parsed.success) throw new Error(`bad configuration: ${describeIssues(parsed.error)}`);
-  const env = parsed.data;
-  const codec = codecFromEnv();
-  if (!codec) throw new Error('bad configuration: QM_CODEC_KEY is not set');
+  const env = loadEnv(CodecServerEnv);
   const app = createCodecServer({
-    codec,
+    codec: new AesGcmCodec(env.QM_CODEC_KEY),
     token: env.QM_CODEC_TOKEN,
     uiOrigins: env.QM_CODEC_UI_ORIGINS.split(',').map((o) => o.trim()),
     logger: true,

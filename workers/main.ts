@@ -3,8 +3,8 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { openFleet } from '../activities/fleet';
-import { AesGcmCodec, dataConverterFor } from './codec';
-import { loadWorkerEnv, temporalTls, type WorkerEnv } from './config';
+import { AesGcmCodec, dataConverterFor } from '../client/codec';
+import { gitHookConfig, loadEnv, temporalTls, WorkerEnv } from '../config';
 import { PlatformMetrics } from './metrics';
 import { startMetricsServer } from './metricsServer';
 import { installTelemetry } from './telemetry';
@@ -12,7 +12,7 @@ import { createWorker } from './worker';
 
 /**
  * The worker process: `npm run worker`, or `node dist/workers/main.js` in the image.
- * Configuration from the environment (workers/config.ts). Logs are JSON lines on stdout.
+ * Configuration from the environment (config/, WorkerEnv). Logs are JSON lines on stdout.
  * SIGTERM/SIGINT: stop polling, let in-flight activities finish (up to QM_SHUTDOWN_GRACE_SECONDS),
  * then exit 0.
  */
@@ -25,7 +25,7 @@ function workflowBundlePath(env: WorkerEnv): string | undefined {
 }
 
 async function main() {
-  const env = loadWorkerEnv();
+  const env = loadEnv(WorkerEnv);
   const metricsPort = env.QM_METRICS_PORT;
   const { logger, sdkMetricsUrl } = installTelemetry({
     logLevel: env.QM_LOG_LEVEL,
@@ -44,7 +44,7 @@ async function main() {
   });
   if (
     fleet.hosts.some((h) => h.roles.includes('git')) &&
-    !(process.env.QM_GIT_HOOK_URL && process.env.QM_GIT_HOOK_SECRET_FILE)
+    !(env.QM_GIT_HOOK_URL && env.QM_GIT_HOOK_SECRET_FILE)
   )
     logger.warn(
       'the inventory has a git host but QM_GIT_HOOK_URL / QM_GIT_HOOK_SECRET_FILE are not set: sites ' +
@@ -68,6 +68,7 @@ async function main() {
     dataConverter: dataConverterFor(codec),
     workflowBundle: bundle ? { codePath: bundle } : undefined,
     shutdownGraceTime: `${env.QM_SHUTDOWN_GRACE_SECONDS}s`,
+    gitHook: gitHookConfig(env),
   });
 
   const metrics = metricsPort ? new PlatformMetrics({ client, fleet, logger }) : undefined;

@@ -3,7 +3,7 @@ import type { Logger } from '@temporalio/common';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Fleet } from '../activities/fleet';
 import { proxyPaths } from '../activities/proxy/layout';
-import { LastGoodBackup, SiteId, State } from '../workflows/searchAttributes';
+import { LastGoodBackup, SiteId, State } from '../protocol/searchAttributes';
 
 /**
  * The platform's own metrics, Node side (the per-operation ones are counted inside the workflows,

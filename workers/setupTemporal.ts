@@ -1,13 +1,13 @@
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/searchAttributes';
-import { loadConfig, SetupEnv, temporalTls } from './config';
+import { SEARCH_ATTRIBUTE_TYPES } from '../protocol/searchAttributes';
+import { loadEnv, SetupEnv, temporalTls } from '../config';
 
 /**
  * What a Temporal cluster needs before the first worker starts, made idempotent:
  *  - the namespace, with its retention (how long closed workflows' histories are kept);
- *  - the search attributes of workflows/searchAttributes.ts (SEARCH_ATTRIBUTE_TYPES, the one list:
+ *  - the search attributes of protocol/searchAttributes.ts (SEARCH_ATTRIBUTE_TYPES, the one list:
  *    never copied by hand into a script).
  * `node dist/workers/setupTemporal.js` (compose: the one-shot `temporal-setup` service; on any
  * cluster: the same command once per release, with admin credentials). Run it again at will: what
@@ -100,7 +100,7 @@ async function addMissing(
 }
 
 async function main() {
-  const env = loadConfig(SetupEnv);
+  const env = loadEnv(SetupEnv);
   const conn = await Connection.connect({ address: env.TEMPORAL_ADDRESS, tls: temporalTls(env) });
   try {
     const ns = env.TEMPORAL_NAMESPACE;

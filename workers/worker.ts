@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities';
 import type { Fleet } from '../activities/fleet';
 import type { GitHookConfig } from '../activities/git/activities';
+import { gitHookConfig, GitHookEnv, loadEnv } from '../config';
 
 export interface StartWorkerOptions {
   connection: NativeConnection;
@@ -14,7 +15,7 @@ export interface StartWorkerOptions {
   client: Client;
   /** A prebuilt workflow bundle (tests build it once a run); else workflows/ is bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
-  /** The payload codec (workers/codec.ts): the same one the API's and the CLI's clients use. */
+  /** The payload codec (client/codec.ts): the same one the API's and the CLI's clients use. */
   dataConverter?: DataConverter;
   /** On shutdown (SIGTERM), how long in-flight activities may run on before they are cancelled. */
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
@@ -38,7 +39,7 @@ export function createWorker(opts: StartWorkerOptions): Promise<Worker> {
     activities: createActivities(opts.fleet, {
       temporal: opts.client,
       taskQueue: opts.taskQueue,
-      gitHook: opts.gitHook,
+      gitHook: opts.gitHook ?? gitHookConfig(loadEnv(GitHookEnv)),
     }),
     ...(opts.shutdownGraceTime !== undefined ? { shutdownGraceTime: opts.shutdownGraceTime } : {}),
     ...(opts.workflowBundle

@@ -1,27 +1,11 @@
 import { upsertMemo } from '@temporalio/workflow';
-import { z } from 'zod';
-import { SiteId } from '../schema/site';
+import { BackupSiteInput, type BackupSiteResult } from '../protocol/operations';
 import { step1m } from './lib/activities';
-import { backupPlacement, takeVerifiedBackup, type TakenBackup } from './lib/backup';
+import { backupPlacement, takeVerifiedBackup } from './lib/backup';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
 import { planRetention, RETENTION } from './lib/retention';
 import { withSiteLock } from './lib/siteLock';
-
-export const BackupSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** scheduled (the nightly run) or on-demand (ops, the API). */
-  kind: z.enum(['scheduled', 'on-demand']).default('on-demand'),
-  /** Prune the site's old backups by its plan's retention once this one is verified. */
-  prune: z.boolean().default(true),
-  triggeredBy: z.string().max(100).optional(),
-});
-export type BackupSiteInput = z.input<typeof BackupSiteInput>;
-
-export interface BackupSiteResult extends TakenBackup {
-  siteId: string;
-  retention: { kept: string[]; pruned: string[]; error?: string };
-}
 
 /**
  * Back a site up, as ops would by hand:

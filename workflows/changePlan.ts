@@ -1,17 +1,11 @@
 import { ApplicationFailure, upsertMemo } from '@temporalio/workflow';
 import { z } from 'zod';
-import { Plan, SiteId, type SiteSpec } from '../schema/site';
+import { ChangePlanInput } from '../protocol/operations';
+import type { Plan, SiteSpec } from '../schema/site';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { RETENTION, type RetentionPolicy } from './lib/retention';
 import { withSiteLock } from './lib/siteLock';
-
-export const ChangePlanInput = z.strictObject({
-  siteId: SiteId,
-  plan: Plan,
-  triggeredBy: z.string().max(100).optional(),
-});
-export type ChangePlanInput = z.input<typeof ChangePlanInput>;
 
 export interface ChangePlanResult {
   siteId: string;

@@ -1,27 +1,18 @@
-import { setHandler, defineQuery } from '@temporalio/workflow';
+import { setHandler } from '@temporalio/workflow';
+import { CheckFleetInput, checkFleetProgress, type CheckFleetResult } from '../protocol/checkFleet';
 import { fleetCheck1m } from './lib/activities';
-
-export interface CheckFleetInput {
-  /** Host names to check; every host in the inventory when absent. */
-  hosts?: string[];
-}
-
-export interface CheckFleetResult {
-  healthy: string[];
-  failed: { host: string; error: string }[];
-}
-
-export const checkFleetProgress = defineQuery<CheckFleetResult>('progress');
+import { parseWorkflowInput } from './lib/input';
 
 /**
  * Fleet check: every host must answer over SSH, through its Docker engine, and from its MariaDB.
  * Hosts are checked in parallel; one failing host is reported, not fatal to the others.
  */
 export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFleetResult> {
+  const { hosts: named } = parseWorkflowInput(CheckFleetInput, input, 'checkFleet input');
   const result: CheckFleetResult = { healthy: [], failed: [] };
   setHandler(checkFleetProgress, () => result);
 
-  const hosts = input.hosts ?? (await fleetCheck1m.listHosts()).map((h) => h.name);
+  const hosts = named ?? (await fleetCheck1m.listHosts()).map((h) => h.name);
   await Promise.all(
     hosts.map(async (host) => {
       try {

@@ -1,31 +1,10 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { z } from 'zod';
-import { SiteId } from '../schema/site';
+import { DeprovisionSiteInput, type DeprovisionSiteResult } from '../protocol/operations';
 import { long15m, step1m } from './lib/activities';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { withSiteLock } from './lib/siteLock';
 import { onEveryHost } from './lib/parallel';
-
-export const DeprovisionSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** Skip the final database snapshot and files archive (only for sites that never held data). */
-  skipFinalBackup: z.boolean().default(false),
-  triggeredBy: z.string().max(100).optional(),
-});
-export type DeprovisionSiteInput = z.input<typeof DeprovisionSiteInput>;
-
-export interface DeprovisionSiteResult {
-  siteId: string;
-  state: 'deleted';
-  /** Where the final backup was kept (database snapshot on the DB host, files archive on the storage host). */
-  finalBackup?: { databaseSnapshot: string; filesArchive: string };
-  /**
-   * The site's Git repository, which deprovisioning keeps (the customer's code and history: see
-   * the README, Site lifecycle); pushes to it deploy nothing once no active site tracks it.
-   */
-  keptRepository?: { repo: string; host: string };
-}
 
 /**
  * Remove a site for good, as ops would by hand:

@@ -1,5 +1,4 @@
 import {
-  defineQuery,
   executeChild,
   ParentClosePolicy,
   setHandler,
@@ -10,54 +9,17 @@ import {
   WorkflowIdReusePolicy,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { z } from 'zod';
-import { SiteId } from '../schema/site';
+import { fnv1a, nightlyBackupId } from '../protocol/ids';
+import {
+  NightlyBackupsInput,
+  nightlyProgressQuery,
+  type NightlyBackupsResult,
+  type NightlyProgress,
+} from '../protocol/nightlyBackups';
+import { Operation, TriggeredBy } from '../protocol/searchAttributes';
 import { backupSite } from './backupSite';
 import { step1m } from './lib/activities';
-import { fnv1a } from './lib/backupId';
 import { parseWorkflowInput, rootMessage } from './lib/input';
-import { Operation, TriggeredBy } from './searchAttributes';
-
-export const NightlyBackupsInput = z.strictObject({
-  /** Spread the backups over this many minutes from the start (0: all at once, as slots allow). */
-  windowMinutes: z.number().int().min(0).max(720).default(240),
-  /** Backups running at once per DB host. */
-  perDbHost: z.number().int().min(1).max(16).default(2),
-  /** Only these sites (default: every active site). */
-  sites: z.array(SiteId).max(10_000).optional(),
-  triggeredBy: z.string().max(100).optional(),
-});
-export type NightlyBackupsInput = z.input<typeof NightlyBackupsInput>;
-
-export interface NightlyBackupsResult {
-  /** The night (UTC date the run started), part of every backup's workflow id. */
-  night: string;
-  sites: number;
-  succeeded: string[];
-  /** Each failed backup: its workflow (open it in the Web UI) and the cause. */
-  failed: { siteId: string; workflowId: string; error: string }[];
-  /** Sites whose backup for this night had already completed, or is still running (a re-run). */
-  alreadyDone: string[];
-  /** Sites asked for by name (`sites`) that are not active: not backed up. */
-  notActive: string[];
-  /** The most backups that ran at once on each DB host. */
-  maxConcurrentPerDbHost: Record<string, number>;
-}
-
-export interface NightlyProgress {
-  night: string;
-  total: number;
-  waiting: number;
-  running: Record<string, string[]>;
-  succeeded: number;
-  failed: string[];
-  alreadyDone: number;
-}
-
-export const nightlyProgressQuery = defineQuery<NightlyProgress>('progress');
-
-/** The workflow id of a site's backup on a night: a re-run of the night never backs a site up twice. */
-export const nightlyBackupId = (siteId: string, night: string) => `backup:${siteId}:nightly-${night}`;
 
 /** Where in the window a site's backup starts: the same minute every night, spread by its id's hash. */
 export function offsetMs(siteId: string, windowMinutes: number): number {

@@ -1,35 +1,14 @@
 import { ApplicationFailure, upsertMemo } from '@temporalio/workflow';
-import { z } from 'zod';
-import { SiteSpec, type Placement } from '../schema/site';
+import { ProvisionSiteInput, type ProvisionSiteResult } from '../protocol/operations';
 import { long15m, step1m } from './lib/activities';
 import { siteHealthyThroughProxies } from './lib/health';
-import { INITIAL_RELEASE } from './lib/initialRelease';
+import { INITIAL_RELEASE } from '../protocol/ids';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { Saga } from './lib/saga';
 import { withSiteLock } from './lib/siteLock';
 import { onEveryHost } from './lib/parallel';
-
-export const ProvisionSiteInput = z.strictObject({
-  site: SiteSpec,
-  /** Who asked: `ops:<name>`, `api:<client>`, `schedule` (a search attribute). */
-  triggeredBy: z.string().max(100).optional(),
-});
-export type ProvisionSiteInput = z.input<typeof ProvisionSiteInput>;
-
-export interface ProvisionSiteResult {
-  siteId: string;
-  state: 'active';
-  placement: Placement;
-  /** True when the site was already active with this spec, and nothing was done. */
-  alreadyProvisioned: boolean;
-  /**
-   * The site's repository on the Git host (when the fleet has one): `hook: 'not-configured'` means
-   * this worker had no webhook configuration, so pushes to it deploy nothing until one installs it.
-   */
-  git?: { repo: string; host: string; path: string; repository: 'created' | 'existing'; hook: string };
-}
 
 /**
  * Provision a site, as ops would by hand:

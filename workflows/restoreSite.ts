@@ -1,30 +1,14 @@
 import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
-import { z } from 'zod';
-import { SiteId, type SiteRecord } from '../schema/site';
+import { RestoreSiteInput, type RestoreSiteResult } from '../protocol/operations';
+import type { SiteRecord } from '../schema/site';
 import { backup6h, step1m } from './lib/activities';
-import { takeVerifiedBackup, type TakenBackup } from './lib/backup';
-import { BackupId } from './lib/backupId';
+import { takeVerifiedBackup } from './lib/backup';
 import { siteHealthyThroughProxies } from './lib/health';
 import { parseWorkflowInput, rootMessage } from './lib/input';
 import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { withSiteLock } from './lib/siteLock';
 import { onEveryHost } from './lib/parallel';
-
-export const RestoreSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** The backup to go back to (its directory name on the storage host, e.g. 20260301T010000Z-k3x9q1). */
-  backupId: BackupId,
-  triggeredBy: z.string().max(100).optional(),
-});
-export type RestoreSiteInput = z.input<typeof RestoreSiteInput>;
-
-export interface RestoreSiteResult {
-  siteId: string;
-  restored: string;
-  /** The backup taken just before, to go back to if the restore was a mistake. */
-  safetyBackup: TakenBackup;
-}
 
 /**
  * Restore a site, in place, from one of its verified backups, as ops would by hand:

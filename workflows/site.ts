@@ -9,7 +9,15 @@ import {
 } from '@temporalio/workflow';
 import type { SiteRecord } from '../schema/site';
 import { status30s } from './lib/activities';
-import { CustomerId, Hosts, LastGoodBackup, Operation, Release, SiteId, State } from './searchAttributes';
+import {
+  CustomerId,
+  Hosts,
+  LastGoodBackup,
+  Operation,
+  Release,
+  SiteId,
+  State,
+} from '../protocol/searchAttributes';
 import {
   lockGrantedSignal,
   releaseLockSignal,
@@ -19,13 +27,8 @@ import {
   updateRecordSignal,
   type LockHolder,
   type SiteView,
-} from './lib/siteProtocol';
-
-export interface SiteWorkflowInput {
-  siteId: string;
-  /** State carried over by continue-as-new. */
-  carried?: SiteView;
-}
+  type SiteWorkflowInput,
+} from '../protocol/site';
 
 /** While a lock is held this long without news, check that its holder still runs. */
 const HOLDER_CHECK = '2 minutes';

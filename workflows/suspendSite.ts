@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { z } from 'zod';
-import { SiteId, type SiteRecord } from '../schema/site';
+import { ResumeSiteInput, SuspendSiteInput } from '../protocol/operations';
+import type { SiteRecord } from '../schema/site';
 import { step1m } from './lib/activities';
 import { siteHealthyThroughProxies } from './lib/health';
 import { parseWorkflowInput } from './lib/input';
@@ -8,14 +8,6 @@ import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { withSiteLock } from './lib/siteLock';
 import { onEveryHost } from './lib/parallel';
-
-export const SuspendSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** Why (e.g. the unpaid invoice's number): kept in the memo for ops. */
-  reason: z.string().max(200).optional(),
-  triggeredBy: z.string().max(100).optional(),
-});
-export type SuspendSiteInput = z.input<typeof SuspendSiteInput>;
 
 /**
  * Suspend a site (an unpaid invoice): the proxies serve the "suspended" page, then its containers
@@ -51,12 +43,6 @@ export async function suspendSite(input: SuspendSiteInput): Promise<{ siteId: st
     return { siteId, state: 'suspended' };
   });
 }
-
-export const ResumeSiteInput = z.strictObject({
-  siteId: SiteId,
-  triggeredBy: z.string().max(100).optional(),
-});
-export type ResumeSiteInput = z.input<typeof ResumeSiteInput>;
 
 /**
  * Resume a suspended site: its containers start again (the same ones, same data), every app

@@ -5,10 +5,10 @@ import { dropDatabase, tableRowCounts } from '../db/admin';
 import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
 import { hostWithRole, parseInput } from '../input';
-import { timeOfBackupId } from '../../workflows/lib/backupId';
+import { BackupId, timeOfBackupId } from '../../protocol/ids';
 import { compareRowCounts, dumpSiteDatabase, loadDump } from './database';
 import { archiveSiteFiles, restoreSiteFiles, siteFilesDigest, unpackAndDigest } from './files';
-import { BackupId, verifyDatabaseName } from './layout';
+import { verifyDatabaseName } from './layout';
 import { BackupKind, Manifest, type ManifestInput } from './manifest';
 import { SshHostStore, type BackupStore } from './store';
 

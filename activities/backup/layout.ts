@@ -23,8 +23,6 @@ export function restoreStagingDir(siteId: string): string {
 export const ARTIFACTS = { database: 'db.sql.gz', files: 'files.tar.gz' } as const;
 export const MANIFEST = 'manifest.json';
 
-export { BackupId } from '../../workflows/lib/backupId';
-
 export function backupDir(siteId: string, backupId: string): string {
   return `${BACKUP_ROOT}/${siteId}/${backupId}`;
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SiteId } from '../../schema/site';
-import { BackupId } from './layout';
+import { BackupId } from '../../protocol/ids';
 
 /**
  * manifest.json, beside a backup's artifacts: what was backed up, when, from where, and how to

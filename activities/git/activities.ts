@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { z } from 'zod';
 import { activityIO } from '../context';
 import { failure, FailureType } from '../errors';
@@ -18,19 +17,12 @@ import { CommitId, GIT_ROOT, GitBranch, GitRef, GitRepo } from './refs';
 
 /**
  * Where the post-receive hook tells the platform about pushes, and the secret it signs with. Worker
- * configuration (never workflow input, so the secret never enters history): QM_GIT_HOOK_URL and
- * QM_GIT_HOOK_SECRET_FILE (a file holding the secret, at least 32 characters).
+ * configuration, never workflow input, so the secret never enters history: given at worker start
+ * (config/: QM_GIT_HOOK_URL and QM_GIT_HOOK_SECRET_FILE).
  */
 export interface GitHookConfig {
   url: string;
   secret: string;
-}
-
-export function gitHookConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GitHookConfig | undefined {
-  const url = env.QM_GIT_HOOK_URL;
-  const file = env.QM_GIT_HOOK_SECRET_FILE;
-  if (!url || !file) return undefined;
-  return { url, secret: fs.readFileSync(file, 'utf8').trim() };
 }
 
 const HookUrl = z.url({ protocol: /^https?$/ }).max(500);
@@ -52,7 +44,7 @@ const BranchHeadInput = z.strictObject({ repo: GitRepo, branch: GitBranch });
 const QUICK_MS = 60_000;
 
 /** The Git activities: the platform's bare repositories on the host with role `git`. */
-export function makeGitActivities(fleet: Fleet, hook: GitHookConfig | undefined = gitHookConfigFromEnv()) {
+export function makeGitActivities(fleet: Fleet, hook: GitHookConfig | undefined) {
   const pool = fleet.pool;
   const gitHost = () => {
     const host = fleet.hosts.find((h) => h.roles.includes('git'));

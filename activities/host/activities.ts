@@ -19,7 +19,7 @@ import {
   scheduleRebootArgv,
   writeAtomicArgv,
 } from './commands';
-import { PATCH_FAILED } from '../../workflows/lib/patchProtocol';
+import { PATCH_FAILED } from '../../protocol/patchRoll';
 import { probeBackend } from './probeBackend';
 import { isTestbedHost, rebootTestbedHost } from './reboot';
 

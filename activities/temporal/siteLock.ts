@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { slug } from '../../schema/common';
-import { requestLockSignal, siteWorkflowId, type LockHolder } from '../../workflows/lib/siteProtocol';
+import { requestLockSignal, siteWorkflowId, type LockHolder } from '../../protocol/site';
 import { failure, FailureType } from '../errors';
 
 const LockRequest = z.strictObject({

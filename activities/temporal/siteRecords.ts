@@ -1,17 +1,56 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { SiteId, type SiteRecord } from '../../schema/site';
-import { siteQuery, siteWorkflowId, type SiteView } from '../../workflows/lib/siteProtocol';
+import { siteQuery, siteWorkflowId, type SiteView } from '../../protocol/site';
 import { failure, FailureType } from '../errors';
 import { parseInput } from '../input';
 
 const ReadSiteRecordsInput = z.strictObject({ siteIds: z.array(SiteId).max(10_000) });
 
+/** A site the nightly backs up. */
+export interface ActiveSite {
+  siteId: string;
+  plan?: string;
+  dbHost: string;
+  storageHost: string;
+}
+
+/**
+ * Every active site: visibility finds the running site workflows whose State is active, and each
+ * is asked for its record (placement, plan). Read-only.
+ */
+async function activeSites(client: Client): Promise<ActiveSite[]> {
+  const ids: string[] = [];
+  for await (const w of client.workflow.list({
+    query: `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND State = 'active'`,
+  }))
+    ids.push(w.workflowId);
+  const out: ActiveSite[] = [];
+  const queue = [...ids];
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const view = await client.workflow.getHandle(id).query(siteQuery);
+        const r: SiteRecord = view.record;
+        if (r.state !== 'active' || !r.placement || siteWorkflowId(r.siteId) !== id) continue;
+        out.push({
+          siteId: r.siteId,
+          plan: r.spec?.plan,
+          dbHost: r.placement.dbHost,
+          storageHost: r.placement.storageHost,
+        });
+      }
+    }),
+  );
+  return out.sort((a, b) => (a.siteId < b.siteId ? -1 : 1));
+}
+
 /**
  * The records of several sites, from each site's own workflow (`site` query): what a patch roll
  * plans with (every site's app servers). A site with no workflow is `null` (containers with its
  * label may still be on a host: the roll leaves their routes alone). Read-only; a decision that
- * must hold is re-made under the site's lock, from the record the lock grant carries.
+ * must hold is re-made under the site's lock, from the record the lock grant carries. And the
+ * active sites, from visibility and the same query: what the nightly backups back up.
  */
 export function makeSiteRecordActivities(client: Client | undefined) {
   /** Each site's view (`site` query), 16 at a time; null for a site with no workflow. */
@@ -50,6 +89,13 @@ export function makeSiteRecordActivities(client: Client | undefined) {
       const { siteIds } = parseInput(ReadSiteRecordsInput, input, 'siteLockWaiters');
       const views = await siteViews(siteIds, 'site locks');
       return Object.fromEntries(siteIds.map((id) => [id, views[id]?.queue.length ?? 0]));
+    },
+
+    /** Every active site with its DB and storage host (what the nightly backups back up). Read-only. */
+    async listActiveSites(): Promise<ActiveSite[]> {
+      if (!client)
+        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for active sites');
+      return activeSites(client);
     },
   };
 }

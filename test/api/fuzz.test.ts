@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { OPERATIONS } from '../../api/operations';
+import { OPERATIONS } from '../../client/operations';
 import { sign } from '../../api/signature';
 import { testSite } from '../support/site';
 import { openBed, type Bed } from '../support/bed';

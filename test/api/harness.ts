@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { GitHookConfig } from '../../activities/git/activities';
 import { buildApi } from '../../api/server';
 import { sign } from '../../api/signature';
-import { AesGcmCodec, dataConverterFor, keyId } from '../../workers/codec';
+import { AesGcmCodec, dataConverterFor, keyId } from '../../client/codec';
 import { createWorker } from '../../workers/worker';
 import type { Bed } from '../support/bed';
 import { uniqueTaskQueue } from '../support/temporal';

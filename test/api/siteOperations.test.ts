@@ -4,7 +4,7 @@ import { makeReleaseActivities } from '../../activities/release/activities';
 import { OperationResponse, OperationStarted, SiteResponse } from '../../api/responses';
 import { GIT_HOOK_PATH } from '../../api/gitHook';
 import { siteNames } from '../../schema/site';
-import { deployWorkflowId } from '../../workflows/lib/deployId';
+import { deployWorkflowId } from '../../protocol/ids';
 import { RETENTION } from '../../workflows/lib/retention';
 import { bridgeAddress, Clone } from '../deploy/gitBed';
 import { testbed } from '../../dev/fleet';

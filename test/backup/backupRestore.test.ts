@@ -4,7 +4,7 @@ import type { Manifest } from '../../activities/backup/manifest';
 import type { Placement } from '../../schema/site';
 import { backupSite, deprovisionSite, provisionSite, restoreSite } from '../../workflows';
 import { rootMessage } from '../../workflows/lib/input';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { siteQuery, siteWorkflowId } from '../../protocol/site';
 import { openBed, type Bed } from '../support/bed';
 import { fetchSite, siteLeftovers, testSite } from '../support/site';
 import { recordHistory } from '../support/histories';

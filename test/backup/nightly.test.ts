@@ -1,10 +1,9 @@
 import type { Manifest } from '../../activities/backup/manifest';
-import { ensureNightlyBackupSchedule } from '../../activities/backup/schedule';
+import { ensureNightlyBackupSchedule } from '../../client/schedules';
 import { backupSite, changePlan, type nightlyBackups } from '../../workflows';
-import { backupIdFor } from '../../workflows/lib/backupId';
+import { backupIdFor, nightlyBackupId } from '../../protocol/ids';
 import { planRetention, RETENTION, type BackupEntry } from '../../workflows/lib/retention';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
-import { nightlyBackupId } from '../../workflows/nightlyBackups';
+import { siteQuery, siteWorkflowId } from '../../protocol/site';
 import { openBed, type Bed } from '../support/bed';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Fleet } from '../../activities/fleet';
 import { SiteSpec, siteNames, type Placement, type SiteRecord } from '../../schema/site';
-import { siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { siteWorkflowId } from '../../protocol/site';
 import { eventually } from '../support/eventually';
 import { testSite } from '../support/site';
 

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createActivities, type Activities } from '../../activities';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
+import { siteQuery, siteWorkflowId } from '../../protocol/site';
 import { deprovisionSite, provisionSite, resumeSite, suspendSite } from '../../workflows';
 import { openBed, type Bed } from '../support/bed';
 import {

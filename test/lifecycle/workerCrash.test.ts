@@ -1,4 +1,4 @@
-import { progressQuery } from '../../workflows/lib/operation';
+import { progressQuery } from '../../protocol/operations';
 import { deprovisionSite, provisionSite } from '../../workflows';
 import { openBed, type Bed } from '../support/bed';
 import { eventually } from '../support/eventually';

@@ -6,8 +6,8 @@ import {
   pauseUpdate,
   resumeUpdate,
   skipHostUpdate,
-} from '../../workflows/lib/patchProtocol';
-import { siteQuery } from '../../workflows/lib/siteProtocol';
+} from '../../protocol/patchRoll';
+import { siteQuery } from '../../protocol/site';
 import { openBed, type Bed } from '../support/bed';
 import { eventually } from '../support/eventually';
 import { recordHistory } from '../support/histories';

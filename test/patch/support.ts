@@ -5,7 +5,7 @@ import type { ProbeResult } from '../../activities/proxy/probe';
 import { PATCH_STATE_DIR } from '../../activities/host/commands';
 import type { Placement } from '../../schema/site';
 import { deprovisionSite, provisionSite } from '../../workflows';
-import { patchProgressQuery, type PatchRollProgress } from '../../workflows/lib/patchProtocol';
+import { patchProgressQuery, type PatchRollProgress } from '../../protocol/patchRoll';
 import { fetchSite, testSite } from '../support/site';
 
 /** Shared by the patch-roll tests: sites on the bed, a traffic poller, marker files, cleanup. */

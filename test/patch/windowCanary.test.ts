@@ -1,8 +1,8 @@
 import { createActivities } from '../../activities';
 import { PROXY_DIR } from '../../activities/proxy/layout';
 import { patchRoll } from '../../workflows';
-import type { PatchRollInput } from '../../workflows/lib/patchInput';
-import { approveUpdate } from '../../workflows/lib/patchProtocol';
+import type { PatchRollInput } from '../../protocol/patchRoll';
+import { approveUpdate } from '../../protocol/patchRoll';
 import { openBed, type Bed } from '../support/bed';
 import { eventually } from '../support/eventually';
 import { startWorker, uniqueTaskQueue, type FileWorker } from '../support/temporal';

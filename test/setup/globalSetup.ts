@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../../workers/codec';
+import { FAILURE_CONVERTER_PATH } from '../../client/codec';
 import { startDevServer } from '../../dev/temporal';
 import { TESTBED_DIR, testbed } from '../../dev/fleet';
 

@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ApiEnv } from '../../api/config';
 import { Inventory } from '../../schema/inventory';
-import { CodecServerEnv, SetupEnv, WorkerEnv } from '../../workers/config';
+import { ApiEnv, CodecServerEnv, SetupEnv, WorkerEnv } from '../../config';
 
 /**
  * docker-compose.yml, checked without pulling or building anything (no registry here): Debian's

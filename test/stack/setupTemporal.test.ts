@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { ensureNamespace, ensureSearchAttributes } from '../../workers/setupTemporal';
-import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/searchAttributes';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../protocol/searchAttributes';
 
 /**
  * The one-shot set-up the compose file runs before the workers (temporal-setup), against the real
- * Temporal dev server: a fresh namespace gets every search attribute of workflows/searchAttributes.ts
+ * Temporal dev server: a fresh namespace gets every search attribute of protocol/searchAttributes.ts
  * with its type; a second run changes nothing.
  */
 let conn: Connection;

@@ -1,4 +1,4 @@
-import type { OperationView } from '../../api/operations';
+import type { OperationView } from '../../client/operations';
 import { progressLines, sitesTable } from '../../cli/render';
 
 const base: OperationView = {

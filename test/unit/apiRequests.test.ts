@@ -1,12 +1,6 @@
-import {
-  fieldErrors,
-  IdempotencyKey,
-  OperationId,
-  ProvisionRequest,
-  SiteParams,
-  SuspendRequest,
-} from '../../api/requests';
-import { ProvisionSiteInput } from '../../workflows/provisionSite';
+import { fieldErrors, ProvisionRequest, SiteParams, SuspendRequest } from '../../api/requests';
+import { IdempotencyKey, OperationId } from '../../client/operations';
+import { ProvisionSiteInput } from '../../protocol/operations';
 
 const spec = {
   siteId: 'acme',

@@ -16,8 +16,8 @@ import {
   verifyFilesArgv,
 } from '../../activities/backup/commands';
 import { compareRowCounts } from '../../activities/backup/database';
-import { BackupId, verifyDatabaseName } from '../../activities/backup/layout';
-import { backupIdFor, fnv1a, timeOfBackupId } from '../../workflows/lib/backupId';
+import { verifyDatabaseName } from '../../activities/backup/layout';
+import { BackupId, backupIdFor, fnv1a, timeOfBackupId } from '../../protocol/ids';
 import { offsetMs } from '../../workflows/nightlyBackups';
 
 /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { AesGcmCodec, codecFromEnv, CodecKeys, keyId } from '../../workers/codec';
+import { AesGcmCodec, codecFromEnv, CodecKeys, keyId } from '../../client/codec';
 
 const key = () => randomBytes(32);
 const codecOf = (...keys: Buffer[]) => new AesGcmCodec(keys.map((k) => ({ id: keyId(k), key: k })));

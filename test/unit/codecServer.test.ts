@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { AesGcmCodec, keyId } from '../../workers/codec';
+import { AesGcmCodec, keyId } from '../../client/codec';
 import { createCodecServer, redactCodecUrl, uiCodecEndpoint } from '../../workers/codecServer';
 
 const key = randomBytes(32);

@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   CodecServerEnv,
-  loadConfig,
+  loadEnv,
   SetupEnv,
   temporalTls,
   TemporalConnectionEnv,
   WorkerEnv,
-} from '../../workers/config';
+} from '../../config';
 
 /** Each process's environment schema: defaults, one error naming every bad variable, no secret in it. */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-config-'));
@@ -23,7 +23,7 @@ const sshKey = file('id_ed25519');
 const key = randomBytes(32).toString('base64');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** The message of the error loadConfig throws. */
+/** The message of the error loadEnv throws. */
 function errorOf(fn: () => unknown): string {
   try {
     fn();
@@ -35,7 +35,7 @@ function errorOf(fn: () => unknown): string {
 
 describe('worker', () => {
   test('the minimum: inventory and SSH key; everything else has a production default', () => {
-    const env = loadConfig(WorkerEnv, { QM_INVENTORY: inventory, QM_SSH_KEY: sshKey });
+    const env = loadEnv(WorkerEnv, { QM_INVENTORY: inventory, QM_SSH_KEY: sshKey });
     expect(env).toEqual(
       expect.objectContaining({
         TEMPORAL_ADDRESS: '127.0.0.1:7233',
@@ -55,7 +55,7 @@ describe('worker', () => {
   });
 
   test('an empty environment: one error naming both missing variables, one per line', () => {
-    expect(errorOf(() => loadConfig(WorkerEnv, {}))).toBe(
+    expect(errorOf(() => loadEnv(WorkerEnv, {}))).toBe(
       'bad configuration:\n' +
         '  QM_INVENTORY: required: path of the fleet inventory (JSON or YAML)\n' +
         '  QM_SSH_KEY: set QM_SSH_KEY (a private key file) or SSH_AUTH_SOCK (an ssh-agent)',
@@ -65,7 +65,7 @@ describe('worker', () => {
   test('every bad variable at once, and never a secret value', () => {
     const secretish = 'c2VjcmV0' + randomBytes(6).toString('hex');
     const msg = errorOf(() =>
-      loadConfig(WorkerEnv, {
+      loadEnv(WorkerEnv, {
         QM_INVENTORY: path.join(dir, 'missing.yaml'),
         QM_SSH_KEY: dir, // a directory, not a key file
         QM_CODEC_KEY: `${key},${secretish}`,
@@ -101,7 +101,7 @@ describe('worker', () => {
   });
 
   test('an ssh-agent instead of a key; empty values count as unset; the log level in any case', () => {
-    const env = loadConfig(WorkerEnv, {
+    const env = loadEnv(WorkerEnv, {
       QM_INVENTORY: inventory,
       SSH_AUTH_SOCK: '/run/ssh-agent.sock',
       QM_SSH_KEY: '',
@@ -117,7 +117,7 @@ describe('worker', () => {
 
   test('codec keys are parsed (the first encrypts), ports may not collide', () => {
     const second = randomBytes(32).toString('base64');
-    const env = loadConfig(WorkerEnv, {
+    const env = loadEnv(WorkerEnv, {
       QM_INVENTORY: inventory,
       QM_SSH_KEY: sshKey,
       QM_CODEC_KEY: `${key}, ${second}`,
@@ -125,7 +125,7 @@ describe('worker', () => {
     expect(env.QM_CODEC_KEY!.map((k) => k.key.toString('base64'))).toEqual([key, second]);
     expect(
       errorOf(() =>
-        loadConfig(WorkerEnv, {
+        loadEnv(WorkerEnv, {
           QM_INVENTORY: inventory,
           QM_SSH_KEY: sshKey,
           QM_METRICS_PORT: '9000',
@@ -142,7 +142,7 @@ describe('Temporal connection (TLS)', () => {
   const clientKey = file('client.key', 'KEY');
 
   test('mTLS: the files are read into the connection options', () => {
-    const env = loadConfig(TemporalConnectionEnv, {
+    const env = loadEnv(TemporalConnectionEnv, {
       TEMPORAL_ADDRESS: 'temporal.internal:7233',
       TEMPORAL_TLS_CA: ca,
       TEMPORAL_TLS_CERT: cert,
@@ -157,12 +157,12 @@ describe('Temporal connection (TLS)', () => {
   });
 
   test('TEMPORAL_TLS=1 alone: TLS with the system CAs', () => {
-    expect(temporalTls(loadConfig(TemporalConnectionEnv, { TEMPORAL_TLS: '1' }))).toEqual({});
+    expect(temporalTls(loadEnv(TemporalConnectionEnv, { TEMPORAL_TLS: '1' }))).toEqual({});
   });
 
   test('a key without its certificate, a missing CA file', () => {
     const msg = errorOf(() =>
-      loadConfig(TemporalConnectionEnv, {
+      loadEnv(TemporalConnectionEnv, {
         TEMPORAL_TLS_KEY: clientKey,
         TEMPORAL_TLS_CA: '/nonexistent/ca.pem',
       }),
@@ -175,17 +175,17 @@ describe('Temporal connection (TLS)', () => {
 describe('codec server and set-up', () => {
   test('the codec server needs its key and token, both named at once, neither shown', () => {
     const token = 'short-token-' + randomBytes(4).toString('hex');
-    const msg = errorOf(() => loadConfig(CodecServerEnv, { QM_CODEC_TOKEN: token }));
+    const msg = errorOf(() => loadEnv(CodecServerEnv, { QM_CODEC_TOKEN: token }));
     expect(msg).toContain('QM_CODEC_KEY: required');
     expect(msg).toContain('QM_CODEC_TOKEN: the codec server token must be at least 32 characters');
     expect(msg).not.toContain(token);
-    const env = loadConfig(CodecServerEnv, { QM_CODEC_KEY: key, QM_CODEC_TOKEN: 'x'.repeat(32) });
+    const env = loadEnv(CodecServerEnv, { QM_CODEC_KEY: key, QM_CODEC_TOKEN: 'x'.repeat(32) });
     expect(env).toEqual(expect.objectContaining({ QM_CODEC_HOST: '127.0.0.1', QM_CODEC_PORT: 8481 }));
   });
 
   test('the set-up job: retention in whole days', () => {
-    expect(loadConfig(SetupEnv, {}).TEMPORAL_RETENTION_DAYS).toBe(30);
-    expect(errorOf(() => loadConfig(SetupEnv, { TEMPORAL_RETENTION_DAYS: '0.5' }))).toContain(
+    expect(loadEnv(SetupEnv, {}).TEMPORAL_RETENTION_DAYS).toBe(30);
+    expect(errorOf(() => loadEnv(SetupEnv, { TEMPORAL_RETENTION_DAYS: '0.5' }))).toContain(
       'TEMPORAL_RETENTION_DAYS: must be a whole number of days',
     );
   });

@@ -15,7 +15,7 @@ import { sign } from '../../api/signature';
 import { Profile } from '../../schema/profile';
 import { CommitId, GitRef } from '../../schema/release';
 import { SiteSpec } from '../../schema/site';
-import { DeployReleaseInput } from '../../workflows/deploy/deployRelease';
+import { DeployReleaseInput } from '../../protocol/operations';
 
 /** The pure parts of deploys: names, argument vectors, pruning, the standby slot, inputs. */
 

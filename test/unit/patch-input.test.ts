@@ -1,5 +1,5 @@
 import { describeIssues } from '../../schema/common';
-import { DEFAULT_PATCH_COMMAND, PatchRollInput, resolveCount } from '../../workflows/lib/patchInput';
+import { DEFAULT_PATCH_COMMAND, PatchRollInput, resolveCount } from '../../protocol/patchRoll';
 
 /** The patchRoll input, as pasted into the Web UI: defaults, and every bad field named. */
 

@@ -6,16 +6,17 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { z } from 'zod';
-import { CommitId, GitRef, type AppSlot } from '../../schema/release';
-import { GitBranch, GitRepo, siteNames, SiteId, type SiteSpec } from '../../schema/site';
+import type { AppSlot } from '../../schema/release';
+import { siteNames, type SiteSpec } from '../../schema/site';
 import { long15m, once30m, step1m } from '../lib/activities';
-import { INITIAL_RELEASE } from '../lib/initialRelease';
+import { INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
 import { allOrFirstFailure, HostStepFailed } from '../lib/parallel';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
-import { Release } from '../searchAttributes';
+import { DeployReleaseInput, type DeployReleaseResult } from '../../protocol/operations';
+import { Release } from '../../protocol/searchAttributes';
 import {
   converge,
   healthThroughProxies,
@@ -27,62 +28,6 @@ import {
   type SwitchContext,
   type SwitchState,
 } from './switch';
-
-/** What a push told the platform (the Git hook's notification): the audit of a push deploy. */
-export const PushTrigger = z.strictObject({
-  repo: GitRepo,
-  branch: GitBranch,
-  before: z.string().regex(/^[0-9a-f]{40}$/, 'before must be 40 hex digits'),
-  pusher: z.string().max(100),
-  pushedAt: z.string().max(40).optional(),
-});
-export type PushTrigger = z.infer<typeof PushTrigger>;
-
-export const DeployReleaseInput = z
-  .strictObject({
-    siteId: SiteId,
-    /** The commit to deploy; or `ref` (branch, tag, abbreviated id), resolved on the Git host. */
-    commit: CommitId.optional(),
-    ref: GitRef.optional(),
-    /** Set when a push started the deploy: it then deploys only if the commit is still the branch's head. */
-    push: PushTrigger.optional(),
-    /** Who asked: `push:<pusher>`, `ops:<name>`, `api:<client>` (a search attribute). */
-    triggeredBy: z.string().max(100).optional(),
-    reason: z.string().max(200).optional(),
-    /** Release folders kept on each app host for instant rollback (the live one included). */
-    keepReleases: z.number().int().min(2).max(20).default(3),
-    /** After traffic moves, at most how long requests in flight on the old containers get to finish. */
-    drainSeconds: z.number().int().min(0).max(600).default(10),
-    /** How long a new container may take to become healthy. */
-    healthTimeoutSeconds: z.number().int().min(2).max(1800).default(120),
-  })
-  .refine((i) => (i.commit === undefined) !== (i.ref === undefined), {
-    message: 'give exactly one of commit and ref',
-    path: ['commit'],
-  })
-  .refine((i) => !i.push || i.commit, { message: 'a push deploy names its commit', path: ['commit'] });
-export type DeployReleaseInput = z.input<typeof DeployReleaseInput>;
-
-export interface DeployReleaseResult {
-  siteId: string;
-  /**
-   * deployed: live on every app server. unchanged: it already was. superseded: a newer push to
-   * the branch arrived before this one's turn (that one deploys; this one did nothing).
-   * not-tracking: the site no longer tracks the pushed repo and branch.
-   */
-  status: 'deployed' | 'unchanged' | 'superseded' | 'not-tracking';
-  release: string;
-  previous?: string;
-  supersededBy?: string;
-  triggeredBy: string;
-  trigger: { kind: 'push'; push: PushTrigger } | { kind: 'request'; ref?: string; reason?: string };
-  /** Per app host, how it ended. */
-  hosts?: Record<string, string>;
-  snapshot?: string;
-  /** Release folders kept on the app hosts after this deploy (newest first on the first host). */
-  kept?: string[];
-  pruneProblems?: string[];
-}
 
 type Input = z.output<typeof DeployReleaseInput>;
 type Operation = ReturnType<typeof startOperation>;

@@ -4,16 +4,14 @@ import {
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import { z } from 'zod';
-import { CommitId } from '../../schema/release';
-import { SiteId } from '../../schema/site';
 import { step1m } from '../lib/activities';
-import { INITIAL_RELEASE } from '../lib/initialRelease';
+import { INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
-import { Release } from '../searchAttributes';
+import { Release } from '../../protocol/searchAttributes';
+import { RollbackSiteInput, type RollbackSiteResult } from '../../protocol/operations';
 import {
   converge,
   healthThroughProxies,
@@ -24,25 +22,6 @@ import {
   type SwitchContext,
   type SwitchState,
 } from './switch';
-
-export const RollbackSiteInput = z.strictObject({
-  siteId: SiteId,
-  /** A release still kept on every app server (deployRelease keeps the last few), or 'initial'. */
-  release: z.union([CommitId, z.literal(INITIAL_RELEASE)]),
-  triggeredBy: z.string().max(100).optional(),
-  reason: z.string().max(200).optional(),
-  drainSeconds: z.number().int().min(0).max(600).default(10),
-  healthTimeoutSeconds: z.number().int().min(2).max(1800).default(120),
-});
-export type RollbackSiteInput = z.input<typeof RollbackSiteInput>;
-
-export interface RollbackSiteResult {
-  siteId: string;
-  status: 'rolled-back' | 'unchanged';
-  release: string;
-  previous: string;
-  triggeredBy: string;
-}
 
 /**
  * Put a site back on a release it ran before, in seconds: the release's folder is still on every

@@ -4,7 +4,7 @@ import type { Profile } from '../../schema/profile';
 import type { Placement, SiteRecord, SiteSpec } from '../../schema/site';
 import { long15m, step1m } from '../lib/activities';
 import { backendReadyFromProxies, siteHealthyThroughProxies } from '../lib/health';
-import type { OperationProgress } from '../lib/operation';
+import type { OperationProgress } from '../../protocol/operations';
 import { allOrFirstFailure, onEveryHost } from '../lib/parallel';
 import { siteRoute, slotPort } from '../lib/routes';
 

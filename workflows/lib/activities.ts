@@ -1,7 +1,7 @@
 import { proxyActivities, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { NON_RETRYABLE } from '../../activities/errors';
-import { PATCH_FAILED } from './patchProtocol';
+import { PATCH_FAILED } from '../../protocol/patchRoll';
 
 /**
  * Every way a workflow calls its activities, by name: the name says the start-to-close bound (and

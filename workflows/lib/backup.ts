@@ -1,18 +1,10 @@
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { Placement, SiteRecord } from '../../schema/site';
 import { backup6h, step1m } from './activities';
-import { backupIdFor } from './backupId';
+import { backupIdFor } from '../../protocol/ids';
+import type { TakenBackup } from '../../protocol/operations';
 import type { startOperation } from './operation';
 import type { SiteLock } from './siteLock';
-
-export interface TakenBackup {
-  backupId: string;
-  /** Where it is: `host:/srv/qm/backups/<site>/<backupId>`. */
-  location: string;
-  createdAt: string;
-  database: { bytes: number; tables: number; rows: number; changedDuringDump: string[] };
-  files: { bytes: number; files: number; fileBytes: number };
-}
 
 type Operation = ReturnType<typeof startOperation>;
 

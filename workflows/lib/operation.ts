@@ -1,19 +1,6 @@
-import { defineQuery, setHandler, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
-import { CustomerId, Hosts, Operation, SiteId, TriggeredBy } from '../searchAttributes';
-
-/** What every operation shows ops while it runs (the `progress` query). */
-export interface OperationProgress {
-  operation: string;
-  siteId: string;
-  waitingForLock: boolean;
-  /** The step running now, and those done, in order. */
-  step: string;
-  done: string[];
-  /** Per host, what it is doing or how it ended. */
-  hosts: Record<string, string>;
-}
-
-export const progressQuery = defineQuery<OperationProgress>('progress');
+import { setHandler, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { progressQuery, type OperationProgress } from '../../protocol/operations';
+import { CustomerId, Hosts, Operation, SiteId, TriggeredBy } from '../../protocol/searchAttributes';
 
 /**
  * The bookkeeping every site operation starts with: search attributes ops filter on in the Web UI

@@ -12,7 +12,7 @@ import {
   siteWorkflowId,
   updateRecordSignal,
   type LockHolder,
-} from './siteProtocol';
+} from '../../protocol/site';
 import { lockRequest30s } from './activities';
 
 const { requestSiteLock } = lockRequest30s;

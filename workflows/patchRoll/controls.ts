@@ -14,7 +14,7 @@ import {
   type AbortRequest,
   type HostState,
   type RollStatus,
-} from '../lib/patchProtocol';
+} from '../../protocol/patchRoll';
 import type { RollState } from './state';
 
 interface Control<A extends unknown[], R> {

@@ -5,9 +5,10 @@ import type { SiteRecord } from '../../schema/site';
 import { localHealth30s, localStep1m, localStep3m, long15m, patchRollSteps, step1m } from '../lib/activities';
 import { backendHealthyFromProxies, siteHealthyThroughProxies } from '../lib/health';
 import { rootMessage } from '../lib/input';
-import type { PatchRollConfig } from '../lib/patchInput';
-import type { HostDecision, SiteAction } from './plan';
-import type { HostProgress, HostState } from '../lib/patchProtocol';
+import type { PatchRollConfig } from '../../protocol/patchRoll';
+import type { HostDecision } from './plan';
+import type { SiteAction } from '../../protocol/patchRoll';
+import type { HostProgress, HostState } from '../../protocol/patchRoll';
 
 /** A site on the host, as the roll sees it under the site's lock. */
 export interface LockedSite {

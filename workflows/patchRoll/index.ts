@@ -7,9 +7,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { parseWorkflowInput } from '../lib/input';
-import { PatchRollInput } from '../lib/patchInput';
-import type { PatchRollProgress } from '../lib/patchProtocol';
-import { Operation, TriggeredBy } from '../searchAttributes';
+import { PatchRollInput } from '../../protocol/patchRoll';
+import type { PatchRollProgress } from '../../protocol/patchRoll';
+import { Operation, TriggeredBy } from '../../protocol/searchAttributes';
 import { Profiles, readyForBatch, runBatch, type RollRun } from './batch';
 import { handleControls } from './controls';
 import { RollLocks } from './locks';

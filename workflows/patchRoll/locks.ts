@@ -1,7 +1,7 @@
 import { CancellationScope, getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
 import { localStep1m } from '../lib/activities';
 import { acquireSiteLocks, joinHeldLocks, type HeldSiteLocks } from '../lib/siteLock';
-import { releaseLockSignal, siteWorkflowId } from '../lib/siteProtocol';
+import { releaseLockSignal, siteWorkflowId } from '../../protocol/site';
 import {
   listSites,
   listSitesHolding,

@@ -1,3 +1,5 @@
+import type { SiteAction } from '../../protocol/patchRoll';
+
 /**
  * The site-aware decisions of a patch roll, pure (no workflow APIs, no I/O) so that every rule is
  * unit-tested: which hosts, in which batches, and what each of a host's sites needs while the host
@@ -89,15 +91,6 @@ export interface RouteView {
   mode: 'active' | 'suspended' | 'maintenance';
   backends: { host: string; state: 'active' | 'drained' }[];
 }
-
-/** What the roll does for one site while a host is out. */
-export type SiteAction =
-  /** Drain the host's backend on every proxy (other app servers serve); readmit after. */
-  | 'drain'
-  /** The host is the site's only app server: the maintenance page (503) until it is back. */
-  | 'maintenance'
-  /** Nothing to change in its route (no app container here, or the site is not being served). */
-  | 'none';
 
 export interface SiteOnHost {
   siteId: string;

@@ -1,8 +1,8 @@
 import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import { rootMessage } from '../lib/input';
 import { localStep1m } from '../lib/activities';
-import { resolveCount } from '../lib/patchInput';
-import { Hosts } from '../searchAttributes';
+import { resolveCount } from '../../protocol/patchRoll';
+import { Hosts } from '../../protocol/searchAttributes';
 import { siteIdsIn, type Listing } from './listing';
 import { planBatches, selectHosts } from './plan';
 import type { RollState } from './state';

@@ -1,6 +1,6 @@
 import { condition } from '@temporalio/workflow';
-import type { PatchRollConfig } from '../lib/patchInput';
-import { FINAL_HOST_STATES, type HostState, type PatchRollProgress } from '../lib/patchProtocol';
+import type { PatchRollConfig } from '../../protocol/patchRoll';
+import { FINAL_HOST_STATES, type HostState, type PatchRollProgress } from '../../protocol/patchRoll';
 
 export type PatchRollResult = Pick<
   PatchRollProgress,

@@ -8,18 +8,21 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { TemporalFailure, type ApplicationFailure } from '@temporalio/common';
-import type { z } from 'zod';
-import { parseOrThrow } from '../schema/common';
-import type { SiteRecord } from '../schema/site';
-import { BackupSiteInput } from '../workflows/backupSite';
-import { ChangePlanInput } from '../workflows/changePlan';
-import { DeployReleaseInput } from '../workflows/deploy/deployRelease';
-import { DeprovisionSiteInput } from '../workflows/deprovisionSite';
-import { progressQuery, type OperationProgress } from '../workflows/lib/operation';
-import { siteQuery, siteWorkflowId, type SiteView } from '../workflows/lib/siteProtocol';
-import { ProvisionSiteInput } from '../workflows/provisionSite';
-import { RestoreSiteInput } from '../workflows/restoreSite';
-import { RollbackSiteInput } from '../workflows/deploy/rollbackSite';
+import { z } from 'zod';
+import {
+  BackupSiteInput,
+  ChangePlanInput,
+  DeployReleaseInput,
+  DeprovisionSiteInput,
+  progressQuery,
+  ProvisionSiteInput,
+  RestoreSiteInput,
+  ResumeSiteInput,
+  RollbackSiteInput,
+  SuspendSiteInput,
+  type OperationProgress,
+} from '../protocol/operations';
+import { siteQuery, siteWorkflowId, type SiteView } from '../protocol/site';
 import {
   CustomerId,
   Hosts,
@@ -28,9 +31,10 @@ import {
   SiteId,
   State,
   TriggeredBy,
-} from '../workflows/searchAttributes';
-import { ResumeSiteInput, SuspendSiteInput } from '../workflows/suspendSite';
-import { operationId, type OperationKind, type ParsedOperationId } from './requests';
+} from '../protocol/searchAttributes';
+import { parseOrThrow } from '../schema/common';
+import { SiteId as SiteIdSchema } from '../schema/site';
+import type * as workflows from '../workflows';
 
 /**
  * Starting and reading site operations: the one module the billing API and the `qm` CLI share.
@@ -45,17 +49,90 @@ import { operationId, type OperationKind, type ParsedOperationId } from './reque
  * the API; nothing else changes. Push deploys started by the Git webhook (`deploy:<site>:<commit>`)
  * have the same shape of id, so they are read here like any other deploy.
  */
+
+/** The operations the API and `qm` start, each one workflow type. */
+export const OperationKind = z.enum([
+  'provision',
+  'deprovision',
+  'suspend',
+  'resume',
+  'change-plan',
+  'backup',
+  'restore',
+  'deploy',
+  'rollback',
+]);
+export type OperationKind = z.infer<typeof OperationKind>;
+
+/**
+ * `Idempotency-Key` (the API's header, `qm --key`): the caller's id for this request (the billing
+ * order id does well), 1-64 letters, digits, `_` and `-`, starting with a letter or digit. It
+ * becomes part of the workflow id, so the same key never starts a second operation.
+ */
+export const IdempotencyKey = z
+  .string({ error: 'the Idempotency-Key header is required on POST, PATCH and DELETE' })
+  .min(1, 'the Idempotency-Key header is required on POST, PATCH and DELETE')
+  .max(64, 'an Idempotency-Key is at most 64 characters')
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_-]*$/,
+    'an Idempotency-Key is letters, digits, _ and -, starting with a letter or digit',
+  );
+
+/** An operation's id is its workflow id: `<operation>:<siteId>:<idempotency key>`. */
+export function operationId(kind: OperationKind, siteId: string, key: string): string {
+  return `${kind}:${siteId}:${key}`;
+}
+
+export const OperationId = z
+  .string()
+  .max(160)
+  .transform((id, ctx) => {
+    const [kind, siteId, key, ...rest] = id.split(':');
+    const parts = z
+      .tuple([OperationKind, SiteIdSchema, IdempotencyKey])
+      .safeParse([kind, siteId ?? '', key ?? '']);
+    if (!parts.success || rest.length) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `an operation id is <${OperationKind.options.join('|')}>:<siteId>:<idempotency key>`,
+      });
+      return z.NEVER;
+    }
+    const [k, s, i] = parts.data;
+    return { id, kind: k, siteId: s, key: i };
+  });
+export type ParsedOperationId = Exclude<z.output<typeof OperationId>, never>;
+
+type Workflows = typeof workflows;
+/** What a workflow function takes. */
+type InputOf<T extends keyof Workflows> = Parameters<Workflows[T]>[0];
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+/**
+ * One operation: the workflow it starts, the schema its input is checked against (one whose input
+ * type is not exactly what the workflow function takes does not compile: the call then asks for an
+ * argument that says so), and whether the site must already be known.
+ */
+function operation<T extends keyof Workflows, S extends z.ZodType>(
+  workflowType: T,
+  input: S,
+  needsSite: boolean,
+  ..._mismatch: Same<z.input<S>, InputOf<T>> extends true ? [] : ['the schema is not the workflow input']
+) {
+  return { workflowType, input, needsSite };
+}
+
 export const OPERATIONS = {
-  provision: { workflowType: 'provisionSite', input: ProvisionSiteInput, needsSite: false },
-  deprovision: { workflowType: 'deprovisionSite', input: DeprovisionSiteInput, needsSite: true },
-  suspend: { workflowType: 'suspendSite', input: SuspendSiteInput, needsSite: true },
-  resume: { workflowType: 'resumeSite', input: ResumeSiteInput, needsSite: true },
-  'change-plan': { workflowType: 'changePlan', input: ChangePlanInput, needsSite: true },
-  backup: { workflowType: 'backupSite', input: BackupSiteInput, needsSite: true },
-  restore: { workflowType: 'restoreSite', input: RestoreSiteInput, needsSite: true },
-  deploy: { workflowType: 'deployRelease', input: DeployReleaseInput, needsSite: true },
-  rollback: { workflowType: 'rollbackSite', input: RollbackSiteInput, needsSite: true },
-} satisfies Record<OperationKind, { workflowType: string; input: z.ZodType; needsSite: boolean }>;
+  provision: operation('provisionSite', ProvisionSiteInput, false),
+  deprovision: operation('deprovisionSite', DeprovisionSiteInput, true),
+  suspend: operation('suspendSite', SuspendSiteInput, true),
+  resume: operation('resumeSite', ResumeSiteInput, true),
+  'change-plan': operation('changePlan', ChangePlanInput, true),
+  backup: operation('backupSite', BackupSiteInput, true),
+  restore: operation('restoreSite', RestoreSiteInput, true),
+  deploy: operation('deployRelease', DeployReleaseInput, true),
+  rollback: operation('rollbackSite', RollbackSiteInput, true),
+} satisfies Record<OperationKind, { workflowType: keyof Workflows; input: z.ZodType; needsSite: boolean }>;
 
 /** How long a query may take before we say no worker answers (a query needs a running worker). */
 const QUERY_TIMEOUT_MS = 5000;
@@ -226,9 +303,7 @@ export interface SiteState {
 
 /** The site as its own workflow holds it, or undefined when the platform never knew it. */
 export async function readSite(client: Client, siteId: string): Promise<SiteState | undefined> {
-  const handle = client.workflow.getHandle<(input: { siteId: string }) => Promise<SiteRecord>>(
-    siteWorkflowId(siteId),
-  );
+  const handle = client.workflow.getHandle<Workflows['site']>(siteWorkflowId(siteId));
   const d = await describeOrUndefined(handle);
   if (!d) return undefined;
   if (d.status.name === 'RUNNING')

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import { z } from 'zod';
-import { CodecKeys } from './codec';
+import { CodecKeys } from '../client/codec';
 
 /**
  * The processes' configuration, from the environment, validated at start: one schema per process
- * (worker, codec server), one error naming every missing or bad variable, never their values
- * (paths are shown, they are not secrets). docs: deploy/env/*.env.example lists every variable.
+ * (worker, API, `qm`, codec server, Temporal set-up), one loader (loadEnv) whose error names every
+ * missing or bad variable, never their values (paths are shown, they are not secrets).
+ * deploy/stack.env.example documents the production stack's variables.
  */
 
 const unset = (v: unknown) => (v === '' ? undefined : v);
@@ -48,15 +49,24 @@ const flag = z
 export const LogLevel = z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
 export type LogLevel = z.infer<typeof LogLevel>;
 
+/** Where Temporal is, and the task queue the workflows run on: the same for every process. */
+const TEMPORAL_ADDRESS = z.string().min(1).default('127.0.0.1:7233');
+const TEMPORAL_NAMESPACE = z.string().min(1).default('default');
+const QM_TASK_QUEUE = z.string().min(1).default('quartermaster');
+
+/** Where Temporal is, for the API and `qm`. */
+export const TemporalEnv = z.object({ TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, QM_TASK_QUEUE });
+export type TemporalEnv = z.infer<typeof TemporalEnv>;
+
 /**
- * Where Temporal is and how to reach it. The same variables for every process that talks to it.
- * Without TLS variables the connection is plain gRPC (the dev server, a cluster on a private
- * network); TEMPORAL_TLS=1 uses the system CAs (e.g. Temporal Cloud); a CA file pins the server's
- * CA; a client certificate and key (both or neither) are mTLS.
+ * Where Temporal is and how to reach it, for the worker and the set-up. Without TLS variables the
+ * connection is plain gRPC (the dev server, a cluster on a private network); TEMPORAL_TLS=1 uses
+ * the system CAs (e.g. Temporal Cloud); a CA file pins the server's CA; a client certificate and
+ * key (both or neither) are mTLS.
  */
 const temporalFields = {
-  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_ADDRESS,
+  TEMPORAL_NAMESPACE,
   TEMPORAL_TLS: flag,
   TEMPORAL_TLS_CA: optional(readableFile),
   TEMPORAL_TLS_CERT: optional(readableFile),
@@ -106,18 +116,38 @@ export function temporalTls(env: TemporalConnectionEnv): TemporalTls | undefined
   };
 }
 
+/**
+ * Where the Git host's post-receive hook notifies the platform, and the file holding the secret it
+ * signs with (at least 32 characters): worker configuration, never workflow input, so the secret
+ * never enters history. Without both, repositories are made without the hook's configuration.
+ */
+const gitHookFields = {
+  QM_GIT_HOOK_URL: optional(z.string().min(1)),
+  QM_GIT_HOOK_SECRET_FILE: optional(readableFile),
+};
+export const GitHookEnv = z.object(gitHookFields);
+export type GitHookEnv = z.infer<typeof GitHookEnv>;
+
+/** The Git activities' hook configuration, or undefined without both variables. */
+export function gitHookConfig(env: GitHookEnv): { url: string; secret: string } | undefined {
+  const { QM_GIT_HOOK_URL: url, QM_GIT_HOOK_SECRET_FILE: file } = env;
+  if (!url || !file) return undefined;
+  return { url, secret: fs.readFileSync(file, 'utf8').trim() };
+}
+
 /** The worker (workers/main.ts). */
 export const WorkerEnv = z
   .object({
     ...temporalFields,
-    QM_TASK_QUEUE: z.string().min(1).default('quartermaster'),
+    QM_TASK_QUEUE,
     QM_INVENTORY: z
       .string({ error: 'required: path of the fleet inventory (JSON or YAML)' })
       .pipe(readableFile),
     QM_SSH_KEY: optional(readableFile),
     SSH_AUTH_SOCK: optional(z.string().min(1)),
-    /** Payload encryption keys (workers/codec.ts); unset = plain payloads, with a warning. */
+    /** Payload encryption keys (client/codec.ts); unset = plain payloads, with a warning. */
     QM_CODEC_KEY: optional(CodecKeys),
+    ...gitHookFields,
     /** A prebuilt workflow bundle (`npm run build` makes dist/workflow-bundle.js). */
     QM_WORKFLOW_BUNDLE: optional(readableFile),
     QM_LOG_LEVEL: z.preprocess(
@@ -174,6 +204,44 @@ export const SetupEnv = z
   .superRefine(certAndKeyTogether, always);
 export type SetupEnv = z.infer<typeof SetupEnv>;
 
+/**
+ * `QM_API_SECRETS`: the shared secrets requests are signed with, comma-separated: one, or two
+ * while a secret rotates. Each at least 32 characters (e.g. `openssl rand -hex 32`).
+ */
+export const ApiSecrets = z
+  .string({ error: 'QM_API_SECRETS is required (the shared signing secrets, comma-separated)' })
+  .transform((s) => s.split(',').map((x) => x.trim()))
+  .pipe(
+    z
+      .array(z.string().min(32, 'each secret must be at least 32 characters'))
+      .min(1)
+      .max(2, 'at most two secrets at once (the current one and the one being rotated out)')
+      .refine((a) => new Set(a).size === a.length, 'the secrets must differ'),
+  );
+
+/** The billing API (api/main.ts). */
+export const ApiEnv = TemporalEnv.extend({
+  QM_API_SECRETS: ApiSecrets,
+  QM_API_HOST: z.string().min(1).default('127.0.0.1'),
+  QM_API_PORT: z.coerce.number().int().min(0).max(65535).default(8480),
+  /** The worker's payload key(s): the API reads and writes the same encrypted payloads. */
+  QM_CODEC_KEY: z
+    .string({ error: 'QM_CODEC_KEY is required (the payload encryption key, base64)' })
+    .min(1)
+    .pipe(CodecKeys),
+  /** The Git hook's signing secrets, comma-separated (one, or two while rotating): serves POST /hooks/git. */
+  QM_GIT_HOOK_SECRETS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .pipe(z.array(z.string().min(32, 'each Git hook secret must be at least 32 characters')).min(1).max(2))
+    .optional(),
+});
+export type ApiEnv = z.infer<typeof ApiEnv>;
+
+/** `qm` (cli/qm.ts): Temporal, and the worker's payload key(s) (unset: plain payloads). */
+export const QmEnv = TemporalEnv.extend({ QM_CODEC_KEY: optional(CodecKeys) });
+export type QmEnv = z.infer<typeof QmEnv>;
+
 /** The codec server (workers/codecServer.ts): the Web UI's decryption of payloads. */
 export const CodecServerEnv = z.object({
   QM_CODEC_KEY: z.string({ error: 'required: the payload encryption key(s), base64' }).pipe(CodecKeys),
@@ -190,18 +258,11 @@ export type CodecServerEnv = z.infer<typeof CodecServerEnv>;
  * Parse the environment or throw one error naming every bad variable, one per line (never their
  * values).
  */
-export function loadConfig<T extends z.ZodType>(
-  schema: T,
-  env: NodeJS.ProcessEnv = process.env,
-): z.output<T> {
+export function loadEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv = process.env): z.output<T> {
   const parsed = schema.safeParse(env);
   if (!parsed.success)
     throw new Error(
       `bad configuration:\n${parsed.error.issues.map((i) => `  ${i.path.map(String).join('.')}: ${i.message}`).join('\n')}`,
     );
   return parsed.data;
-}
-
-export function loadWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
-  return loadConfig(WorkerEnv, env);
 }

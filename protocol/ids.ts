@@ -1,8 +1,26 @@
 import { z } from 'zod';
 
 /**
+ * The ids the processes agree on: workflow ids (made by whoever starts the workflow, so that a
+ * second start of the same thing finds the first; a site's own, `site:<siteId>`, is in site.ts)
+ * and backup ids. Pure: workflows, activities and clients share them.
+ */
+
+/**
+ * The id of the deploy of a commit to a site (`deploy:<siteId>:<commit>`), started with
+ * REJECT_DUPLICATE by the Git webhook: a notification that comes twice never deploys twice.
+ */
+export const deployWorkflowId = (siteId: string, commit: string) => `deploy:${siteId}:${commit}`;
+
+/** The workflow id of a site's backup on a night: a re-run of the night never backs a site up twice. */
+export const nightlyBackupId = (siteId: string, night: string) => `backup:${siteId}:nightly-${night}`;
+
+/** The release a new site starts on, until its first deploy. */
+export const INITIAL_RELEASE = 'initial';
+
+/*
  * Backup ids: made by the workflow that takes the backup (deterministic: its start time and id),
- * checked by the activities that touch the directory named after it. Pure: shared by both.
+ * checked by the activities that touch the directory named after it.
  */
 
 /** `20260301T020000Z-k3x9q1`: sorts by time; nothing in it can become a path or shell syntax. */

@@ -6,16 +6,13 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import { z } from 'zod';
-import type { SiteRecord } from '../../schema/site';
-import { siteQuery, siteWorkflowId } from '../../workflows/lib/siteProtocol';
-import type { NightlyBackupsInput } from '../../workflows/nightlyBackups';
-import { failure, FailureType } from '../errors';
-import { parseInput } from '../input';
+import type { NightlyBackupsInput } from '../protocol/nightlyBackups';
+import { parseOrThrow } from '../schema/common';
+import type { nightlyBackups } from '../workflows';
 
 /**
- * The nightly backups' Temporal Schedule, and the list of sites it backs up. Both need a Temporal
- * client (the worker gives the activities one); ensureNightlyBackupSchedule is also what the CLI
- * (activities/backup/cli.ts) runs.
+ * The Temporal Schedules Quartermaster keeps: the nightly backups' (`qm schedule nightly`, which
+ * makes it exist as configured).
  */
 
 export const NIGHTLY_SCHEDULE_ID = 'nightly-backups';
@@ -48,7 +45,7 @@ function desired(c: z.output<typeof NightlyScheduleConfig>, taskQueue: string) {
       ...(c.sites ? { sites: c.sites } : {}),
     },
   ];
-  const action: ScheduleOptionsStartWorkflowAction<(i: NightlyBackupsInput) => Promise<unknown>> = {
+  const action: ScheduleOptionsStartWorkflowAction<typeof nightlyBackups> = {
     type: 'startWorkflow',
     workflowType: 'nightlyBackups',
     // the Schedule appends the scheduled time: nightly-backups-2026-03-01T01:00:00Z
@@ -103,7 +100,7 @@ export async function ensureNightlyBackupSchedule(
   taskQueue: string,
   config: NightlyScheduleConfig = {},
 ): Promise<{ scheduleId: string; action: 'created' | 'updated' | 'unchanged' }> {
-  const c = parseInput(NightlyScheduleConfig, config, 'ensureNightlyBackupSchedule');
+  const c = parseOrThrow(NightlyScheduleConfig, config, 'nightly schedule');
   const want = desired(c, taskQueue);
   const handle = client.schedule.getHandle(c.scheduleId);
   let current: ScheduleDescription | undefined;
@@ -133,56 +130,4 @@ export async function ensureNightlyBackupSchedule(
     state: { paused: prev.state.paused, note: prev.state.note },
   }));
   return { scheduleId: c.scheduleId, action: 'updated' };
-}
-
-/** A site the nightly backs up. */
-export interface ActiveSite {
-  siteId: string;
-  plan?: string;
-  dbHost: string;
-  storageHost: string;
-}
-
-/**
- * Every active site: visibility finds the running site workflows whose State is active, and each
- * is asked for its record (placement, plan). Read-only.
- */
-export async function listActiveSites(client: Client): Promise<ActiveSite[]> {
-  const ids: string[] = [];
-  for await (const w of client.workflow.list({
-    query: `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND State = 'active'`,
-  }))
-    ids.push(w.workflowId);
-  const out: ActiveSite[] = [];
-  const queue = [...ids];
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const view = await client.workflow.getHandle(id).query(siteQuery);
-        const r: SiteRecord = view.record;
-        if (r.state !== 'active' || !r.placement || siteWorkflowId(r.siteId) !== id) continue;
-        out.push({
-          siteId: r.siteId,
-          plan: r.spec?.plan,
-          dbHost: r.placement.dbHost,
-          storageHost: r.placement.storageHost,
-        });
-      }
-    }),
-  );
-  return out.sort((a, b) => (a.siteId < b.siteId ? -1 : 1));
-}
-
-export function makeScheduleActivities(client: Client | undefined, taskQueue: string) {
-  const needClient = () => {
-    if (!client) throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for schedules');
-    return client;
-  };
-  return {
-    /** Every active site with its DB and storage host. Read-only. */
-    listActiveSites: async (): Promise<ActiveSite[]> => listActiveSites(needClient()),
-    /** See ensureNightlyBackupSchedule: create-if-absent, update-if-different. */
-    ensureNightlyBackupSchedule: async (input: NightlyScheduleConfig = {}) =>
-      ensureNightlyBackupSchedule(needClient(), taskQueue, input),
-  };
 }

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { SiteRecord } from '../../schema/site';
+import type { SiteRecord } from '../schema/site';
 
 /**
  * How operation workflows talk to a site's own workflow (`site:<siteId>`), which holds the site's
@@ -36,3 +36,10 @@ export interface SiteView {
 }
 /** The site's record, who holds the lock, and who waits. */
 export const siteQuery = defineQuery<SiteView>('site');
+
+/** The site workflow's input: its id, and on continue-as-new the state it carries over. */
+export interface SiteWorkflowInput {
+  siteId: string;
+  /** State carried over by continue-as-new. */
+  carried?: SiteView;
+}

@@ -121,7 +121,7 @@ export class AesGcmCodec implements PayloadCodec {
  * The codec from `QM_CODEC_KEY`, or undefined when it is not set. A bad value throws an error that
  * names the variable (and never shows the key).
  */
-export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
+export function codecFromEnv(env: { QM_CODEC_KEY?: string }): AesGcmCodec | undefined {
   const raw = env.QM_CODEC_KEY;
   if (raw === undefined || raw === '') return undefined;
   const parsed = CodecKeys.safeParse(raw);
@@ -129,7 +129,7 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec 
   return new AesGcmCodec(parsed.data);
 }
 
-/** The failure converter that puts failure messages into (encrypted) payloads: workers/failureConverter.ts. */
+/** The failure converter that puts failure messages into (encrypted) payloads: client/failureConverter.ts. */
 export const FAILURE_CONVERTER_PATH = require.resolve('./failureConverter');
 
 /**

@@ -1,11 +1,13 @@
 import { Client, Connection } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
-import { dataConverterFor } from '../workers/codec';
-import type { TemporalEnv } from './config';
+import { dataConverterFor } from './codec';
 
-/** A Temporal client for the API or the CLI, with the payload codec when there is one. */
+/**
+ * A Temporal client for the API or the CLI, with the payload codec when there is one. `env` is
+ * their validated environment (config/: TemporalEnv).
+ */
 export async function connectClient(
-  env: TemporalEnv,
+  env: { TEMPORAL_ADDRESS: string; TEMPORAL_NAMESPACE: string },
   codec: PayloadCodec | undefined,
 ): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5000 });

@@ -1,10 +1,13 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { hostName } from '../../schema/common';
-import { HostRole } from '../../schema/inventory';
+import { hostName } from '../schema/common';
+import { HostRole } from '../schema/inventory';
 
 /**
- * The input of patchRoll: one JSON object, pasted into the Web UI or sent by a Schedule. Pure (no
- * workflow APIs), so the unit tests and the API share it.
+ * The patch roll's contract with whoever starts and steers it: its input (one JSON object, pasted
+ * into the Web UI or sent by a Schedule), the `progress` query, and the controls, each both an
+ * Update (answers with the new status, or refuses with the reason) and a Signal of the same name
+ * (fire and forget; one that does not apply is ignored).
  */
 
 /** A count (`2`) or a share of the selected hosts (`"25%"`). */
@@ -117,3 +120,110 @@ export function resolveCount(value: number | string, total: number, round: 'up' 
   // 1e-9: 0.1 * 30 is 3.0000000000000004 in floating point, which must not round up to 4
   return round === 'up' ? Math.ceil(exact - 1e-9) : Math.floor(exact + 1e-9);
 }
+
+/** What the roll does for one site while a host is out. */
+export type SiteAction =
+  /** Drain the host's backend on every proxy (other app servers serve); readmit after. */
+  | 'drain'
+  /** The host is the site's only app server: the maintenance page (503) until it is back. */
+  | 'maintenance'
+  /** Nothing to change in its route (no app container here, or the site is not being served). */
+  | 'none';
+
+export type HostState =
+  | 'pending'
+  | 'waiting-for-locks'
+  | 'draining'
+  | 'patching'
+  | 'rebooting'
+  | 'starting'
+  | 'checking'
+  | 'readmitting'
+  /** Patched, back and serving. */
+  | 'done'
+  /** A step failed: counted against the error budget; drained (if the patch had started). */
+  | 'failed'
+  /** Ops skipped it before its patch started: untouched (or drained and readmitted). */
+  | 'skipped'
+  /** Taking it out would have left a site with no active app server: untouched. */
+  | 'held-back'
+  /** The roll stopped (abort, window, budget) before its patch started: untouched or readmitted. */
+  | 'not-started';
+
+export const FINAL_HOST_STATES: readonly HostState[] = [
+  'done',
+  'failed',
+  'skipped',
+  'held-back',
+  'not-started',
+];
+
+export interface HostProgress {
+  state: HostState;
+  batch: number;
+  /** What the roll does for each site on the host while it is out. */
+  sites: { siteId: string; action: SiteAction }[];
+  patch?: { result: 'ran' | 'already-done'; seconds: number };
+  rebooted?: boolean;
+  /** Set when requests were still in flight at drainTimeoutSeconds and the patch went ahead. */
+  inFlightAtPatch?: string;
+  /** Why it failed, was held back or not started: one line. */
+  reason?: string;
+  /** Where a failed host was left: 'drained' (its sites' traffic is elsewhere or on the maintenance page) or 'readmitted'. */
+  leftAs?: 'drained' | 'readmitted' | 'untouched';
+}
+
+export type RollStatus =
+  'planning' | 'running' | 'waiting-for-approval' | 'paused' | 'completed' | 'stopped' | 'aborted';
+
+export interface PatchRollProgress {
+  operation: 'patch-roll';
+  rollId: string;
+  status: RollStatus;
+  /** Why the roll stopped, or is stopping (abort, budget, window). */
+  stopReason?: string;
+  paused: boolean;
+  waitingForLock: boolean;
+  batches: string[][];
+  /** 1-based index of the batch running (or last run); 0 before the first. */
+  currentBatch: number;
+  done: string[];
+  failed: string[];
+  remaining: string[];
+  skipped: string[];
+  heldBack: string[];
+  notStarted: string[];
+  errorBudget: { allowed: number; used: number };
+  canary: { host?: string; approved: boolean };
+  hosts: Record<string, HostProgress>;
+}
+
+/** What the roll returns: how it ended, and how each host did. */
+export type PatchRollResult = Pick<
+  PatchRollProgress,
+  'rollId' | 'status' | 'stopReason' | 'done' | 'failed' | 'skipped' | 'heldBack' | 'notStarted' | 'hosts'
+>;
+
+export const patchProgressQuery = defineQuery<PatchRollProgress>('progress');
+
+/** Let the roll go on after its canary host (before `canaryWaitSeconds` runs out, if set). */
+export const approveUpdate = defineUpdate<RollStatus, []>('approve');
+/** No new batch starts until `resume` (the running batch finishes). */
+export const pauseUpdate = defineUpdate<RollStatus, []>('pause');
+export const resumeUpdate = defineUpdate<RollStatus, []>('resume');
+/** `{}` or `{ "reason": "…" }`. */
+export type AbortRequest = { reason?: string } | undefined;
+
+/** Stop: hosts whose patch runs finish and are readmitted; the others are put back untouched. */
+export const abortUpdate = defineUpdate<RollStatus, [AbortRequest]>('abort');
+/** Leave one host out (one whose patch has not started). */
+export const skipHostUpdate = defineUpdate<HostState, [{ host: string }]>('skipHost');
+
+export const approveSignal = defineSignal<[]>('approve');
+export const pauseSignal = defineSignal<[]>('pause');
+export const resumeSignal = defineSignal<[]>('resume');
+export const abortSignal = defineSignal<[AbortRequest]>('abort');
+export const skipHostSignal = defineSignal<[{ host: string }]>('skipHost');
+
+/** The failure type of a patch command that ran and exited non-zero (never retried). */
+export const PATCH_FAILED = 'PatchFailed';
