@@ -26,7 +26,8 @@ export default async function globalSetup() {
     failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} },
   });
-  const bundlePath = path.join(TESTBED_DIR, 'workflow-bundle.js');
+  // one file per run: two runs on one bed (or one machine) never replay each other's code
+  const bundlePath = path.join(TESTBED_DIR, `workflow-bundle.${process.pid}.js`);
   fs.writeFileSync(bundlePath, code);
 
   process.env.QM_TEST_TEMPORAL_ADDRESS = server.address;

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { DevServer } from '../../dev/temporal';
 import { testbed } from '../../dev/fleet';
 
@@ -7,5 +8,6 @@ export default async function globalTeardown() {
     { server: DevServer; startedBed: boolean } | undefined;
   if (!state) return;
   await state.server.stop();
+  if (process.env.QM_TEST_WORKFLOW_BUNDLE) fs.rmSync(process.env.QM_TEST_WORKFLOW_BUNDLE, { force: true });
   if (state.startedBed && process.env.QM_KEEP_TESTBED !== '1') testbed.down();
 }
