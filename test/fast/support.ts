@@ -168,6 +168,11 @@ export function patchFailure(host: string): ApplicationFailure {
   });
 }
 
+/** A failure no retry can fix (as the real activities throw for a host that refuses). */
+export function hostFailure(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'HostUnreachable', message, nonRetryable: true });
+}
+
 const PROFILE = Profile.parse({
   name: 'fake',
   containers: { app: { image: 'local/busybox:1', port: 80 } },
