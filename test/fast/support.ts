@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { Client, type WorkflowHandle } from '@temporalio/client';
+import { Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -258,7 +258,7 @@ export class FakeFleet {
     workflow: string | ((...args: A) => Promise<R>),
     workflowId: string,
     ...args: A
-  ): Promise<WorkflowHandle<(...args: A) => Promise<R>>> {
+  ): Promise<WorkflowHandleWithFirstExecutionRunId<(...args: A) => Promise<R>>> {
     const handle = await this.client.workflow.start(workflow as (...args: A) => Promise<R>, {
       taskQueue: this.taskQueue,
       workflowId,
@@ -416,7 +416,7 @@ export class FakeFleet {
  * never gives that lock back (every later `env.sleep` would then take real time). Its history
  * says whether a task is open (the server's describe does not).
  */
-async function terminateQuiet(handle: WorkflowHandle): Promise<void> {
+export async function terminateQuiet(handle: WorkflowHandle): Promise<void> {
   const E = temporal.api.enums.v1.EventType;
   for (let i = 0; i < 250; i++) {
     const events = (await handle.fetchHistory()).events ?? [];
