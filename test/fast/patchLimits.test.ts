@@ -123,6 +123,20 @@ describe('the maintenance window', () => {
     });
   });
 
+  test("atCutoff 'stop' in the last batch: the roll says it stopped, not that it completed", async () => {
+    await fleet.reset(fleetOf('app1', 'app2'), [{ siteId: 'shared', appHosts: ['app1', 'app2'] }]);
+    const notAfter = await fromNow(LEAD_MS);
+    fleet.hooks.setBackendState = async (host, state) => {
+      if (host === 'app2' && state === 'drained') await holdPast(env, notAfter);
+    };
+    const result = await (
+      await startRoll(fleet, { canary: false, window: { notAfter, atCutoff: 'stop' } })
+    ).result();
+    expect(result).toMatchObject({ status: 'stopped', stopReason: closedAt(notAfter), done: ['app1'] });
+    expect(result.notStarted).toEqual(['app2']);
+    expect(fleet.patched()).toEqual(['app1']);
+  });
+
   test("atCutoff 'finish-batch': the same cutoff lets app2's batch end, patched after the cutoff; app3 never starts", async () => {
     await threeShare();
     const notAfter = await fromNow(LEAD_MS);

@@ -114,15 +114,17 @@ export class RollState {
   conclude(): void {
     const { progress } = this;
     const why = this.stopReason();
-    let cut = 0;
     for (const hp of Object.values(progress.hosts))
-      if (hp.state === 'pending') {
+      if (hp.state === 'pending')
         Object.assign(hp, { state: 'not-started', reason: why, leftAs: 'untouched' });
-        cut++;
-      }
     this.refresh();
-    progress.status = this.abortReason ? 'aborted' : cut > 0 || this.budgetSpent() ? 'stopped' : 'completed';
-    progress.stopReason = progress.status === 'completed' ? undefined : why;
+    // a host is 'not-started' only because the roll stopped (here, or in its batch at its last look)
+    const cut = progress.notStarted.length > 0;
+    progress.status = this.abortReason ? 'aborted' : cut || this.budgetSpent() ? 'stopped' : 'completed';
+    progress.stopReason =
+      progress.status === 'completed'
+        ? undefined
+        : (why ?? progress.notStarted.map((h) => progress.hosts[h]!.reason).find((r) => !!r));
   }
 
   result(): PatchRollResult {
