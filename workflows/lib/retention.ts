@@ -39,6 +39,12 @@ export interface RetentionPolicy {
 /** Who took a backup: the nightly run, someone who asked (ops, billing), or a restore before it overwrote the site. */
 export type BackupKind = 'scheduled' | 'on-demand' | 'safety';
 
+/**
+ * Days a deprovision's final backup (its DB snapshot and files archive) is kept, whatever the plan:
+ * the nightly run removes older ones.
+ */
+export const FINAL_BACKUP_DAYS = 30;
+
 /** The policies per plan, from retentionPolicies.json (the one place to change them). */
 export const RETENTION: Readonly<Record<Plan, RetentionPolicy>> = policies;
 
