@@ -64,7 +64,11 @@ async function sitesToBackUp(client: Client): Promise<{ active: ActiveSite[]; sk
           continue;
         }
         if (!r.placement) {
-          skipped.push({ siteId: r.siteId, state: r.state, reason: 'active but not placed: no hosts recorded' });
+          skipped.push({
+            siteId: r.siteId,
+            state: r.state,
+            reason: 'active but not placed: no hosts recorded',
+          });
           continue;
         }
         active.push({
