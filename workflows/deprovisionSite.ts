@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { DeprovisionSiteInput, type DeprovisionSiteResult } from '../protocol/operations';
-import { finalBackupName } from '../protocol/ids';
+import { finalBackupName, timeOfFinalBackup } from '../protocol/ids';
 import { long15m, step1m } from './lib/activities';
 import { parseWorkflowInput } from './lib/input';
 import { FINAL_BACKUP_DAYS } from './lib/retention';
@@ -47,13 +47,15 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
     let finalBackup: DeprovisionSiteResult['finalBackup'];
     if (!skipFinalBackup) {
       op.step('final backup');
-      const taken = new Date();
-      const name = finalBackupName(taken);
+      const name = finalBackupName(new Date());
       const snapshot = await long15m.snapshotSiteDatabase({ siteId, dbHost: placement.dbHost, name });
       finalBackup = {
         databaseSnapshot: `${placement.dbHost}:${snapshot.path}`,
         filesArchive: `${placement.storageHost}:/srv/qm/archive/${siteId}/${name}.tar.gz`,
-        keptUntil: new Date(taken.getTime() + FINAL_BACKUP_DAYS * 86_400_000).toISOString(),
+        // the time the nightly run goes by: the one in the name (to the second)
+        keptUntil: new Date(
+          timeOfFinalBackup(name)!.getTime() + FINAL_BACKUP_DAYS * 86_400_000,
+        ).toISOString(),
       };
       await lock.update({ state: 'deprovisioning' });
       await long15m.removeSiteFiles({
