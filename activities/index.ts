@@ -1,4 +1,5 @@
 import { makeBackupActivities } from './backup/activities';
+import { makeLeftoverActivities } from './backup/leftovers';
 import { makeDockerActivities } from './docker/activities';
 import { makeDatabaseActivities } from './db/activities';
 import { makeHostActivities } from './host/activities';
@@ -40,6 +41,7 @@ export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
     ...makeStorageActivities(fleet),
     ...makeTemporalActivities(deps.temporal, deps.taskQueue ?? 'quartermaster'),
     ...makeBackupActivities(fleet),
+    ...makeLeftoverActivities(fleet),
     ...makeHostActivities(fleet),
     ...makeSiteRecordActivities(deps.temporal),
     ...makeGitActivities(fleet, deps.gitHook),

@@ -40,6 +40,41 @@ export function timeOfBackupId(backupId: string): string | undefined {
   return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.000Z` : undefined;
 }
 
+/*
+ * Names of the data a deploy and a deprovision leave beside the backups (docs/sites.md says where
+ * and for how long): made by the workflows, read back by the activities that prune them.
+ */
+
+/**
+ * The database snapshot a deploy takes before it migrates: `deploy-<commit, 12 hex>-<run, 8>`, on
+ * the DB host. It belongs to the release it deployed: kept while that release's folder is kept.
+ */
+export function deploySnapshotName(commit: string, runId: string): string {
+  const short = /^[0-9a-f]{40}$/.test(commit) ? commit.slice(0, 12) : commit;
+  return `deploy-${short}-${runId.slice(0, 8)}`;
+}
+
+/** The commit prefix a deploy snapshot's name carries, or undefined if it is not one. */
+export function releaseOfDeploySnapshot(name: string): string | undefined {
+  return /^deploy-([0-9a-f]{12})-[0-9a-f]{8}$/.exec(name)?.[1];
+}
+
+/** The final backup a deprovision takes (a DB snapshot and a files archive of that name): `final-20260301020000`. */
+export function finalBackupName(at: Date): string {
+  return `final-${at
+    .toISOString()
+    .replace(/[-:.TZ]/g, '')
+    .slice(0, 14)}`;
+}
+
+/** The time a final backup's name carries, or undefined if it is not one. */
+export function timeOfFinalBackup(name: string): Date | undefined {
+  const m = /^final-(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(name);
+  if (!m) return undefined;
+  const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`);
+  return Number.isNaN(t) ? undefined : new Date(t);
+}
+
 /** FNV-1a, 32 bits: a stable, dependency-free hash for names and offsets (not for security). */
 export function fnv1a(text: string): number {
   let h = 0x811c9dc5;

@@ -29,8 +29,25 @@ export interface NightlyBackupsResult {
   alreadyDone: string[];
   /** Sites asked for by name (`sites`) that are not active: not backed up. */
   notActive: string[];
+  /**
+   * Sites not backed up tonight, and why: failed (ops must repair it first), suspended, being
+   * provisioned or deprovisioned, or active but with no placement recorded. Only those asked for
+   * when `sites` is given.
+   */
+  skipped: SkippedSite[];
+  /**
+   * Deprovisions' final backups (DB snapshots and files archives, `final-<time>`) older than
+   * `before` removed from every DB and storage host (`host:path`), and the hosts where that failed.
+   */
+  finalBackups: { before: string; removed: string[]; problems: string[] };
   /** The most backups that ran at once on each DB host. */
   maxConcurrentPerDbHost: Record<string, number>;
+}
+
+export interface SkippedSite {
+  siteId: string;
+  state: string;
+  reason: string;
 }
 
 export interface NightlyProgress {
@@ -41,6 +58,8 @@ export interface NightlyProgress {
   succeeded: number;
   failed: string[];
   alreadyDone: number;
+  /** Sites not backed up tonight, and why (as in the result). */
+  skipped: SkippedSite[];
 }
 
 export const nightlyProgressQuery = defineQuery<NightlyProgress>('progress');

@@ -56,8 +56,11 @@ export type DeprovisionSiteInput = z.input<typeof DeprovisionSiteInput>;
 export interface DeprovisionSiteResult {
   siteId: string;
   state: 'deleted';
-  /** Where the final backup was kept (database snapshot on the DB host, files archive on the storage host). */
-  finalBackup?: { databaseSnapshot: string; filesArchive: string };
+  /**
+   * Where the final backup is kept (`host:path`: the database snapshot on the DB host, the files
+   * archive on the storage host), and until when (the nightly run removes it after that).
+   */
+  finalBackup?: { databaseSnapshot: string; filesArchive: string; keptUntil: string };
   /**
    * The site's Git repository, which deprovisioning keeps (the customer's code and history: see
    * the README, Site lifecycle); pushes to it deploy nothing once no active site tracks it.
@@ -178,6 +181,8 @@ export interface DeployReleaseResult {
   snapshot?: string;
   /** Release folders kept on the app hosts after this deploy (newest first on the first host). */
   kept?: string[];
+  /** Deploy snapshots removed from the DB host with the releases no longer kept. */
+  prunedSnapshots?: string[];
   pruneProblems?: string[];
 }
 

@@ -15,6 +15,7 @@ export const SEARCH_ATTRIBUTE_TYPES = {
   State: 'Keyword',
   Release: 'Keyword',
   LastGoodBackup: 'Datetime',
+  DeployOutcome: 'Keyword',
 } as const;
 
 export const SiteId = defineSearchAttributeKey('SiteId', 'KEYWORD');
@@ -25,3 +26,12 @@ export const Hosts = defineSearchAttributeKey('Hosts', 'KEYWORD_LIST');
 export const State = defineSearchAttributeKey('State', 'KEYWORD');
 export const Release = defineSearchAttributeKey('Release', 'KEYWORD');
 export const LastGoodBackup = defineSearchAttributeKey('LastGoodBackup', 'DATETIME');
+/**
+ * How a deploy ended, set when it ends: `deployed`, `unchanged`, `superseded`, `not-tracking` (the
+ * result's status), `failed` or `cancelled`. A deploy that did nothing and one that changed the
+ * site look alike otherwise (both Completed): `Operation = 'deploy' AND DeployOutcome = 'deployed'`
+ * lists the real ones, and the Web UI can show it as a column.
+ */
+export const DeployOutcome = defineSearchAttributeKey('DeployOutcome', 'KEYWORD');
+export type DeployOutcomeValue =
+  'deployed' | 'unchanged' | 'superseded' | 'not-tracking' | 'failed' | 'cancelled';

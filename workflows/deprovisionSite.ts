@@ -1,7 +1,9 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { DeprovisionSiteInput, type DeprovisionSiteResult } from '../protocol/operations';
+import { finalBackupName, timeOfFinalBackup } from '../protocol/ids';
 import { long15m, step1m } from './lib/activities';
 import { parseWorkflowInput } from './lib/input';
+import { FINAL_BACKUP_DAYS } from './lib/retention';
 import { startOperation } from './lib/operation';
 import { withSiteLock } from './lib/siteLock';
 import { onEveryHost } from './lib/parallel';
@@ -10,8 +12,9 @@ import { onEveryHost } from './lib/parallel';
  * Remove a site for good, as ops would by hand:
  *   lock the site → final backup (database snapshot, files archive) → routes off the proxies →
  *   containers off every host → files unmounted → release folders off every app host →
- *   database, user and secret dropped → files removed → record it deleted.
- * The site's Git repository is kept (the customer's code; removing it is ops' decision).
+ *   database, user, secret and deploy snapshots dropped → files removed → record it deleted.
+ * The final backup is kept FINAL_BACKUP_DAYS (the nightly run removes it after that); the site's Git
+ * repository and its backups are kept (the customer's code and data; removing them is ops' decision).
  * Every step tolerates "already gone", so a deprovision that stopped half-way, run again, finishes
  * the job; it also sweeps every host, so leftovers of a failed provision go too.
  */
@@ -44,14 +47,15 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
     let finalBackup: DeprovisionSiteResult['finalBackup'];
     if (!skipFinalBackup) {
       op.step('final backup');
-      const name = `final-${new Date()
-        .toISOString()
-        .replace(/[-:.TZ]/g, '')
-        .slice(0, 14)}`;
+      const name = finalBackupName(new Date());
       const snapshot = await long15m.snapshotSiteDatabase({ siteId, dbHost: placement.dbHost, name });
       finalBackup = {
-        databaseSnapshot: snapshot.path,
-        filesArchive: `/srv/qm/archive/${siteId}/${name}.tar.gz`,
+        databaseSnapshot: `${placement.dbHost}:${snapshot.path}`,
+        filesArchive: `${placement.storageHost}:/srv/qm/archive/${siteId}/${name}.tar.gz`,
+        // the time the nightly run goes by: the one in the name (to the second)
+        keptUntil: new Date(
+          timeOfFinalBackup(name)!.getTime() + FINAL_BACKUP_DAYS * 86_400_000,
+        ).toISOString(),
       };
       await lock.update({ state: 'deprovisioning' });
       await long15m.removeSiteFiles({
@@ -83,6 +87,8 @@ export async function deprovisionSite(input: DeprovisionSiteInput): Promise<Depr
 
     op.step('database');
     await step1m.dropSiteDatabase({ siteId, dbHost: placement.dbHost });
+    // the deploys' snapshots of a database that is gone (the final backup's snapshot stays)
+    await step1m.pruneDeploySnapshots({ siteId, dbHost: placement.dbHost, keepReleases: [] });
 
     op.step('files');
     await step1m.removeSiteFiles({ siteId, storageHost: placement.storageHost });

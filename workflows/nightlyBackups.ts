@@ -15,11 +15,13 @@ import {
   nightlyProgressQuery,
   type NightlyBackupsResult,
   type NightlyProgress,
+  type SkippedSite,
 } from '../protocol/nightlyBackups';
 import { Operation, TriggeredBy } from '../protocol/searchAttributes';
 import { backupSite } from './backupSite';
 import { step1m } from './lib/activities';
 import { parseWorkflowInput, rootMessage } from './lib/input';
+import { FINAL_BACKUP_DAYS } from './lib/retention';
 
 /** Where in the window a site's backup starts: the same minute every night, spread by its id's hash. */
 export function offsetMs(siteId: string, windowMinutes: number): number {
@@ -28,9 +30,11 @@ export function offsetMs(siteId: string, windowMinutes: number): number {
 
 /**
  * Back up every active site, once a night (started by the `nightly-backups` Schedule):
- *   list the active sites → each starts at its own offset in the window → at most `perDbHost`
- *   backups at once per DB host → each is a backupSite child workflow (`backup:<site>:nightly-<night>`,
- *   which takes the site's lock, so a site is never backed up twice at once).
+ *   list the sites (the others are listed as skipped, with why) → each active site starts at its
+ *   own offset in the window → at most `perDbHost` backups at once per DB host → each is a
+ *   backupSite child workflow (`backup:<site>:nightly-<night>`, which takes the site's lock, so a
+ *   site is never backed up twice at once) → remove the deprovisions' final backups older than
+ *   FINAL_BACKUP_DAYS from every DB and storage host.
  * A failed backup is its own failed workflow in the Web UI, and is listed in this one's result and
  * memo; the run goes on with the other sites. Run twice the same night, sites already backed up
  * (or being backed up) are skipped and failed ones are tried again.
@@ -49,8 +53,10 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
     { key: TriggeredBy, value: triggeredBy ?? 'ui' },
   ]);
 
-  const all = await step1m.listActiveSites();
+  const listed = await step1m.listSitesToBackUp();
+  const all = listed.active;
   const sites = only ? all.filter((s) => only.includes(s.siteId)) : all;
+  const skipped = only ? listed.skipped.filter((s) => only.includes(s.siteId)) : listed.skipped;
   const running = new Map<string, string[]>();
   const hostSlots = new Map<string, Slots>();
   const result: NightlyBackupsResult = {
@@ -60,6 +66,8 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
     failed: [],
     alreadyDone: [],
     notActive: only ? only.filter((id) => !all.some((s) => s.siteId === id)).sort() : [],
+    skipped,
+    finalBackups: { before: '', removed: [], problems: [] },
     maxConcurrentPerDbHost: {},
   };
   const progress = (): NightlyProgress => ({
@@ -75,6 +83,7 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
     succeeded: result.succeeded.length,
     failed: result.failed.map((f) => f.siteId),
     alreadyDone: result.alreadyDone.length,
+    skipped,
   });
   setHandler(nightlyProgressQuery, progress);
   const memo = () =>
@@ -84,7 +93,8 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
         (result.alreadyDone.length ? `, ${result.alreadyDone.length} already done` : '') +
         (result.failed.length
           ? `, ${result.failed.length} FAILED: ${result.failed.map((f) => f.siteId).join(', ')}`
-          : ''),
+          : '') +
+        (skipped.length ? `; ${skipped.length} not backed up: ${skippedSummary(skipped)}` : ''),
     });
   memo();
 
@@ -124,7 +134,51 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
   result.succeeded.sort();
   result.alreadyDone.sort();
   result.failed.sort((a, b) => (a.siteId < b.siteId ? -1 : 1));
+
+  result.finalBackups = await pruneFinalBackups();
+  upsertMemo({ finalBackups: result.finalBackups });
   return result;
+}
+
+/** `3 failed (a, b, c), 1 suspended (d)`: by state, at most 10 names each. */
+function skippedSummary(skipped: SkippedSite[]): string {
+  const byState = new Map<string, string[]>();
+  for (const s of skipped) byState.set(s.state, [...(byState.get(s.state) ?? []), s.siteId]);
+  return [...byState]
+    .map(
+      ([state, ids]) =>
+        `${ids.length} ${state} (${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''})`,
+    )
+    .join(', ');
+}
+
+/**
+ * The deprovisions' final backups older than FINAL_BACKUP_DAYS, off every DB and storage host. A
+ * host where that fails is reported and the night still succeeds: the next night tries again.
+ */
+async function pruneFinalBackups(): Promise<NightlyBackupsResult['finalBackups']> {
+  const before = new Date(Date.now() - FINAL_BACKUP_DAYS * 86_400_000).toISOString();
+  const out: NightlyBackupsResult['finalBackups'] = { before, removed: [], problems: [] };
+  try {
+    const hosts = (await step1m.listHosts()).filter(
+      (h) => h.roles.includes('db') || h.roles.includes('storage'),
+    );
+    await Promise.all(
+      hosts.map(async ({ name }) => {
+        try {
+          const r = await step1m.pruneFinalBackups({ host: name, before });
+          out.removed.push(...r.removed.map((path) => `${name}:${path}`));
+        } catch (err) {
+          out.problems.push(`${name}: ${rootMessage(err)}`);
+        }
+      }),
+    );
+  } catch (err) {
+    out.problems.push(`the inventory: ${rootMessage(err)}`);
+  }
+  out.removed.sort();
+  out.problems.sort();
+  return out;
 }
 
 /**

@@ -42,7 +42,8 @@ export interface ListedBackup {
   backupId: string;
   at: string;
   verified: boolean;
-  kind?: string;
+  /** From the manifest: retention keeps on-demand and safety backups for a time of their own. */
+  kind?: BackupKind;
   /** Why it is not verified (no manifest, failed verification …). */
   note?: string;
 }

@@ -15,25 +15,63 @@ export interface ActiveSite {
   storageHost: string;
 }
 
+/** A site the nightly does not back up, and why (its state, or no placement). */
+export interface SkippedSite {
+  siteId: string;
+  state: string;
+  reason: string;
+}
+
+/** Why a site in this state is not backed up by the nightly run (active sites are). */
+const NOT_BACKED_UP: Record<string, string> = {
+  new: 'never provisioned',
+  provisioning: 'being provisioned',
+  suspended: 'suspended: its data does not change until it is resumed (back it up on demand if needed)',
+  deprovisioning: 'being deprovisioned',
+  failed: 'failed: ops must repair it first (an undo or rollback did not finish)',
+};
+
 /**
- * Every active site: visibility finds the running site workflows whose State is active, and each
- * is asked for its record (placement, plan). Read-only.
+ * Every site that has a running site workflow, split into those the nightly backs up (active, with
+ * a placement) and those it skips, with why: visibility finds the site workflows, and each is
+ * asked for its record (state, placement, plan), 8 at a time. Read-only.
  */
-async function activeSites(client: Client): Promise<ActiveSite[]> {
+async function sitesToBackUp(client: Client): Promise<{ active: ActiveSite[]; skipped: SkippedSite[] }> {
   const ids: string[] = [];
   for await (const w of client.workflow.list({
-    query: `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND State = 'active'`,
+    query: `WorkflowType = 'site' AND ExecutionStatus = 'Running'`,
   }))
     ids.push(w.workflowId);
-  const out: ActiveSite[] = [];
+  const active: ActiveSite[] = [];
+  const skipped: SkippedSite[] = [];
   const queue = [...ids];
   await Promise.all(
     Array.from({ length: 8 }, async () => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const view = await client.workflow.getHandle(id).query(siteQuery);
+        let view: SiteView;
+        try {
+          view = await client.workflow.getHandle(id).query(siteQuery);
+        } catch (err) {
+          // it ended between the listing and the query (a site deleted meanwhile): nothing to back up
+          if (err instanceof WorkflowNotFoundError) continue;
+          throw err;
+        }
         const r: SiteRecord = view.record;
-        if (r.state !== 'active' || !r.placement || siteWorkflowId(r.siteId) !== id) continue;
-        out.push({
+        if (siteWorkflowId(r.siteId) !== id) continue;
+        if (r.state === 'deleted') continue;
+        if (r.state !== 'active') {
+          skipped.push({ siteId: r.siteId, state: r.state, reason: NOT_BACKED_UP[r.state] ?? r.state });
+          continue;
+        }
+        if (!r.placement) {
+          skipped.push({
+            siteId: r.siteId,
+            state: r.state,
+            reason: 'active but not placed: no hosts recorded',
+          });
+          continue;
+        }
+        active.push({
           siteId: r.siteId,
           plan: r.spec?.plan,
           dbHost: r.placement.dbHost,
@@ -42,7 +80,8 @@ async function activeSites(client: Client): Promise<ActiveSite[]> {
       }
     }),
   );
-  return out.sort((a, b) => (a.siteId < b.siteId ? -1 : 1));
+  const bySite = (a: { siteId: string }, b: { siteId: string }) => (a.siteId < b.siteId ? -1 : 1);
+  return { active: active.sort(bySite), skipped: skipped.sort(bySite) };
 }
 
 /**
@@ -50,7 +89,7 @@ async function activeSites(client: Client): Promise<ActiveSite[]> {
  * plans with (every site's app servers). A site with no workflow is `null` (containers with its
  * label may still be on a host: the roll leaves their routes alone). Read-only; a decision that
  * must hold is re-made under the site's lock, from the record the lock grant carries. And the
- * active sites, from visibility and the same query: what the nightly backups back up.
+ * sites, from visibility and the same query: what the nightly backups back up, and what they skip.
  */
 export function makeSiteRecordActivities(client: Client | undefined) {
   /** Each site's view (`site` query), 16 at a time; null for a site with no workflow. */
@@ -91,11 +130,14 @@ export function makeSiteRecordActivities(client: Client | undefined) {
       return Object.fromEntries(siteIds.map((id) => [id, views[id]?.queue.length ?? 0]));
     },
 
-    /** Every active site with its DB and storage host (what the nightly backups back up). Read-only. */
-    async listActiveSites(): Promise<ActiveSite[]> {
+    /**
+     * Every active site with its DB and storage host (what the nightly backups back up), and every
+     * other site with why it is not backed up. Read-only.
+     */
+    async listSitesToBackUp(): Promise<{ active: ActiveSite[]; skipped: SkippedSite[] }> {
       if (!client)
-        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for active sites');
-      return activeSites(client);
+        throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for the sites');
+      return sitesToBackUp(client);
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { Manifest } from '../../activities/backup/manifest';
 import { ensureNightlyBackupSchedule } from '../../client/schedules';
 import { backupSite, changePlan, type nightlyBackups } from '../../workflows';
-import { backupIdFor, nightlyBackupId } from '../../protocol/ids';
+import { backupIdFor, finalBackupName, nightlyBackupId } from '../../protocol/ids';
+import { nightlyProgressQuery } from '../../protocol/nightlyBackups';
 import { planRetention, RETENTION, type BackupEntry } from '../../workflows/lib/retention';
 import { siteQuery, siteWorkflowId } from '../../protocol/site';
 import { openBed, type Bed } from '../support/bed';
@@ -24,9 +25,14 @@ beforeAll(async () => {
 });
 afterAll(() => bed?.close());
 
-test('the schedule is ensured (create, unchanged, update), fires, backs up every site within the per-DB-host bound, and a re-run duplicates nothing', async () => {
+test("the schedule is ensured (create, unchanged, update), fires, backs up every site within the per-DB-host bound, lists the sites it skips, keeps the day's on-demand backup, removes final backups past 30 days, and a re-run duplicates nothing", async () => {
   const scheduleId = `nightly-test-${run}`;
   const sites: SmallSite[] = [];
+  // a deprovisioned site's final backups (DB snapshots on host2 and host3, files archive on host1): 31 days old and fresh
+  const gone = `gone-${run}`;
+  const goneDb = `site_gone_${run}`;
+  const old = finalBackupName(new Date(Date.now() - 31 * 86_400_000));
+  const fresh = finalBackupName(new Date());
   await withWorker(bed, async (taskQueue) => {
     try {
       for (let i = 0; i < 5; i++)
@@ -45,8 +51,65 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
       });
       sites.push(broken);
       testbed.exec('host3', ['mariadb', '-e', `DROP DATABASE site_n${run}_broken`]);
+      // a failed and a suspended site: not backed up, and listed with why
+      const skippedSites: SmallSite[] = [];
+      for (const state of ['failed', 'suspended'] as const)
+        skippedSites.push(
+          await createSmallSite(bed.env.client, bed.fleet, taskQueue, {
+            siteId: `n${run}-${state}`,
+            dbHost: 'host3',
+            storageHost: 'host1',
+            state,
+          }),
+        );
+      sites.push(...skippedSites);
       const ids = sites.map((s) => s.siteId);
-      await waitUntilListedActive(bed.env.client, ids);
+      const skippedIds = skippedSites.map((s) => s.siteId);
+      await waitUntilListedActive(
+        bed.env.client,
+        ids.filter((id) => !skippedIds.includes(id)),
+      );
+      await eventually(
+        async () =>
+          (
+            await bed.env.client.workflow.count(
+              `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND State IN ('failed', 'suspended') AND SiteId IN (${skippedIds.map((id) => `'${id}'`).join(', ')})`,
+            )
+          ).count === 2,
+        { what: 'visibility to list the failed and the suspended site', timeoutMs: 30_000 },
+      );
+      // earlier the same day, an on-demand backup of the first site (its id handed to billing, say)
+      const onDemand = await bed.env.client.workflow.execute(backupSite, {
+        taskQueue,
+        workflowId: `backup-${ids[0]}-on-demand`,
+        args: [{ siteId: ids[0]!, kind: 'on-demand', triggeredBy: 'test' }],
+      });
+      testbed.exec('host1', [
+        'sh',
+        '-c',
+        'mkdir -p "$1" && touch "$1/$2.tar.gz" "$1/$3.tar.gz"',
+        'qm',
+        `/srv/qm/archive/${gone}`,
+        old,
+        fresh,
+      ]);
+      testbed.exec('host2', [
+        'sh',
+        '-c',
+        'mkdir -p "$1" && for n in "$2" "$3"; do touch "$1/$n.sql.gz" "$1/$n.sql.gz.sha256"; done',
+        'qm',
+        `/srv/qm/snapshots/${goneDb}`,
+        old,
+        fresh,
+      ]);
+      testbed.exec('host3', [
+        'sh',
+        '-c',
+        'mkdir -p "$1" && touch "$1/$2.sql.gz" "$1/$2.sql.gz.sha256"',
+        'qm',
+        `/srv/qm/snapshots/${goneDb}`,
+        old,
+      ]);
 
       const config = { scheduleId, windowMinutes: 0, perDbHost: 1, sites: ids };
       expect((await ensureNightlyBackupSchedule(bed.env.client, taskQueue, config)).action).toBe('created');
@@ -77,7 +140,7 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
 
       const night = await fired();
       await recordHistory(lastNight, 'nightlyBackups');
-      const good = ids.filter((id) => id !== broken.siteId);
+      const good = ids.filter((id) => id !== broken.siteId && !skippedIds.includes(id));
       expect(night.succeeded).toEqual([...good].sort());
       expect(night.failed).toEqual([
         {
@@ -86,7 +149,54 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
           error: expect.stringContaining(`there is no database site_n${run}_broken`),
         },
       ]);
-      expect(night.notActive).toEqual([]);
+      // the sites not backed up, and why: in the result, the progress query and the memo's summary
+      expect(night.notActive).toEqual(skippedIds);
+      expect(night.skipped).toEqual([
+        {
+          siteId: skippedIds[0],
+          state: 'failed',
+          reason: expect.stringMatching(/^failed: ops must repair it/),
+        },
+        { siteId: skippedIds[1], state: 'suspended', reason: expect.stringMatching(/^suspended: /) },
+      ]);
+      const nightHandle = bed.env.client.workflow.getHandle<typeof nightlyBackups>(lastNight);
+      expect((await nightHandle.query(nightlyProgressQuery)).skipped).toEqual(night.skipped);
+      expect(((await nightHandle.describe()).memo as { summary: string }).summary).toContain(
+        `2 not backed up: 1 failed (${skippedIds[0]}), 1 suspended (${skippedIds[1]})`,
+      );
+      for (const id of skippedIds)
+        expect(testbed.exec('host1', ['ls', '-A', '/srv/qm/backups']).split('\n')).not.toContain(id);
+      // the final backups past 30 days are gone from every host that had them, the fresh ones stay
+      expect(night.finalBackups.problems).toEqual([]);
+      expect(night.finalBackups.removed).toEqual(
+        expect.arrayContaining([
+          `host1:/srv/qm/archive/${gone}/${old}.tar.gz`,
+          `host2:/srv/qm/snapshots/${goneDb}/${old}.sql.gz`,
+          `host2:/srv/qm/snapshots/${goneDb}/${old}.sql.gz.sha256`,
+          `host3:/srv/qm/snapshots/${goneDb}/${old}.sql.gz`,
+          `host3:/srv/qm/snapshots/${goneDb}/${old}.sql.gz.sha256`,
+        ]),
+      );
+      expect(night.finalBackups.removed.filter((p) => p.includes(fresh))).toEqual([]);
+      expect(testbed.exec('host1', ['ls', `/srv/qm/archive/${gone}`])).toBe(`${fresh}.tar.gz\n`);
+      expect(testbed.exec('host2', ['ls', `/srv/qm/snapshots/${goneDb}`])).toBe(
+        `${fresh}.sql.gz\n${fresh}.sql.gz.sha256\n`,
+      );
+      expect(
+        testbed.exec('host3', [
+          'sh',
+          '-c',
+          'test -e "$1" && echo there || echo gone',
+          'qm',
+          `/srv/qm/snapshots/${goneDb}`,
+        ]),
+      ).toBe('gone\n');
+      // the nightly backup after the on-demand one of the same day kept both
+      const afterOnDemand = await bed.env.client.workflow
+        .getHandle<typeof backupSite>(nightlyBackupId(ids[0]!, night.night))
+        .result();
+      expect(afterOnDemand.retention).toMatchObject({ pruned: [] });
+      expect(afterOnDemand.retention.kept.sort()).toEqual([onDemand.backupId, afterOnDemand.backupId].sort());
       expect(night.maxConcurrentPerDbHost).toEqual({ host2: 2, host3: 2 }); // 4 sites on host2, 2 on host3
       // the failed backup is a failed workflow ops can open
       const failed = await bed.env.client.workflow
@@ -118,16 +228,18 @@ test('the schedule is ensured (create, unchanged, update), fires, backs up every
             .exec('host1', ['ls', `/srv/qm/backups/${id}`])
             .split('\n')
             .filter(Boolean),
-        ).toHaveLength(1);
+        ).toHaveLength(id === ids[0] ? 2 : 1); // the first site: the on-demand backup and the night's
     } finally {
       await bed.env.client.schedule
         .getHandle(scheduleId)
         .delete()
         .catch(() => undefined);
       for (const s of sites) await removeSmallSite(bed.env.client, bed.fleet, s);
+      testbed.exec('host1', ['rm', '-rf', '--', `/srv/qm/archive/${gone}`, `/srv/qm/snapshots/${goneDb}`]);
+      for (const h of ['host2', 'host3']) testbed.exec(h, ['rm', '-rf', '--', `/srv/qm/snapshots/${goneDb}`]);
     }
   });
-}, 180_000);
+}, 240_000);
 
 test('retention over 40 simulated nights: a real backup prunes the real backup directory to exactly the plan', async () => {
   const siteId = `r${run}`;

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Fleet } from '../../activities/fleet';
-import { SiteSpec, siteNames, type Placement, type SiteRecord } from '../../schema/site';
+import { SiteSpec, siteNames, type Placement, type SiteRecord, type SiteState } from '../../schema/site';
 import { siteWorkflowId } from '../../protocol/site';
 import { eventually } from '../support/eventually';
 import { testSite } from '../support/site';
@@ -8,7 +8,8 @@ import { testSite } from '../support/site';
 /**
  * Small real sites without the full provisioning (for the nightly fan-out's tests and bench): a
  * real database with a table on a DB host, a real files directory on the storage host, and the
- * site's own workflow holding an active record (started with the state a continue-as-new carries).
+ * site's own workflow holding an active record (started with the state a continue-as-new carries;
+ * another state if asked, for what the nightly skips).
  * No containers and no routes: a backup touches neither.
  */
 
@@ -21,7 +22,7 @@ export async function createSmallSite(
   client: Client,
   fleet: Fleet,
   taskQueue: string,
-  o: { siteId: string; dbHost: string; storageHost: string; rows?: number },
+  o: { siteId: string; dbHost: string; storageHost: string; rows?: number; state?: SiteState },
 ): Promise<SmallSite> {
   const { database, filesDir } = siteNames(o.siteId);
   const rows = o.rows ?? 50;
@@ -50,7 +51,7 @@ export async function createSmallSite(
   const record: SiteRecord = {
     siteId: o.siteId,
     customerId: 'cust-test',
-    state: 'active',
+    state: o.state ?? 'active',
     spec: SiteSpec.parse(testSite({ siteId: o.siteId })),
     placement,
     release: 'initial',

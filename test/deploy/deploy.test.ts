@@ -4,7 +4,7 @@ import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { makeGitActivities } from '../../activities/git/activities';
 import { sign } from '../../api/signature';
 import { sitePaths } from '../../activities/proxy/layout';
-import type { Placement } from '../../schema/site';
+import { siteNames, type Placement } from '../../schema/site';
 import type { ProvisionSiteResult } from '../../protocol/operations';
 import { deployRelease, deprovisionSite, provisionSite, rollbackSite } from '../../workflows';
 import { deployWorkflowId } from '../../protocol/ids';
@@ -39,6 +39,8 @@ let placement: Placement;
 let provisioned: ProvisionSiteResult[];
 let worker: ChildProcess | undefined;
 const commits: string[] = [];
+/** Every release a deploy of site A took a database snapshot for (it got past "resolve"). */
+const snapshotted: string[] = [];
 
 beforeAll(async () => {
   bed = await openBed();
@@ -104,6 +106,30 @@ async function routePorts(siteId: string): Promise<number[]> {
   return (JSON.parse(r.stdout) as { backends: { port: number }[] }).backends.map((b) => b.port);
 }
 
+/** The releases (12 hex) of the deploy snapshots of a site on its DB host, sorted. */
+async function snapshotReleases(siteId: string): Promise<string[]> {
+  const r = await bed.fleet.pool.exec(placement.dbHost, [
+    'sh',
+    '-c',
+    'cd "$1" 2>/dev/null && ls -1 -- deploy-*.sql.gz 2>/dev/null || true',
+    'qm',
+    `/srv/qm/snapshots/${siteNames(siteId).database}`,
+  ]);
+  return [
+    ...new Set(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((f) => f.slice('deploy-'.length, 'deploy-'.length + 12)),
+    ),
+  ].sort();
+}
+
+/** The workflow's DeployOutcome search attribute. */
+async function outcomeOf(workflowId: string): Promise<unknown> {
+  return (await bed.env.client.workflow.getHandle(workflowId).describe()).searchAttributes.DeployOutcome;
+}
+
 async function recordOf(siteId: string) {
   return (await bed.env.client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery)).record;
 }
@@ -154,6 +180,7 @@ test('a push deploys to every app server of the sites on that branch, with no fa
   const handle = bed.env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit));
   const result = await handle.result();
   const seen = await poller.stop();
+  snapshotted.push(commit);
 
   expect(result).toMatchObject({
     status: 'deployed',
@@ -161,6 +188,9 @@ test('a push deploys to every app server of the sites on that branch, with no fa
     previous: 'initial',
     triggeredBy: 'push:root',
   });
+  // the snapshot taken before it migrated is on the DB host, named after the release
+  expect(result.snapshot).toMatch(new RegExp(`^deploy-${commit.slice(0, 12)}-[0-9a-f]{8}$`));
+  expect(await snapshotReleases(siteA.siteId)).toEqual([commit.slice(0, 12)]);
   expect(result.trigger).toMatchObject({ kind: 'push', push: { repo, branch: 'main', pusher: 'root' } });
   expect(seen.failed).toEqual([]);
   expect(seen.ok).toBeGreaterThan(10);
@@ -189,6 +219,7 @@ test('a push deploys to every app server of the sites on that branch, with no fa
   const d = await handle.describe();
   expect(d.searchAttributes.Release).toEqual([commit]);
   expect(d.searchAttributes.TriggeredBy).toEqual(['push:root']);
+  expect(d.searchAttributes.DeployOutcome).toEqual(['deployed']);
   expect(d.searchAttributes.Hosts).toEqual(expect.arrayContaining(placement.appHosts));
   expect((d.memo as { trigger: { kind: string } }).trigger.kind).toBe('push');
 
@@ -205,6 +236,7 @@ test('a push deploys to every app server of the sites on that branch, with no fa
 test('one app server failing its health check: every server stays on (or returns to) the old release, with no failed request', async () => {
   const { commit } = await clone.push('feature', { VERSION: 'v2\n' }, 'v2');
   commits.push(commit);
+  snapshotted.push(commit);
   const [, sick] = placement.appHosts;
   // the proxy host cannot reach the standby port of one app server (a firewall rule gone wrong)
   const rule = ['-p', 'tcp', '--dport', String(placement.port + 20000), '-j', 'DROP'];
@@ -222,6 +254,7 @@ test('one app server failing its health check: every server stays on (or returns
     );
     expect(failure.type).toBe('DeployFailed');
     expect(failure.message).toContain(`every app server is back on ${commits[0]!.slice(0, 12)}`);
+    expect(await outcomeOf(`deploy-sick-${siteA.siteId}`)).toEqual(['failed']);
     expect(failure.details?.[0]).toMatchObject({
       failedHost: sick,
       rolledBack: true,
@@ -297,6 +330,25 @@ test('5 pushes in a row (while the first deploys): at most 2 deploys, the others
   const statuses = results.map((r) => r.status);
   expect(statuses.filter((s) => s === 'deployed').length).toBeLessThanOrEqual(2);
   expect(statuses[4]).toBe('deployed');
+  snapshotted.push(...pushed.filter((_, n) => statuses[n] === 'deployed'));
+  // the outcome shows in the Web UI's list: each deploy's DeployOutcome is its status, and the
+  // query in docs/deploys.md lists exactly the superseded ones
+  const ids = pushed.map((c) => deployWorkflowId(siteA.siteId, c));
+  for (const [n, id] of ids.entries()) expect(await outcomeOf(id)).toEqual([statuses[n]]);
+  const superseded = ids.filter((_, n) => statuses[n] === 'superseded').sort();
+  expect(superseded.length).toBeGreaterThanOrEqual(3);
+  await eventually(
+    async () => {
+      const listed: string[] = [];
+      for await (const w of bed.env.client.workflow.list({
+        query: `Operation = 'deploy' AND DeployOutcome = 'superseded'`,
+      }))
+        if (ids.includes(w.workflowId)) listed.push(w.workflowId);
+      if (listed.sort().join() !== superseded.join()) throw new Error(`listed ${listed.join(', ')}`);
+      return true;
+    },
+    { what: 'visibility to list the superseded deploys', retryErrors: true },
+  );
   // a superseded deploy names the newer push that was the branch's head when its turn came (the
   // last one, unless a loaded machine let a deploy finish before the storm had all landed)
   results.forEach((r, n) => {
@@ -345,6 +397,7 @@ test('a failing postDeploy hook: the database goes back to the snapshot and ever
     { '.fail-post-deploy': 'yes\n', VERSION: 'broken\n' },
     'broken',
   );
+  snapshotted.push(commit);
   const failure = await failureOf(
     bed.env.client.workflow.getHandle(deployWorkflowId(siteA.siteId, commit)).result(),
   );
@@ -391,4 +444,11 @@ test('SIGKILL the worker mid-switch, start a new one: the deploy completes, ever
   expect(await routePorts(siteA.siteId)).toEqual(placement.appHosts.map(() => placement.port));
   expect((await fetchSite(bed.fleet, siteA.domains![0]!, '/release/VERSION')).bodyExcerpt).toBe('crash\n');
   expect((await recordOf(siteA.siteId)).release).toBe(commit);
+  // the deploy snapshots went with their releases: those of the releases still kept are there,
+  // every other one is gone (this file deployed more releases than a site keeps)
+  snapshotted.push(commit);
+  const kept = result.kept!.map((k) => k.slice(0, 12));
+  const tried = [...new Set(snapshotted.map((c) => c.slice(0, 12)))];
+  expect(tried.filter((c) => !kept.includes(c)).length).toBeGreaterThan(0);
+  expect(await snapshotReleases(siteA.siteId)).toEqual(tried.filter((c) => kept.includes(c)).sort());
 });

@@ -1,7 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createActivities, type Activities } from '../../activities';
+import { timeOfFinalBackup } from '../../protocol/ids';
 import { siteQuery, siteWorkflowId } from '../../protocol/site';
+import { siteNames } from '../../schema/site';
 import { deprovisionSite, provisionSite, resumeSite, suspendSite } from '../../workflows';
 import { openBed, type Bed } from '../support/bed';
 import {
@@ -130,7 +132,18 @@ test('provision → serves through the proxy from both app servers → suspend �
     await bed.env.client.workflow.getHandle(ids.site).result();
     for (const [name, workflowId] of Object.entries(ids)) await recordHistory(workflowId, name);
     expect(gone.state).toBe('deleted');
-    expect(gone.finalBackup?.databaseSnapshot).toMatch(/\.sql\.gz$/);
+    // the final backup: where (docs/sites.md names both places) and until when
+    const { dbHost, storageHost } = result.placement;
+    const name = /final-\d{14}/.exec(gone.finalBackup!.databaseSnapshot)![0];
+    expect(gone.finalBackup).toEqual({
+      databaseSnapshot: `${dbHost}:/srv/qm/snapshots/${siteNames(site.siteId).database}/${name}.sql.gz`,
+      filesArchive: `${storageHost}:/srv/qm/archive/${site.siteId}/${name}.tar.gz`,
+      keptUntil: new Date(timeOfFinalBackup(name)!.getTime() + 30 * 86_400_000).toISOString(),
+    });
+    for (const [host, path] of [gone.finalBackup!.databaseSnapshot, gone.finalBackup!.filesArchive].map((w) =>
+      w.split(':'),
+    ))
+      expect((await bed.fleet.pool.exec(host!, ['test', '-s', path!], { check: false })).code).toBe(0);
     expect(await siteLeftovers(bed.fleet, site.siteId)).toEqual([]);
     // deprovisioning keeps the customer's repository, and says where
     expect(gone.keptRepository).toEqual({

@@ -39,7 +39,7 @@ export async function siteContainers(fleet: Fleet, siteId: string): Promise<stri
 /**
  * Everything of a site still on the fleet, checked directly on the hosts (not through the code
  * under test): containers, database, database user, files, mounts, secrets, proxy routes, release
- * folders. (Not the site's Git repository: deprovisioning keeps it; see gitRepoOnHost.)
+ * folders, deploy snapshots. (Not the site's Git repository: deprovisioning keeps it; see gitRepoOnHost.)
  */
 export async function siteLeftovers(fleet: Fleet, siteId: string): Promise<string[]> {
   const names = siteNames(siteId);
@@ -65,6 +65,10 @@ export async function siteLeftovers(fleet: Fleet, siteId: string): Promise<strin
       if ((await sh('test -e "$1"', path)).code === 0) left.push(`${h.name}: ${path}`);
     if ((await sh('grep -q " $1 " /proc/mounts', names.mountDir)).code === 0)
       left.push(`${h.name}: mount ${names.mountDir}`);
+    // the deploys' snapshots go with the database (a final backup's snapshot stays, for 30 days)
+    const snapshots = `/srv/qm/snapshots/${names.database}`;
+    if ((await sh('for f in "$1"/deploy-*; do [ -e "$f" ] && exit 0; done; exit 1', snapshots)).code === 0)
+      left.push(`${h.name}: deploy snapshots in ${snapshots}`);
   }
   return left;
 }

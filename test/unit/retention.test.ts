@@ -1,10 +1,30 @@
-import { isoWeek, planRetention, RETENTION, type BackupEntry } from '../../workflows/lib/retention';
+import {
+  isoWeek,
+  planRetention,
+  RETENTION,
+  type BackupEntry,
+  type BackupKind,
+  type RetentionPolicy,
+} from '../../workflows/lib/retention';
 
 /** Grandfather-father-son retention, pure: dates are hand-checked, simulations run over years. */
 
 const at = (day: string, time = '02:00:00') => `${day}T${time}.000Z`;
 const id = (iso: string) => iso.replace(/[-:]/g, '').slice(0, 15) + 'Z-aaaaaa';
-const backup = (iso: string, verified = true): BackupEntry => ({ backupId: id(iso), at: iso, verified });
+const backup = (iso: string, verified = true, kind?: BackupKind): BackupEntry => ({
+  backupId: id(iso),
+  at: iso,
+  verified,
+  ...(kind ? { kind } : {}),
+});
+/** A policy by its slots; on-demand and safety backups kept the documented 14 and 7 days. */
+const slots = (daily: number, weekly = 0, monthly = 0): RetentionPolicy => ({
+  daily,
+  weekly,
+  monthly,
+  onDemandDays: 14,
+  safetyDays: 7,
+});
 
 /** One verified backup a day at 02:00 UTC, from `first` for `days` days. */
 function daily(first: string, days: number): BackupEntry[] {
@@ -16,9 +36,9 @@ const keptDays = (plan: ReturnType<typeof planRetention>) => plan.keep.map((k) =
 
 test('the plans are the documented ones', () => {
   expect(RETENTION).toEqual({
-    starter: { daily: 7, weekly: 4, monthly: 3 },
-    business: { daily: 14, weekly: 8, monthly: 12 },
-    enterprise: { daily: 30, weekly: 12, monthly: 24 },
+    starter: { daily: 7, weekly: 4, monthly: 3, onDemandDays: 14, safetyDays: 7 },
+    business: { daily: 14, weekly: 8, monthly: 12, onDemandDays: 14, safetyDays: 7 },
+    enterprise: { daily: 30, weekly: 12, monthly: 24, onDemandDays: 14, safetyDays: 7 },
   });
 });
 
@@ -53,22 +73,90 @@ test('60 nightly backups on starter: 7 days, 4 ISO weeks, 3 months, hand-checked
   expect(plan.prune.every((p) => p.reason === 'beyond the retention policy')).toBe(true);
 });
 
-test('several backups a day: only the newest of the day counts', () => {
+test('several scheduled backups a day: only the newest of the day counts', () => {
   const backups = [
     backup(at('2026-05-10', '01:00:00')),
-    backup(at('2026-05-10', '13:00:00')), // on-demand, later that day
+    backup(at('2026-05-10', '13:00:00')), // a second scheduled run that day
     backup(at('2026-05-09', '01:00:00')),
   ];
-  const plan = planRetention(backups, { daily: 2, weekly: 0, monthly: 0 }, new Date(at('2026-05-11')));
+  const plan = planRetention(backups, slots(2, 0, 0), new Date(at('2026-05-11')));
   expect(plan.keep.map((k) => k.at)).toEqual([at('2026-05-10', '13:00:00'), at('2026-05-09', '01:00:00')]);
   expect(plan.prune.map((p) => p.at)).toEqual([at('2026-05-10', '01:00:00')]);
+});
+
+test('an on-demand backup is kept 14 days, whatever the same day holds (the nightly after it, a second on-demand)', () => {
+  const onDemand = backup(at('2026-05-10', '09:00:00'), true, 'on-demand');
+  const second = backup(at('2026-05-10', '11:00:00'), true, 'on-demand');
+  const nightly = backup(at('2026-05-10', '23:30:00'), true, 'scheduled');
+  const everything = [onDemand, second, nightly];
+  const plan = planRetention(everything, slots(7, 4, 3), new Date(at('2026-05-10', '23:31:00')));
+  expect(plan.prune).toEqual([]);
+  expect(plan.keep.map((k) => [k.backupId, k.reasons])).toEqual([
+    [nightly.backupId, ['newest verified backup', 'daily 2026-05-10', 'weekly 2026-W19', 'monthly 2026-05']],
+    [second.backupId, ['on-demand backup, kept 14 days (until 2026-05-24T11:00Z)']],
+    [onDemand.backupId, ['on-demand backup, kept 14 days (until 2026-05-24T09:00Z)']],
+  ]);
+  // the day it expires, it goes (the nightly of that day holds the slot)
+  const later = planRetention(everything, slots(7, 4, 3), new Date(at('2026-05-24', '09:00:00')));
+  expect(later.prune.map((p) => p.backupId)).toEqual([onDemand.backupId]);
+  expect(later.keep.map((k) => k.backupId)).toEqual([nightly.backupId, second.backupId]);
+});
+
+test("an on-demand or safety backup later in a day never displaces that night's scheduled backup", () => {
+  const nightly = backup(at('2026-05-10', '01:00:00'), true, 'scheduled');
+  const safety = backup(at('2026-05-10', '15:00:00'), true, 'safety');
+  const plan = planRetention([nightly, safety], slots(7), new Date(at('2026-05-10', '15:30:00')));
+  expect(plan.keep.map((k) => [k.backupId, k.reasons])).toEqual([
+    [safety.backupId, ['newest verified backup', 'safety backup, kept 7 days (until 2026-05-17T15:00Z)']],
+    [nightly.backupId, ['daily 2026-05-10']],
+  ]);
+  // 8 days on, with a nightly every night since: the safety backup has gone, the night's stays
+  const since = daily('2026-05-11', 8).map((b) => ({ ...b, kind: 'scheduled' as const }));
+  const on = planRetention([nightly, safety, ...since], slots(9), new Date(at('2026-05-18', '03:00:00')));
+  expect(on.prune).toEqual([
+    { backupId: safety.backupId, at: safety.at, reason: 'beyond the retention policy' },
+  ]);
+  expect(on.keep.map((k) => k.backupId)).toContain(nightly.backupId);
+});
+
+test('a site backed up only on demand still gets its daily, weekly and monthly series', () => {
+  // one on-demand backup a week for a year: beyond 14 days, the slots keep the newest of each period
+  const t0 = Date.parse(at('2025-06-02', '10:00:00'));
+  const weekly = Array.from({ length: 52 }, (_, i) =>
+    backup(new Date(t0 + i * 7 * 86_400_000).toISOString(), true, 'on-demand'),
+  );
+  const now = new Date(Date.parse(weekly.at(-1)!.at) + 3_600_000);
+  const plan = planRetention(weekly, slots(7, 4, 3), now);
+  const byReason = (prefix: string) => plan.keep.filter((k) => k.reasons.some((r) => r.startsWith(prefix)));
+  expect(byReason('on-demand backup')).toHaveLength(2); // this week's and last week's
+  expect(byReason('daily')).toHaveLength(7);
+  expect(byReason('weekly')).toHaveLength(4);
+  expect(byReason('monthly')).toHaveLength(3);
+});
+
+test('a scheduled backup holds its slot even when an older one of the period is on-demand', () => {
+  // the week's slot: the newest scheduled backup of the week, not the newest backup
+  const monday = backup(at('2026-05-04', '01:00:00'), true, 'scheduled');
+  const tuesday = backup(at('2026-05-05', '01:00:00'), true, 'scheduled');
+  const wednesday = backup(at('2026-05-06', '10:00:00'), true, 'on-demand');
+  const plan = planRetention([monday, tuesday, wednesday], slots(0, 1, 0), new Date(at('2026-06-30')));
+  expect(plan.keep.map((k) => [k.backupId, k.reasons])).toEqual([
+    [wednesday.backupId, ['newest verified backup']],
+    [tuesday.backupId, ['weekly 2026-W19']],
+  ]);
+});
+
+test('an unverified on-demand backup is not kept for 14 days: it goes after a day, like any unverified one', () => {
+  const bad = backup(at('2026-05-10', '09:00:00'), false, 'on-demand');
+  const plan = planRetention([bad], slots(7), new Date(at('2026-05-11', '10:00:00')));
+  expect(plan.prune.map((p) => p.reason)).toEqual(['unverified and more than a day old']);
 });
 
 test('the newest verified backup is never pruned, however old, even with a zero policy', () => {
   const old = backup(at('2025-01-01'));
   const newer = [backup(at('2026-06-01'), false), backup(at('2026-06-02'), false)];
   const now = new Date(at('2026-06-03', '12:00:00'));
-  for (const policy of [RETENTION.starter, { daily: 0, weekly: 0, monthly: 0 }]) {
+  for (const policy of [RETENTION.starter, slots(0, 0, 0)]) {
     const plan = planRetention([...newer, old], policy, now);
     expect(plan.keep).toEqual([
       { backupId: old.backupId, at: old.at, reasons: expect.arrayContaining(['newest verified backup']) },
@@ -87,11 +175,7 @@ test('when the newest backups failed verification, the newest good one before th
     backup(at('2026-04-11'), false),
     backup(at('2026-04-12'), false),
   ];
-  const plan = planRetention(
-    backups,
-    { daily: 1, weekly: 0, monthly: 0 },
-    new Date(at('2026-04-12', '06:00:00')),
-  );
+  const plan = planRetention(backups, slots(1, 0, 0), new Date(at('2026-04-12', '06:00:00')));
   expect(plan.keep.map((k) => [k.at.slice(0, 10), k.reasons])).toEqual([
     ['2026-04-12', ['unverified, less than a day old']],
     ['2026-04-10', ['newest verified backup', 'daily 2026-04-10']],
@@ -113,7 +197,7 @@ test('a backup dated in the future counts as the newest', () => {
   const future = backup(at('2030-01-01'));
   const plan = planRetention(
     [...daily('2026-01-01', 3), future],
-    { daily: 1, weekly: 0, monthly: 0 },
+    slots(1, 0, 0),
     new Date(at('2026-01-03', '05:00:00')),
   );
   expect(plan.keep.map((k) => k.backupId)).toEqual([future.backupId]);
@@ -137,8 +221,9 @@ test('bad input is refused', () => {
   expect(() => planRetention([{ ...b, at: 'yesterday' }], RETENTION.starter, new Date())).toThrow(
     /no valid time/,
   );
-  expect(() => planRetention([b], { daily: -1, weekly: 1, monthly: 1 }, new Date())).toThrow(/daily/);
-  expect(() => planRetention([b], { daily: 1.5, weekly: 1, monthly: 1 }, new Date())).toThrow(/daily/);
+  expect(() => planRetention([b], { ...slots(1), daily: -1 }, new Date())).toThrow(/daily/);
+  expect(() => planRetention([b], { ...slots(1), daily: 1.5 }, new Date())).toThrow(/daily/);
+  expect(() => planRetention([b], { ...slots(1), onDemandDays: -1 }, new Date())).toThrow(/onDemandDays/);
 });
 
 /**

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  isCancellation,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -9,14 +10,14 @@ import { z } from 'zod';
 import type { AppSlot } from '../../schema/release';
 import { siteNames, type SiteSpec } from '../../schema/site';
 import { long15m, once30m, step1m } from '../lib/activities';
-import { INITIAL_RELEASE } from '../../protocol/ids';
+import { deploySnapshotName, INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
 import { allOrFirstFailure, HostStepFailed } from '../lib/parallel';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
 import { DeployReleaseInput, type DeployReleaseResult } from '../../protocol/operations';
-import { Release } from '../../protocol/searchAttributes';
+import { DeployOutcome, Release } from '../../protocol/searchAttributes';
 import {
   converge,
   healthThroughProxies,
@@ -47,6 +48,18 @@ type Base = Pick<DeployReleaseResult, 'siteId' | 'triggeredBy' | 'trigger' | 'pr
  * page first. The workflow then fails with the cause, and says whether the rollback was complete.
  */
 export async function deployRelease(input: DeployReleaseInput): Promise<DeployReleaseResult> {
+  // how it ended, as a search attribute: a deploy that did nothing and a real one both complete
+  try {
+    const result = await deploy(input);
+    upsertSearchAttributes([{ key: DeployOutcome, value: result.status }]);
+    return result;
+  } catch (err) {
+    upsertSearchAttributes([{ key: DeployOutcome, value: isCancellation(err) ? 'cancelled' : 'failed' }]);
+    throw err;
+  }
+}
+
+async function deploy(input: DeployReleaseInput): Promise<DeployReleaseResult> {
   const i = parseWorkflowInput(DeployReleaseInput, input, 'deployRelease input');
   const triggeredBy = i.triggeredBy ?? (i.push ? `push:${i.push.pusher}` : 'ui');
   const trigger: DeployReleaseResult['trigger'] = i.push
@@ -78,7 +91,7 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       return { ...base, ...target };
     }
     const { commit } = target;
-    const snapshot = `deploy-${short(commit)}-${workflowInfo().runId.slice(0, 8)}`;
+    const snapshot = deploySnapshotName(commit, workflowInfo().runId);
     const { ctx, serving } = await prepare(i, lock, commit, snapshot, op);
     const state = switchStateFrom(serving, from);
     await switchOrRollBack(ctx, state, { commit, from, snapshot }, lock, op);
@@ -90,6 +103,7 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       lock.update({ release: commit }),
       pruneReleases(ctx, commit, from, i.keepReleases),
     ]);
+    const prunedSnapshots = await pruneSnapshots(ctx, [commit, from, ...prune.kept], prune.problems);
     op.finish();
     return {
       ...base,
@@ -98,6 +112,7 @@ export async function deployRelease(input: DeployReleaseInput): Promise<DeployRe
       hosts: { ...op.progress.hosts },
       snapshot,
       kept: prune.kept,
+      prunedSnapshots,
       pruneProblems: prune.problems.length ? prune.problems : undefined,
     };
   });
@@ -276,6 +291,30 @@ async function rollBack(
     }
   });
   return { problems, databaseRestored };
+}
+
+/**
+ * The deploy snapshots of releases no longer kept go with them (a snapshot undoes the migrations of
+ * the release it was taken for). Only once every host's pruning is known (a host that failed may
+ * still hold older releases); problems are added to `problems`, never fatal.
+ */
+async function pruneSnapshots(
+  ctx: SwitchContext,
+  keep: string[],
+  problems: string[],
+): Promise<string[] | undefined> {
+  if (problems.length) return undefined;
+  try {
+    const r = await step1m.pruneDeploySnapshots({
+      siteId: ctx.siteId,
+      dbHost: ctx.placement.dbHost,
+      keepReleases: [...new Set(keep)].filter((k) => /^[0-9a-f]{40}$/.test(k)),
+    });
+    return r.removed;
+  } catch (err) {
+    problems.push(`deploy snapshots on ${ctx.placement.dbHost}: ${rootMessage(err)}`);
+    return undefined;
+  }
 }
 
 /** Mark the release live on every app host and keep the last `keep`; problems are reported, not fatal. */

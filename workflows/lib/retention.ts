@@ -9,19 +9,41 @@ import policies from './retentionPolicies.json';
  * - the newest verified backup is always kept (however old it is: it may be the only good one);
  * - an unverified backup (no manifest, or verification failed or not finished) is kept while it
  *   is less than a day old (it may still be verifying, or ops may want to look at it), then pruned;
- * - of the verified backups, the newest of each of the `daily` most recent days that have one is
- *   kept, likewise for the `weekly` most recent ISO weeks and the `monthly` most recent months
- *   (days, weeks and months in UTC). Periods are counted among those that have a backup, not on
- *   the calendar: when backups stop for a while, the older ones are not all aged out meanwhile;
+ * - a verified on-demand backup is kept for `onDemandDays`, a verified safety backup (taken by a
+ *   restore before it overwrites the site) for `safetyDays`, whatever else was taken that day: the
+ *   id of an on-demand backup was handed to whoever asked for it, and a safety backup is the way
+ *   back from a restore that was a mistake;
+ * - of the verified backups, one of each of the `daily` most recent days that have one is kept,
+ *   likewise for the `weekly` most recent ISO weeks and the `monthly` most recent months (days,
+ *   weeks and months in UTC): the newest scheduled backup of the period, or the newest of any kind
+ *   when none of the period's backups is scheduled (a site backed up only on demand still gets its
+ *   series). The scheduled series stays the one the nightly run took, so an on-demand or safety
+ *   backup later in a day never displaces that night's backup. Periods are counted among those
+ *   that have a backup, not on the calendar: when backups stop for a while, the older ones are
+ *   not all aged out meanwhile;
  * - every other verified backup is pruned.
- * A backup dated in the future (a clock that was wrong) counts as the newest.
+ * A backup dated in the future (a clock that was wrong) counts as the newest. A backup without a
+ * kind (no manifest) counts as scheduled.
  */
 
 export interface RetentionPolicy {
   daily: number;
   weekly: number;
   monthly: number;
+  /** Days an on-demand backup is kept, whatever the daily, weekly and monthly slots keep. */
+  onDemandDays: number;
+  /** Days a restore's safety backup is kept, likewise. */
+  safetyDays: number;
 }
+
+/** Who took a backup: the nightly run, someone who asked (ops, billing), or a restore before it overwrote the site. */
+export type BackupKind = 'scheduled' | 'on-demand' | 'safety';
+
+/**
+ * Days a deprovision's final backup (its DB snapshot and files archive) is kept, whatever the plan:
+ * the nightly run removes older ones.
+ */
+export const FINAL_BACKUP_DAYS = 30;
 
 /** The policies per plan, from retentionPolicies.json (the one place to change them). */
 export const RETENTION: Readonly<Record<Plan, RetentionPolicy>> = policies;
@@ -31,6 +53,8 @@ export interface BackupEntry {
   /** When the backup was taken (ISO 8601). */
   at: string;
   verified: boolean;
+  /** Absent: scheduled (a backup that never wrote its manifest has no kind, and is unverified anyway). */
+  kind?: BackupKind;
 }
 
 export interface RetentionPlan {
@@ -65,6 +89,17 @@ export function planRetention(
   if (good[0]) keep(good[0], 'newest verified backup');
   for (const b of sorted)
     if (!b.verified && now.getTime() - Date.parse(b.at) < DAY_MS) keep(b, 'unverified, less than a day old');
+  const keptFor: Partial<Record<BackupKind, number>> = {
+    'on-demand': policy.onDemandDays,
+    safety: policy.safetyDays,
+  };
+  for (const b of good) {
+    const days = keptFor[b.kind ?? 'scheduled'];
+    if (days === undefined) continue;
+    const until = Date.parse(b.at) + days * DAY_MS;
+    if (now.getTime() < until)
+      keep(b, `${b.kind} backup, kept ${days} days (until ${new Date(until).toISOString().slice(0, 16)}Z)`);
+  }
 
   const buckets: [string, number, (d: Date) => string][] = [
     ['daily', policy.daily, (d) => d.toISOString().slice(0, 10)],
@@ -72,14 +107,14 @@ export function planRetention(
     ['monthly', policy.monthly, (d) => d.toISOString().slice(0, 7)],
   ];
   for (const [name, count, period] of buckets) {
-    const seen = new Set<string>();
+    // each period's one backup, periods newest first: its newest scheduled one, else its newest
+    const chosen = new Map<string, BackupEntry>();
     for (const b of good) {
       const p = period(new Date(b.at));
-      if (seen.has(p)) continue; // an older backup of a period already kept
-      if (seen.size >= count) break;
-      seen.add(p);
-      keep(b, `${name} ${p}`);
+      const had = chosen.get(p);
+      if (!had || (!isScheduled(had) && isScheduled(b))) chosen.set(p, b);
     }
+    for (const [p, b] of [...chosen].slice(0, count)) keep(b, `${name} ${p}`);
   }
 
   const plan: RetentionPlan = { keep: [], prune: [] };
@@ -94,6 +129,10 @@ export function planRetention(
       });
   }
   return plan;
+}
+
+function isScheduled(b: BackupEntry): boolean {
+  return (b.kind ?? 'scheduled') === 'scheduled';
 }
 
 /** ISO 8601 week of a date, in UTC: `2026-W01` (weeks start on Monday; week 1 holds January 4th). */
