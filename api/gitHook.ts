@@ -5,7 +5,7 @@ import { deployPush, type PushDeployOptions } from '../client/pushDeploys';
 import { CommitId } from '../schema/release';
 import { GitBranch, GitRepo } from '../schema/site';
 import { ReplayGuard } from './replayGuard';
-import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
+import { checkTimestamp, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
 
 /**
  * The Git webhook: POST /hooks/git, from the post-receive hook on the Git host
@@ -62,17 +62,26 @@ export const gitHookPlugin: FastifyPluginAsync<GitHookOptions> = async (app: Fas
 
   app.post(GIT_HOOK_PATH, { config: { auth: false }, bodyLimit: BODY_LIMIT }, async (request, reply) => {
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    const time = checkTimestamp(request.headers[TIMESTAMP_HEADER], now());
-    if (!time.ok) return reply.code(401).send(`signature: timestamp ${time.reason}\n`);
+    const time = checkTimestamp(request.headers[TIMESTAMP_HEADER], now(), {
+      value: request.headers[NONCE_HEADER],
+    });
+    if (!time.ok)
+      return reply
+        .code(401)
+        .send(`signature ${time.reason.startsWith('nonce') ? '' : 'timestamp '}${time.reason}\n`);
     const verdict = verify(
-      { timestamp: request.headers[TIMESTAMP_HEADER], signature: request.headers[SIGNATURE_HEADER] },
+      {
+        timestamp: request.headers[TIMESTAMP_HEADER],
+        nonce: request.headers[NONCE_HEADER],
+        signature: request.headers[SIGNATURE_HEADER],
+      },
       { method: request.method, path: request.url, body },
       opts.secrets,
       now(),
     );
     if (!verdict.ok) return reply.code(401).send(`signature ${verdict.reason}\n`);
-    if (guard.check(verdict.digest, verdict.expiresAt, now()) !== 'fresh')
-      return reply.code(401).send('signature already used (replay)\n');
+    if (guard.check(verdict.nonce, verdict.expiresAt, now()) !== 'fresh')
+      return reply.code(401).send('signature nonce already used (replay)\n');
 
     let push: PushNotification;
     try {

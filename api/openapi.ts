@@ -18,7 +18,7 @@ import {
   OperationStarted,
   SiteResponse,
 } from './responses';
-import { SIGNATURE_WINDOW_SECONDS } from './signature';
+import { SIGNATURE_WINDOW_SECONDS, SIGNING } from './signature';
 
 /**
  * The API's OpenAPI 3.1 document, generated from the same zod schemas the server validates with
@@ -57,13 +57,26 @@ const IDEMPOTENCY =
   'operation, running or finished, with 200, and never starts a second one; the same key with a ' +
   'different request is refused with 409.';
 
+/** How to sign, in words (the security scheme's description); SIGNING says the same as data. */
+const SIGNING_TEXT =
+  'Every /v1 request carries three headers: `X-QM-Timestamp` (unix seconds, within ' +
+  `±${SIGNATURE_WINDOW_SECONDS / 60} minutes of the server clock), \`X-QM-Nonce\` (16-64 letters, digits, \`_\` ` +
+  'or `-`, new for every request: a nonce already accepted is refused as a replay) and ' +
+  '`X-QM-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<nonce>.<METHOD> <path>\\n<raw body>")>`, ' +
+  'where METHOD is upper case, path is the request target exactly as sent (query string included), ' +
+  '`\\n` is one newline (0x0A) and raw body is the exact bytes sent (nothing for a request without a ' +
+  'body). To retry a write at once, sign it again with a new nonce: the same Idempotency-Key returns ' +
+  'the same operation. The `x-qm-signing` extension of this scheme says the same as data.';
+
+const SECURITY = [{ signature: [], timestamp: [], nonce: [] }];
+
 const errors = {
   '400': {
     description: 'Invalid request: `fields` names every bad field. Nothing was started.',
     content: json('Error'),
   },
   '401': {
-    description: 'Missing, bad, expired or replayed signature. Nothing was started.',
+    description: 'Missing, bad, expired or replayed signature (a nonce used before). Nothing was started.',
     content: json('Error'),
   },
   '413': { description: 'Body over 64 KiB. Nothing was started.', content: json('Error') },
@@ -74,11 +87,18 @@ const errors = {
   '503': { description: 'Temporal (or a worker) did not answer.', content: json('Error') },
 };
 
-function startOperation(summary: string, description: string, requestBody: string, optionalBody: boolean) {
+function startOperation(
+  operationId: string,
+  summary: string,
+  description: string,
+  requestBody: string,
+  optionalBody: boolean,
+) {
   return {
+    operationId,
     summary,
     description: `${description}\n\n${QUEUEING}`,
-    security: [{ signature: [], timestamp: [] }],
+    security: SECURITY,
     parameters: [{ $ref: '#/components/parameters/IdempotencyKey' }],
     requestBody: { required: !optionalBody, content: json(requestBody) },
     responses: {
@@ -120,15 +140,30 @@ export function openApiDocument() {
         'Creates, suspends, resumes and cancels customer sites, changes their plan, backs them up, restores ' +
         'them, deploys a ref and rolls back; each call starts a durable Temporal ' +
         'operation and answers at once with its id, which GET /v1/operations/{id} follows.\n\n' +
-        `Every /v1 request is signed: \`X-QM-Timestamp\` (unix seconds, within ±${SIGNATURE_WINDOW_SECONDS / 60} ` +
-        'minutes of the server clock) and `X-QM-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. ' +
-        'A signature is accepted once. Bodies are JSON (Content-Type: application/json), at most 64 KiB; ' +
-        'unknown fields are refused.',
+        `${SIGNING_TEXT}\n\n` +
+        'Bodies are JSON (Content-Type: application/json), at most 64 KiB; unknown fields are refused.',
     },
     components: {
       securitySchemes: {
-        signature: { type: 'apiKey', in: 'header', name: 'X-QM-Signature' },
-        timestamp: { type: 'apiKey', in: 'header', name: 'X-QM-Timestamp' },
+        signature: {
+          type: 'apiKey',
+          in: 'header',
+          name: SIGNING.signature.header,
+          description: SIGNING_TEXT,
+          'x-qm-signing': SIGNING,
+        },
+        timestamp: {
+          type: 'apiKey',
+          in: 'header',
+          name: SIGNING.timestamp.header,
+          description: 'Unix seconds; see the signature scheme.',
+        },
+        nonce: {
+          type: 'apiKey',
+          in: 'header',
+          name: SIGNING.nonce.header,
+          description: 'New for every request; see the signature scheme.',
+        },
       },
       parameters: {
         IdempotencyKey: {
@@ -170,6 +205,7 @@ export function openApiDocument() {
     paths: {
       '/v1/sites': {
         post: startOperation(
+          'provisionSite',
           'Create a site (provisionSite)',
           'Provisions the site described by `site`. A site already active with the same spec completes at once.',
           'ProvisionRequest',
@@ -179,10 +215,11 @@ export function openApiDocument() {
       '/v1/sites/{siteId}': {
         parameters: [siteIdParam],
         get: {
+          operationId: 'getSite',
           summary: "The site's record",
           description:
             "The record held by the site's own workflow, the operation holding its lock and those waiting.",
-          security: [{ signature: [], timestamp: [] }],
+          security: SECURITY,
           responses: {
             '200': { description: 'The site.', content: json('Site') },
             '404': { description: 'Not known to the platform.', content: json('Error') },
@@ -190,6 +227,7 @@ export function openApiDocument() {
           },
         },
         delete: startOperation(
+          'deprovisionSite',
           'Cancel a site (deprovisionSite)',
           'Removes the site for good after a final backup (database snapshot, files archive).',
           'DeprovisionRequest',
@@ -199,6 +237,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/suspend': {
         parameters: [siteIdParam],
         post: startOperation(
+          'suspendSite',
           'Suspend a site (suspendSite)',
           'The proxies serve the "suspended" page and the containers stop; the data stays.',
           'SuspendRequest',
@@ -208,6 +247,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/resume': {
         parameters: [siteIdParam],
         post: startOperation(
+          'resumeSite',
           'Resume a suspended site (resumeSite)',
           'The containers start again and the site serves once healthy.',
           'ResumeRequest',
@@ -217,6 +257,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/plan': {
         parameters: [siteIdParam],
         patch: startOperation(
+          'changePlan',
           'Change the plan (changePlan)',
           "Records the new plan in the site's record. Backups follow it from the next one on: each prunes by " +
             "its plan's retention once it is verified, so a downgrade never prunes without a fresh good backup. " +
@@ -228,6 +269,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/backups': {
         parameters: [siteIdParam],
         post: startOperation(
+          'backupSite',
           'Back up a site now (backupSite)',
           'A consistent database dump and a files archive, checksummed, verified by restoring them into ' +
             "scratch; then old backups pruned by the plan's retention. The result carries the backupId " +
@@ -239,6 +281,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/restore': {
         parameters: [siteIdParam],
         post: startOperation(
+          'restoreSite',
           'Restore a site from a backup (restoreSite)',
           'Takes a safety backup first, shows the maintenance page, puts back the database and files of ' +
             'the backup, checks them against its manifest and health through the proxy; on any failure the ' +
@@ -250,6 +293,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/deploy': {
         parameters: [siteIdParam],
         post: startOperation(
+          'deployRelease',
           'Deploy a commit or ref (deployRelease)',
           'Fetches the release onto every app server in parallel, snapshots the database, switches traffic with ' +
             "zero downtime, runs the profile's postDeploy hooks once and checks health through every proxy; on " +
@@ -262,6 +306,7 @@ export function openApiDocument() {
       '/v1/sites/{siteId}/rollback': {
         parameters: [siteIdParam],
         post: startOperation(
+          'rollbackSite',
           'Roll back to a kept release (rollbackSite)',
           'Switches every app server back to a release it still keeps, with zero downtime; no hooks and no ' +
             'database change. A release that is not kept is refused before anything changes.',
@@ -280,11 +325,12 @@ export function openApiDocument() {
           },
         ],
         get: {
+          operationId: 'getOperation',
           summary: 'An operation',
           description:
             'Its state; while RUNNING its progress (step, steps done, per-host status) and `queued` while ' +
             'it waits for the site lock; once ended its result or error.',
-          security: [{ signature: [], timestamp: [] }],
+          security: SECURITY,
           responses: {
             '200': { description: 'The operation.', content: json('Operation') },
             '404': { description: 'No such operation.', content: json('Error') },
@@ -294,12 +340,14 @@ export function openApiDocument() {
       },
       '/openapi.json': {
         get: {
+          operationId: 'getOpenApi',
           summary: 'This document (unauthenticated)',
           responses: { '200': { description: 'The OpenAPI 3.1 document.' } },
         },
       },
       '/healthz': {
         get: {
+          operationId: 'getHealth',
           summary: 'Health (unauthenticated)',
           description: 'ok when Temporal answers.',
           responses: {

@@ -34,14 +34,14 @@ import {
   SiteParams,
   SuspendRequest,
 } from './requests';
-import { checkTimestamp, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
+import { checkTimestamp, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
 
 /**
  * The billing API (see openapi.ts for the contract). Every /v1 request is checked in this order,
  * and any failure answers a 4xx before anything is started:
- *   timestamp in the window (before the body is read) → body ≤ 64 KiB, JSON content type →
- *   signature over the raw body, not seen before → path, Idempotency-Key and body against the
- *   workflows' own schemas → the operation.
+ *   timestamp in the window and a nonce (before the body is read) → body ≤ 64 KiB, JSON content
+ *   type → signature over timestamp, nonce, method, path and raw body → a write's nonce not seen
+ *   before → path, Idempotency-Key and body against the workflows' own schemas → the operation.
  */
 
 export const BODY_LIMIT = 64 * 1024;
@@ -147,25 +147,32 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.auth === false || !request.routeOptions.url) return;
-    const t = checkTimestamp(request.headers[TIMESTAMP_HEADER], now());
-    if (!t.ok) return unauthorized(reply, `timestamp ${t.reason}`);
+    const t = checkTimestamp(request.headers[TIMESTAMP_HEADER], now(), {
+      value: request.headers[NONCE_HEADER],
+    });
+    if (!t.ok) return unauthorized(reply, t.reason.startsWith('nonce') ? t.reason : `timestamp ${t.reason}`);
   });
 
   app.addHook('preHandler', async (request, reply) => {
     if (request.routeOptions.config.auth === false || !request.routeOptions.url) return;
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verdict = verify(
-      { timestamp: request.headers[TIMESTAMP_HEADER], signature: request.headers[SIGNATURE_HEADER] },
+      {
+        timestamp: request.headers[TIMESTAMP_HEADER],
+        nonce: request.headers[NONCE_HEADER],
+        signature: request.headers[SIGNATURE_HEADER],
+      },
       { method: request.method, path: request.url, body },
       opts.secrets,
       now(),
     );
     if (!verdict.ok) return unauthorized(reply, verdict.reason);
-    // A replayed read shows no more than its first answer did; a replayed write could act again.
-    // Reads are not remembered, so a client polling an operation twice in a second is not refused.
+    // A replayed write could act again; a replayed read changes nothing. Only writes' nonces are
+    // remembered, so a client polling an operation fast does not fill the guard (which then
+    // refuses writes: fail closed).
     if (request.method === 'GET' || request.method === 'HEAD') return;
-    const seen = guard.check(verdict.digest, verdict.expiresAt, now());
-    if (seen === 'replay') return unauthorized(reply, 'already used (replay)');
+    const seen = guard.check(verdict.nonce, verdict.expiresAt, now());
+    if (seen === 'replay') return unauthorized(reply, 'nonce already used (replay)');
     if (seen === 'full')
       return reply
         .code(503)

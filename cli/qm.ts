@@ -10,24 +10,23 @@ import {
   IdempotencyKey,
   listSites,
   NoWorkerError,
-  OperationId,
   OPERATIONS,
-  readOperation,
   readSite,
   SiteNotFoundError,
   startOperation,
   type OperationKind,
-  type OperationView,
 } from '../client/operations';
+import { endedWell, readRun, type RunView } from '../client/runs';
 import { ensureNightlyBackupSchedule, NightlyScheduleConfig } from '../client/schedules';
 import { loadEnv, QmEnv } from '../config';
 import { InvalidInputError, parseOrThrow } from '../schema/common';
-import { SiteId } from '../schema/site';
-import { progressLines, siteLines, sitesTable } from './render';
+import { SiteId, SiteSpec } from '../schema/site';
+import { runLines, siteLines, sitesTable } from './render';
 
 const USAGE = `qm: Quartermaster operations from the shell (the same client code as the billing API)
 
-  qm provision <spec.json|->   provision a site from its spec (a SiteSpec, as JSON; - reads stdin)
+  qm provision <spec.json|->   provision a site: a SiteSpec, or provisionSite's own input
+                               {"site": {…}, "triggeredBy": …} (JSON; - reads stdin)
   qm suspend <siteId> [--reason TEXT]
   qm resume <siteId>
   qm deprovision <siteId> [--skip-final-backup]
@@ -37,7 +36,10 @@ const USAGE = `qm: Quartermaster operations from the shell (the same client code
   qm deploy <siteId> <ref|commit> [--reason TEXT]   a branch, tag or commit (40 hex digits)
   qm rollback <siteId> <release> [--reason TEXT]    a release still kept on the app servers
   qm status <siteId> [--json]   the site's record, lock holder and queue
-  qm op <operationId> [--follow] [--json]
+  qm op <workflowId> [--follow] [--json]
+                                any operation: a site operation, a patch roll, a night of
+                                backups, a fleet check (its progress while it runs, then how
+                                it ended)
   qm sites [--json]             every site, from Temporal visibility
   qm schedule nightly [--hour 1] [--minute 0] [--window 240] [--per-db-host 2]
                                 make the nightly backups' Schedule exist as given (UTC; a paused
@@ -45,11 +47,14 @@ const USAGE = `qm: Quartermaster operations from the shell (the same client code
 
 Operations print their id and follow it to the end (--no-follow: just start it). --key K sets the
 idempotency key (default: a fresh one); running the same command with the same key never starts
-a second operation.
+a second operation. Operations qm starts are recorded as triggered by qm:<user> (QM_USER, else the
+user who ran sudo, else the OS user).
 
 Environment: TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE, QM_TASK_QUEUE (quartermaster),
-QM_CODEC_KEY (the worker's payload key). Exit status: 0 done, 1 the operation failed, 2 bad usage
-or input, 3 not found, 4 Temporal or the worker did not answer.`;
+QM_CODEC_KEY (the worker's payload key), QM_USER. Exit status: 0 done, 1 the operation failed (for
+qm op also: a fleet check with a failed host, a night with a failed backup, a patch roll that did
+not complete every host), 2 bad usage or input, 3 not found, 4 Temporal or the worker did not
+answer.`;
 
 /** Each command: does it name a site first, and what its second argument is. */
 const COMMANDS = {
@@ -70,9 +75,9 @@ const COMMANDS = {
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-interface Io {
+export interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
   readStdin: () => string;
@@ -86,12 +91,12 @@ const defaultIo: Io = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function whoAmI(): string {
-  const name = (process.env.SUDO_USER || os.userInfo().username || 'unknown').replace(
-    /[^A-Za-z0-9._-]/g,
-    '_',
-  );
-  return `ops:${name.slice(0, 60)}`;
+/** `qm:<user>`: QM_USER (checked), else the user who ran sudo, else the OS user (made safe). */
+export function whoAmI(env: NodeJS.ProcessEnv = process.env): string {
+  const given = QmEnv.shape.QM_USER.safeParse(env.QM_USER);
+  if (!given.success) throw new UsageError(`bad QM_USER: ${given.error.issues[0]!.message}`);
+  const name = given.data ?? (env.SUDO_USER || os.userInfo().username || 'unknown');
+  return `qm:${name.replace(/[^A-Za-z0-9._@-]/g, '_').slice(0, 60)}`;
 }
 
 function readJson(path: string, io: Io): unknown {
@@ -103,13 +108,33 @@ function readJson(path: string, io: Io): unknown {
   }
 }
 
-function readSpec(path: string | undefined, io: Io): { siteId?: unknown } {
+/**
+ * `qm provision`'s file: a SiteSpec, or provisionSite's own input `{"site": …, "triggeredBy": …}`
+ * (what the Web UI takes, as the docs show it). A SiteSpec has no `site` field, so the two cannot
+ * be mistaken for each other. Every bad field is named; triggeredBy becomes qm's own.
+ */
+function readProvision(
+  path: string | undefined,
+  io: Io,
+  triggeredBy: string,
+): { siteId: string; input: Record<string, unknown> } {
   if (!path) throw new UsageError('qm provision <spec.json|->');
-  const spec = readJson(path, io);
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
-    throw new UsageError('the spec must be a JSON object (a SiteSpec)');
-  parseOrThrow(OPERATIONS.provision.input, { site: spec }, 'site spec'); // every bad field named
-  return spec as { siteId?: unknown };
+  const given = readJson(path, io);
+  if (typeof given !== 'object' || given === null || Array.isArray(given))
+    throw new UsageError('the spec must be a JSON object: a SiteSpec, or {"site": <SiteSpec>}');
+  const wrapped = 'site' in given;
+  const theirs = (given as { triggeredBy?: unknown }).triggeredBy;
+  if (wrapped && theirs !== undefined && theirs !== triggeredBy)
+    io.err(`qm: recording the operation as triggered by ${triggeredBy}, not ${JSON.stringify(theirs)}`);
+  const input = wrapped
+    ? { ...(given as Record<string, unknown>), triggeredBy }
+    : { site: given, triggeredBy };
+  const parsed = parseOrThrow(
+    OPERATIONS.provision.input,
+    input,
+    wrapped ? 'provisionSite input' : 'site spec',
+  ) as { site: SiteSpec };
+  return { siteId: parsed.site.siteId, input };
 }
 
 function siteIdArg(value: string | undefined): string {
@@ -139,26 +164,58 @@ function nightlySchedule(
   );
 }
 
-/** Follow an operation until it ends, printing what changes; the exit status says how it ended. */
+/** A workflow id as `qm op` takes it: any id Temporal could hold, nothing that is not printable. */
+function workflowIdArg(value: string | undefined): string {
+  if (!value || value.length > 255 || !/^[\x21-\x7e]+$/.test(value))
+    throw new UsageError(
+      `bad workflow id ${JSON.stringify(value ?? '')}: 1-255 printable characters, no spaces`,
+    );
+  return value;
+}
+
+/** Follow any run until it ends, printing what changes; the exit status says how it ended. */
 export async function follow(client: Client, id: string, io: Io, intervalMs = 1000): Promise<number> {
-  const parsed = OperationId.safeParse(id);
-  if (!parsed.success)
-    throw new UsageError(`bad operation id ${JSON.stringify(id)}: ${parsed.error.issues[0]!.message}`);
-  let prev: OperationView | undefined;
+  let prev: RunView | undefined;
   for (;;) {
-    const view = await readOperation(client, parsed.data);
-    if (!view) {
+    const run = await readRun(client, workflowIdArg(id));
+    if (!run) {
       io.err(`no operation ${id}`);
       return EXIT.notFound;
     }
-    for (const line of progressLines(prev, view)) io.out(line);
-    if (view.state !== 'RUNNING') return view.state === 'COMPLETED' ? EXIT.ok : EXIT.failed;
-    prev = view;
+    for (const line of runLines(prev, run)) io.out(line);
+    const well = endedWell(run);
+    if (well !== undefined) return well ? EXIT.ok : EXIT.failed;
+    prev = run;
     await sleep(intervalMs);
   }
 }
 
-async function run(argv: string[], io: Io): Promise<number> {
+/** What a command line asks for, checked in full before anything connects. */
+export type Command =
+  | { command: 'help'; exit: number }
+  | {
+      command: 'start';
+      kind: OperationKind;
+      siteId: string;
+      /** The workflow's input, checked against its schema (triggeredBy is qm's). */
+      input: Record<string, unknown>;
+      key?: string;
+      follow: boolean;
+    }
+  | { command: 'status'; siteId: string; json: boolean }
+  | { command: 'op'; id: string; follow: boolean; json: boolean }
+  | { command: 'sites'; json: boolean }
+  | { command: 'schedule'; config: NightlyScheduleConfig };
+
+/**
+ * Parse a qm command line: every argument checked against the workflows' own schemas (a typo
+ * never reaches Temporal), files read, nothing connected. Throws a usage error naming what is wrong.
+ */
+export function parseCommand(
+  argv: string[],
+  io: Io = defaultIo,
+  env: NodeJS.ProcessEnv = process.env,
+): Command {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -180,122 +237,125 @@ async function run(argv: string[], io: Io): Promise<number> {
   const [command, arg, second, ...extra] = positionals;
   if (values.help || !command) {
     io.out(USAGE);
-    return values.help ? EXIT.ok : EXIT.usage;
+    return { command: 'help', exit: values.help ? EXIT.ok : EXIT.usage };
   }
-  // Arguments are checked before anything connects: a typo never reaches Temporal.
   if (!(command in COMMANDS)) throw new UsageError(`unknown command ${command} (qm --help)`);
   const shape = COMMANDS[command as keyof typeof COMMANDS];
   const unexpected = shape.second ? extra : [second, ...extra].filter((a) => a !== undefined);
   if (unexpected.length) throw new UsageError(`unexpected arguments: ${unexpected.join(' ')}`);
   if (shape.site) siteIdArg(arg);
   if (shape.second && !second) throw new UsageError(`qm ${command} <siteId> <${shape.second}>`);
-  if (command === 'op') {
-    const parsed = OperationId.safeParse(arg ?? '');
-    if (!parsed.success) throw new UsageError(`bad operation id: ${parsed.error.issues[0]!.message}`);
-  }
   if (values.key !== undefined) {
     const k = IdempotencyKey.safeParse(values.key);
     if (!k.success) throw new UsageError(`bad --key: ${k.error.issues[0]!.message}`);
   }
-  const spec = command === 'provision' ? readSpec(arg, io) : undefined;
-  const schedule = command === 'schedule' ? nightlySchedule(arg, values) : undefined;
-  // the operations on a site, with their input (checked against the workflow's schema on start)
-  const onSite = (): { kind: OperationKind; input: Record<string, unknown> } | undefined => {
-    const siteId = arg!;
-    const reason = values.reason ? { reason: values.reason } : {};
-    switch (command) {
-      case 'suspend':
-        return { kind: 'suspend', input: { siteId, ...reason } };
-      case 'resume':
-        return { kind: 'resume', input: { siteId } };
-      case 'deprovision':
-        return { kind: 'deprovision', input: { siteId, skipFinalBackup: values['skip-final-backup'] } };
-      case 'plan':
-        return { kind: 'change-plan', input: { siteId, plan: second } };
-      case 'backup':
-        return { kind: 'backup', input: { siteId, kind: 'on-demand', prune: !values['no-prune'] } };
-      case 'restore':
-        return { kind: 'restore', input: { siteId, backupId: second } };
-      case 'deploy':
-        return {
-          kind: 'deploy',
-          input: {
-            siteId,
-            ...(/^[0-9a-f]{40}$/.test(second!) ? { commit: second } : { ref: second }),
-            ...reason,
-          },
-        };
-      case 'rollback':
-        return { kind: 'rollback', input: { siteId, release: second, ...reason } };
-      default:
-        return undefined;
-    }
+  const json = values.json;
+  switch (command) {
+    case 'op':
+      return { command: 'op', id: workflowIdArg(arg), follow: values.follow, json };
+    case 'status':
+      return { command: 'status', siteId: siteIdArg(arg), json };
+    case 'sites':
+      return { command: 'sites', json };
+    case 'schedule':
+      return { command: 'schedule', config: nightlySchedule(arg, values) };
+  }
+
+  // the operations qm starts, with their input (checked against the workflow's schema here)
+  const triggeredBy = whoAmI(env);
+  const start = (kind: OperationKind, siteId: string, input: Record<string, unknown>): Command => {
+    parseOrThrow(OPERATIONS[kind].input, input, `qm ${command}`); // every bad field named
+    return { command: 'start', kind, siteId, input, key: values.key, follow: !values['no-follow'] };
   };
-  const siteOperation = onSite();
-  // every bad field named before anything connects
-  if (siteOperation) parseOrThrow(OPERATIONS[siteOperation.kind].input, siteOperation.input, `qm ${command}`);
+  if (command === 'provision') {
+    const p = readProvision(arg, io, triggeredBy);
+    return start('provision', p.siteId, p.input);
+  }
+  const siteId = arg!;
+  const reason = values.reason ? { reason: values.reason } : {};
+  const who = { siteId, triggeredBy };
+  switch (command) {
+    case 'suspend':
+      return start('suspend', siteId, { ...who, ...reason });
+    case 'resume':
+      return start('resume', siteId, who);
+    case 'deprovision':
+      return start('deprovision', siteId, { ...who, skipFinalBackup: values['skip-final-backup'] });
+    case 'plan':
+      return start('change-plan', siteId, { ...who, plan: second });
+    case 'backup':
+      return start('backup', siteId, { ...who, kind: 'on-demand', prune: !values['no-prune'] });
+    case 'restore':
+      return start('restore', siteId, { ...who, backupId: second });
+    case 'deploy':
+      return start('deploy', siteId, {
+        ...who,
+        ...(/^[0-9a-f]{40}$/.test(second!) ? { commit: second } : { ref: second }),
+        ...reason,
+      });
+    case 'rollback':
+      return start('rollback', siteId, { ...who, release: second, ...reason });
+    default:
+      throw new UsageError(`unknown command ${command} (qm --help)`);
+  }
+}
+
+async function run(argv: string[], io: Io): Promise<number> {
+  const cmd = parseCommand(argv, io);
+  if (cmd.command === 'help') return cmd.exit;
 
   const env = loadEnv(QmEnv);
   const codec = env.QM_CODEC_KEY ? new AesGcmCodec(env.QM_CODEC_KEY) : undefined;
   const { client, close } = await connectClient(env, codec);
   try {
-    const startAndFollow = async (kind: OperationKind, siteId: string, input: unknown) => {
-      const key = values.key ?? `cli-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-      const op = await startOperation(client, {
-        kind,
-        siteId,
-        key,
-        input,
-        taskQueue: env.QM_TASK_QUEUE,
-        triggeredBy: whoAmI(),
-      });
-      io.out(
-        `${op.created ? 'started' : 'already started (same key)'} ${op.operationId}` +
-          (op.queued ? `, queued behind ${op.behind}` : ''),
-      );
-      return values['no-follow'] ? EXIT.ok : follow(client, op.operationId, io);
-    };
-
-    if (siteOperation) return await startAndFollow(siteOperation.kind, arg!, siteOperation.input);
-    switch (command) {
-      case 'provision':
-        return await startAndFollow('provision', String(spec!.siteId ?? ''), { site: spec });
+    switch (cmd.command) {
+      case 'start': {
+        const key = cmd.key ?? `cli-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+        const op = await startOperation(client, {
+          kind: cmd.kind,
+          siteId: cmd.siteId,
+          key,
+          input: cmd.input,
+          taskQueue: env.QM_TASK_QUEUE,
+          triggeredBy: cmd.input.triggeredBy as string,
+        });
+        io.out(
+          `${op.created ? 'started' : 'already started (same key)'} ${op.operationId}` +
+            (op.queued ? `, queued behind ${op.behind}` : ''),
+        );
+        return cmd.follow ? await follow(client, op.operationId, io) : EXIT.ok;
+      }
       case 'status': {
-        const siteId = siteIdArg(arg);
-        const site = await readSite(client, siteId);
+        const site = await readSite(client, cmd.siteId);
         if (!site) {
-          io.err(`site ${siteId} is not known to the platform`);
+          io.err(`site ${cmd.siteId} is not known to the platform`);
           return EXIT.notFound;
         }
-        for (const line of values.json ? [JSON.stringify(site, null, 2)] : siteLines(siteId, site))
+        for (const line of cmd.json ? [JSON.stringify(site, null, 2)] : siteLines(cmd.siteId, site))
           io.out(line);
         return EXIT.ok;
       }
       case 'op': {
-        if (values.follow) return await follow(client, arg!, io);
-        const view = await readOperation(client, OperationId.parse(arg));
+        if (cmd.follow) return await follow(client, cmd.id, io);
+        const view = await readRun(client, cmd.id);
         if (!view) {
-          io.err(`no operation ${arg}`);
+          io.err(`no operation ${cmd.id}`);
           return EXIT.notFound;
         }
-        for (const line of values.json ? [JSON.stringify(view, null, 2)] : progressLines(undefined, view))
+        for (const line of cmd.json ? [JSON.stringify(view, null, 2)] : runLines(undefined, view))
           io.out(line);
-        return view.state === 'FAILED' || view.state === 'TERMINATED' || view.state === 'TIMED_OUT'
-          ? EXIT.failed
-          : EXIT.ok;
+        return endedWell(view) === false ? EXIT.failed : EXIT.ok;
       }
       case 'sites': {
         const sites = await listSites(client);
-        for (const line of values.json ? [JSON.stringify(sites, null, 2)] : sitesTable(sites)) io.out(line);
+        for (const line of cmd.json ? [JSON.stringify(sites, null, 2)] : sitesTable(sites)) io.out(line);
         return EXIT.ok;
       }
       case 'schedule': {
-        const r = await ensureNightlyBackupSchedule(client, env.QM_TASK_QUEUE, schedule);
+        const r = await ensureNightlyBackupSchedule(client, env.QM_TASK_QUEUE, cmd.config);
         io.out(`schedule ${r.scheduleId}: ${r.action}`);
         return EXIT.ok;
       }
-      default:
-        throw new UsageError(`unknown command ${command} (qm --help)`);
     }
   } finally {
     await close();

@@ -1,4 +1,5 @@
 import type { OperationView, SiteState, SiteSummary } from '../client/operations';
+import type { RunView } from '../client/runs';
 
 /**
  * What `qm` prints, as pure functions of what it read (unit-tested): a followed operation prints
@@ -79,4 +80,112 @@ export function sitesTable(sites: SiteSummary[]): string[] {
       .join('  ')
       .trimEnd(),
   );
+}
+
+const LABELS: Record<string, string> = {
+  'patch-roll': 'patch roll',
+  'nightly-backups': 'nightly backups',
+  'fleet-check': 'fleet check',
+};
+
+/** What a run shows while it runs, one fact a line (compared line by line between two looks). */
+function runningLines(run: Exclude<RunView, { kind: 'site-operation' }>): string[] {
+  if (!('progress' in run) || run.progress === undefined) return [];
+  if (run.progress === null) return [`  (no progress: ${run.progressUnavailable ?? 'no worker answered'})`];
+  switch (run.kind) {
+    case 'patch-roll': {
+      const p = run.progress;
+      const lines = [
+        `  status ${p.status}${p.paused ? ' (paused)' : ''}, batch ${p.currentBatch}/${p.batches.length}, ` +
+          `error budget ${p.errorBudget.used}/${p.errorBudget.allowed} used`,
+      ];
+      if (p.waitingForLock) lines.push('  waiting for site locks');
+      if (p.canary.host)
+        lines.push(`  canary ${p.canary.host}${p.canary.approved ? ' approved' : ': waiting for approve'}`);
+      if (p.stopReason) lines.push(`  stopping: ${p.stopReason}`);
+      for (const [host, h] of Object.entries(p.hosts))
+        lines.push(`    ${host}: ${h.state} (batch ${h.batch})${h.reason ? `: ${h.reason}` : ''}`);
+      return lines;
+    }
+    case 'nightly-backups': {
+      const p = run.progress;
+      const lines = [
+        `  night ${p.night}: ${p.total} site(s), ${p.waiting} waiting, ${p.succeeded} succeeded, ` +
+          `${p.alreadyDone} already done`,
+      ];
+      for (const [dbHost, sites] of Object.entries(p.running))
+        if (sites.length) lines.push(`    ${dbHost}: backing up ${sites.join(', ')}`);
+      for (const site of p.failed) lines.push(`    ${site}: FAILED`);
+      return lines;
+    }
+    case 'fleet-check': {
+      const p = run.progress;
+      return [
+        ...p.healthy.map((h) => `    ${h}: healthy`),
+        ...p.failed.map((f) => `    ${f.host}: FAILED ${f.error}`),
+      ];
+    }
+    default:
+      return [];
+  }
+}
+
+const list = (names: string[]) => (names.length ? names.join(', ') : '-');
+
+/** How a run ended, in a line or a few. */
+function endLines(run: Exclude<RunView, { kind: 'site-operation' }>): string[] {
+  if (run.state !== 'COMPLETED')
+    return [`${run.state}  ${run.error ? `${run.error.type}: ${run.error.message}` : ''}`.trimEnd()];
+  switch (run.kind) {
+    case 'patch-roll': {
+      const r = run.result;
+      if (!r) return ['COMPLETED'];
+      const lines = [
+        `COMPLETED  roll ${r.status}${r.stopReason ? ` (${r.stopReason})` : ''}: done ${list(r.done)}; ` +
+          `failed ${list(r.failed)}; skipped ${list(r.skipped)}; held back ${list(r.heldBack)}; ` +
+          `not started ${list(r.notStarted)}`,
+      ];
+      for (const [host, h] of Object.entries(r.hosts))
+        if (h.reason)
+          lines.push(`    ${host}: ${h.state}: ${h.reason}${h.leftAs ? ` (left ${h.leftAs})` : ''}`);
+      return lines;
+    }
+    case 'nightly-backups': {
+      const r = run.result;
+      if (!r) return ['COMPLETED'];
+      return [
+        `COMPLETED  night ${r.night}: ${r.sites} site(s); succeeded ${list(r.succeeded)}; ` +
+          `already done ${list(r.alreadyDone)}; not active ${list(r.notActive)}; ` +
+          `failed ${list(r.failed.map((f) => f.siteId))}`,
+        ...r.failed.map((f) => `    ${f.siteId}: ${f.error} (${f.workflowId})`),
+      ];
+    }
+    case 'fleet-check': {
+      const r = run.result;
+      if (!r) return ['COMPLETED'];
+      return [
+        `COMPLETED  healthy ${list(r.healthy)}; failed ${list(r.failed.map((f) => f.host))}`,
+        ...r.failed.map((f) => `    ${f.host}: ${f.error}`),
+      ];
+    }
+    default:
+      return [`COMPLETED  ${JSON.stringify(run.result)}`];
+  }
+}
+
+/**
+ * The lines to print when any run (a site operation, a patch roll, a night of backups, a fleet
+ * check) went from `prev` (undefined: first look) to `next`: only what changed, as a log.
+ */
+export function runLines(prev: RunView | undefined, next: RunView): string[] {
+  if (next.kind === 'site-operation')
+    return progressLines(prev?.kind === 'site-operation' ? prev.view : undefined, next.view);
+  const lines: string[] = [];
+  if (!prev)
+    lines.push(
+      `${next.id}  ${next.state}  (${LABELS[next.kind] ?? next.workflowType}, started ${next.startedAt})`,
+    );
+  if (next.state !== 'RUNNING') return [...lines, ...endLines(next)];
+  const seen = new Set(prev && prev.kind !== 'site-operation' ? runningLines(prev) : []);
+  return [...lines, ...runningLines(next).filter((l) => !seen.has(l))];
 }

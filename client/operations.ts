@@ -276,7 +276,7 @@ async function lockState(
     : { queued: false };
 }
 
-async function queryWithin<T>(client: Client, what: string, fn: () => Promise<T>): Promise<T> {
+export async function queryWithin<T>(client: Client, what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, fn);
   } catch (err) {
@@ -396,7 +396,7 @@ export async function readOperation(
   return view;
 }
 
-function failureOf(err: unknown): { type: string; message: string } {
+export function failureOf(err: unknown): { type: string; message: string } {
   const cause = err instanceof WorkflowFailedError ? err.cause : err;
   if (cause instanceof TemporalFailure)
     return { type: (cause as ApplicationFailure).type ?? cause.name, message: cause.message };

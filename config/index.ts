@@ -238,8 +238,19 @@ export const ApiEnv = TemporalEnv.extend({
 });
 export type ApiEnv = z.infer<typeof ApiEnv>;
 
-/** `qm` (cli/qm.ts): Temporal, and the worker's payload key(s) (unset: plain payloads). */
-export const QmEnv = TemporalEnv.extend({ QM_CODEC_KEY: optional(CodecKeys) });
+/**
+ * `qm` (cli/qm.ts): Temporal, the worker's payload key(s) (unset: plain payloads), and who runs it
+ * (QM_USER, recorded as TriggeredBy `qm:<user>`; unset: the OS user).
+ */
+export const QmEnv = TemporalEnv.extend({
+  QM_CODEC_KEY: optional(CodecKeys),
+  QM_USER: optional(
+    z
+      .string()
+      .max(60, 'at most 60 characters')
+      .regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits, ".", "_", "@" and "-"'),
+  ),
+});
 export type QmEnv = z.infer<typeof QmEnv>;
 
 /** The codec server (workers/codecServer.ts): the Web UI's decryption of payloads. */

@@ -8,7 +8,8 @@
 #    "pusher": "...", "pushedAt": "<ISO time>"}
 # signed like every request to the platform (api/signature.ts):
 #   X-QM-Timestamp: <unix seconds>
-#   X-QM-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.POST <path>\n<body>")>
+#   X-QM-Nonce: <32 hex, new for every attempt>
+#   X-QM-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<nonce>.POST <path>\n<body>")>
 # where <path> is the URL's path (and query) exactly as sent.
 #
 # A notification is never lost silently: it is first written to the spool (/srv/qm/git/spool), then
@@ -101,6 +102,15 @@ sub spool_push {
   return @written;
 }
 
+# A nonce for one delivery attempt: the platform accepts a nonce once, so every attempt (a retry
+# within the same second too) is a request of its own; the platform deduplicates the deploys.
+sub nonce {
+  open(my $fh, '<:raw', '/dev/urandom') or die "qm: cannot read /dev/urandom: $!\n";
+  read($fh, my $bytes, 16) == 16 or die "qm: short read from /dev/urandom\n";
+  close $fh;
+  return unpack('H*', $bytes);
+}
+
 # Deliver what is spooled, oldest first. Returns how many are left and the last error.
 sub deliver {
   my ($url, $secret, $timeout, $quiet) = @_;
@@ -117,13 +127,15 @@ sub deliver {
     my $body = slurp("$SPOOL/$file");
     next unless defined $body;    # delivered by another process meanwhile
     my $ts = time;
+    my $nonce = nonce();
     my $res = $http->request('POST', $url, {
       content => $body,
       headers => {
         'content-type' => 'application/json',
         'accept' => 'text/plain',
         'x-qm-timestamp' => "$ts",
-        'x-qm-signature' => 'v1=' . hmac_sha256_hex("$ts.POST $path\n$body", $secret),
+        'x-qm-nonce' => $nonce,
+        'x-qm-signature' => 'v1=' . hmac_sha256_hex("$ts.$nonce.POST $path\n$body", $secret),
       },
     });
     if ($res->{success}) {

@@ -117,8 +117,8 @@ function generator(seed: number, marker: string) {
   const r = prng(seed);
   let n = 0;
   const siteId = () => `${marker}-${(n++).toString(36)}`; // valid, unique, findable
-  // The same body to the same path in the same second is the same signature (a replay, 401): a
-  // query string makes each request its own, so the checks behind the signature are reached.
+  // Every request is signed with a fresh nonce; a query string varies the request target too (the
+  // API must treat it as part of the signed path, and never as part of the route).
   const nonce = () => `?fz=${n++}`;
   const enc = (s: string) =>
     r.next() < 0.5 ? encodeURIComponent(s) : s.replace(/[^\x21-\x7e]/g, encodeURIComponent);

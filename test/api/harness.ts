@@ -143,12 +143,12 @@ export function request(api: Pick<Api, 'url'>, s: Sent): Promise<Answer> {
   const headers: Record<string, string | string[]> = {};
   if (s.body !== undefined) headers['content-type'] = 'application/json';
   if (s.idempotencyKey !== undefined) headers['idempotency-key'] = s.idempotencyKey;
+  const put = (from: Record<string, string | string[]>) => {
+    for (const [k, v] of Object.entries(from)) headers[k.toLowerCase()] = v; // names are case-insensitive
+  };
   if (s.secret !== false)
-    Object.assign(
-      headers,
-      sign(s.secret ?? SECRET, { method: s.method ?? 'GET', path: s.path, body: raw }, s.timestamp),
-    );
-  Object.assign(headers, s.headers ?? {});
+    put(sign(s.secret ?? SECRET, { method: s.method ?? 'GET', path: s.path, body: raw }, s.timestamp));
+  put(s.headers ?? {});
   for (const [k, v] of Object.entries(headers)) if (v === '') delete headers[k];
   return rawRequest(api.url, s.method ?? 'GET', s.path, headers, raw);
 }

@@ -54,6 +54,8 @@ describe('signatures', () => {
     ['from the future (6 minutes ahead)', { timestamp: now() + 360 }, 'future'],
     ['bad signature', { headers: { 'x-qm-signature': `v1=${'0'.repeat(64)}` } }, 'mismatch'],
     ['malformed signature', { headers: { 'x-qm-signature': 'sha256=abc' } }, 'malformed'],
+    ['no nonce', { headers: { 'x-qm-nonce': '' } }, 'nonce missing'],
+    ['a short nonce', { headers: { 'x-qm-nonce': 'abc' } }, 'nonce malformed'],
   ])('%s → 401', async (_name, over, reason) => {
     const r = await get(over);
     expect(r.status).toBe(401);
@@ -87,6 +89,17 @@ describe('signatures', () => {
     const again = await rawRequest(api.url, 'POST', path, headers, body);
     expect(again.status).toBe(401);
     expect(again.json.message).toContain('replay');
+    // a nonce is accepted once, whatever it signs
+    const other = `/v1/sites/${uniqueSiteId('replay')}/suspend`;
+    const sameNonce = sign(
+      OLD_SECRET,
+      { method: 'POST', path: other, body },
+      undefined,
+      headers['X-QM-Nonce'],
+    );
+    const reused = await rawRequest(api.url, 'POST', other, { ...headers, ...sameNonce }, body);
+    expect(reused.status).toBe(401);
+    expect(reused.json.message).toContain('replay');
     const elsewhere = await rawRequest(api.url, 'POST', '/v1/sites/other/suspend', headers, body);
     expect(elsewhere.status).toBe(401);
     expect(elsewhere.json.message).toContain('mismatch');
@@ -94,6 +107,30 @@ describe('signatures', () => {
     const read = { ...sign(SECRET, { method: 'GET', path: '/v1/sites/replay-a', body: '' }) };
     expect((await rawRequest(api.url, 'GET', '/v1/sites/replay-a', read, Buffer.alloc(0))).status).toBe(404);
     expect((await rawRequest(api.url, 'GET', '/v1/sites/replay-a', read, Buffer.alloc(0))).status).toBe(404);
+  });
+
+  test('a write retried at once (same body, same second, new nonce) gets the same operation back', async () => {
+    const site = testSite({ siteId: uniqueSiteId('retry') });
+    const body = Buffer.from(JSON.stringify({ site }));
+    const ts = now();
+    const send = () =>
+      rawRequest(
+        api.url,
+        'POST',
+        '/v1/sites',
+        {
+          ...sign(SECRET, { method: 'POST', path: '/v1/sites', body }, ts),
+          'content-type': 'application/json',
+          'idempotency-key': 'retry-1',
+        },
+        body,
+      );
+    const first = await send();
+    const retry = await send();
+    expect([first.status, retry.status]).toEqual([202, 200]);
+    expect(retry.json.operationId).toBe(first.json.operationId);
+    expect(retry.json.created).toBe(false);
+    expect(await onQueue(` AND SiteId = '${site.siteId}'`)).toEqual([first.json.operationId]);
   });
 
   test('health and the OpenAPI document need no signature', async () => {

@@ -39,7 +39,11 @@ beforeEach(async () => {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const verdict = verify(
-        { timestamp: req.headers['x-qm-timestamp'], signature: req.headers['x-qm-signature'] },
+        {
+          timestamp: req.headers['x-qm-timestamp'],
+          nonce: req.headers['x-qm-nonce'],
+          signature: req.headers['x-qm-signature'],
+        },
         { method: req.method!, path: req.url!, body },
         [SECRET],
       );
