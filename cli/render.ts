@@ -116,6 +116,7 @@ function runningLines(run: Exclude<RunView, { kind: 'site-operation' }>): string
       for (const [dbHost, sites] of Object.entries(p.running))
         if (sites.length) lines.push(`    ${dbHost}: backing up ${sites.join(', ')}`);
       for (const site of p.failed) lines.push(`    ${site}: FAILED`);
+      for (const k of p.skipped) lines.push(`    ${k.siteId}: not backed up: ${k.reason}`);
       return lines;
     }
     case 'fleet-check': {
@@ -158,6 +159,7 @@ function endLines(run: Exclude<RunView, { kind: 'site-operation' }>): string[] {
           `already done ${list(r.alreadyDone)}; not active ${list(r.notActive)}; ` +
           `failed ${list(r.failed.map((f) => f.siteId))}`,
         ...r.failed.map((f) => `    ${f.siteId}: ${f.error} (${f.workflowId})`),
+        ...r.skipped.map((k) => `    ${k.siteId}: not backed up: ${k.reason}`),
       ];
     }
     case 'fleet-check': {

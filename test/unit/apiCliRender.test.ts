@@ -192,12 +192,14 @@ describe('qm op: every kind of run, not only site operations', () => {
         succeeded: 1,
         failed: [],
         alreadyDone: 0,
+        skipped: [{ siteId: 'beta', state: 'failed', reason: 'failed: ops must repair it first' }],
       },
     };
     expect(runLines(undefined, night)).toEqual([
       'nightly-backups-2026-12-06T01:00:00Z  RUNNING  (nightly backups, started 2026-12-06T01:00:00.000Z)',
       '  night 2026-12-06: 3 site(s), 1 waiting, 1 succeeded, 0 already done',
       '    host1: backing up acme',
+      '    beta: not backed up: failed: ops must repair it first',
     ]);
     const check: RunView = {
       kind: 'fleet-check',
