@@ -49,6 +49,23 @@ export function failure(
   });
 }
 
+/**
+ * The failure with `host` in its details (the host it happened on: how a failed operation names
+ * it), when it does not name one yet. A failure naming a host already is returned as it is.
+ */
+export function withHost(err: ApplicationFailure, host: string): ApplicationFailure {
+  const details = err.details?.[0];
+  const own = details && typeof details === 'object' ? (details as Record<string, unknown>) : {};
+  if (typeof own.host === 'string') return err;
+  return ApplicationFailure.create({
+    type: err.type ?? undefined,
+    message: err.message,
+    nonRetryable: err.nonRetryable ?? undefined,
+    details: [{ ...own, host }, ...(err.details?.slice(1) ?? [])],
+    cause: err.cause,
+  });
+}
+
 export function isFailureOfType(err: unknown, type: FailureType): err is ApplicationFailure {
   return err instanceof ApplicationFailure && err.type === type;
 }

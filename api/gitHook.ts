@@ -5,6 +5,7 @@ import { deployPush, type PushDeployOptions } from '../client/pushDeploys';
 import { CommitId } from '../schema/release';
 import { GitBranch, GitRepo } from '../schema/site';
 import { ReplayGuard } from './replayGuard';
+import { parseJsonStrict } from './requests';
 import { checkTimestamp, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify } from './signature';
 
 /**
@@ -85,7 +86,9 @@ export const gitHookPlugin: FastifyPluginAsync<GitHookOptions> = async (app: Fas
 
     let push: PushNotification;
     try {
-      push = PushNotification.parse(JSON.parse(body.toString('utf8')));
+      const parsed = parseJsonStrict(body.toString('utf8'));
+      if (!parsed.ok) return reply.code(400).send(`bad notification: ${parsed.path}: given more than once\n`);
+      push = PushNotification.parse(parsed.value);
     } catch (err) {
       const message =
         err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`) : ['not JSON'];

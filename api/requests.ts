@@ -81,3 +81,53 @@ export function fieldErrors(error: z.ZodError, prefix?: string): Record<string, 
   }
   return fields;
 }
+
+/**
+ * JSON.parse, but a key given twice in one object (at any depth) is refused instead of the last
+ * one silently winning: two parsers could read one signed body two ways, and a client that sends
+ * `plan` twice has a bug we must not guess around. Throws SyntaxError for text that is not JSON.
+ */
+export function parseJsonStrict(
+  text: string,
+): { ok: true; value: unknown } | { ok: false; key: string; path: string } {
+  const value: unknown = JSON.parse(text);
+  const dup = duplicateKey(text);
+  return dup ? { ok: false, ...dup } : { ok: true, value };
+}
+
+type Frame =
+  | { kind: 'object'; path: string[]; keys: Set<string>; key?: string; expectKey: boolean }
+  | { kind: 'array'; path: string[]; index: number };
+
+/** The first key repeated within one object of `text` (valid JSON), and its path (`site.plan`). */
+function duplicateKey(text: string): { key: string; path: string } | undefined {
+  const stack: Frame[] = [];
+  const childPath = (): string[] => {
+    const top = stack[stack.length - 1];
+    if (!top) return [];
+    return [...top.path, top.kind === 'object' ? (top.key ?? '') : String(top.index)];
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = stack[stack.length - 1];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (top?.kind === 'object' && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string; // "\u0061" is the key "a"
+        if (top.keys.has(key)) return { key, path: [...top.path, key].join('.') };
+        top.keys.add(key);
+        top.key = key;
+        top.expectKey = false;
+      }
+      i = j;
+    } else if (c === '{') stack.push({ kind: 'object', path: childPath(), keys: new Set(), expectKey: true });
+    else if (c === '[') stack.push({ kind: 'array', path: childPath(), index: 0 });
+    else if (c === '}' || c === ']') stack.pop();
+    else if (c === ',' && top) {
+      if (top.kind === 'object') top.expectKey = true;
+      else top.index++;
+    }
+  }
+  return undefined;
+}

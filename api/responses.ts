@@ -63,7 +63,21 @@ export const OperationResponse = z.object({
   progressUnavailable: z.string().optional(),
   result: z.unknown().optional().meta({ description: 'COMPLETED only: the workflow result' }),
   error: z
-    .object({ type: z.string(), message: z.string() })
+    .object({
+      type: z.string().meta({
+        description:
+          "the operation's failure: BackupFailed, DeployFailed, …, or a refusal's Conflict, InvalidInput",
+      }),
+      message: z.string().meta({
+        description: 'what failed: a failed step names it, the host and the root cause',
+      }),
+      step: z.string().optional().meta({ description: 'the step the operation failed at' }),
+      host: z.string().optional().meta({ description: 'the host the root cause happened on' }),
+      activityType: z.string().optional().meta({ description: 'the activity that failed' }),
+      rootCause: z
+        .object({ type: z.string(), message: z.string() })
+        .meta({ description: 'the innermost cause: HostKeyMismatch, CommandFailed, …, and its message' }),
+    })
     .optional()
     .meta({ description: 'FAILED, CANCELLED, TERMINATED, TIMED_OUT: why' }),
 });

@@ -27,6 +27,7 @@ import {
   DeployRequest,
   DeprovisionRequest,
   fieldErrors,
+  parseJsonStrict,
   ProvisionRequest,
   RestoreRequest,
   ResumeRequest,
@@ -83,15 +84,25 @@ function temporalUnreachable(err: unknown): boolean {
   return false;
 }
 
-/** The raw body, parsed: empty is `{}`; anything not JSON is a field error. */
+/**
+ * The raw body (kept as sent: the signature covers its bytes), parsed: empty is `{}`; anything not
+ * JSON, or JSON with a key given twice in one object, is a field error.
+ */
 function parseBody(body: unknown): { ok: true; value: unknown } | { ok: false; fields: Fields } {
   const raw = Buffer.isBuffer(body) ? body.toString('utf8') : '';
   if (raw.trim() === '') return { ok: true, value: {} };
+  let parsed: ReturnType<typeof parseJsonStrict>;
   try {
-    return { ok: true, value: JSON.parse(raw) };
+    parsed = parseJsonStrict(raw);
   } catch {
     return { ok: false, fields: { '(body)': 'the body is not valid JSON' } };
   }
+  if (!parsed.ok)
+    return {
+      ok: false,
+      fields: { [parsed.path || '(body)']: `the key ${JSON.stringify(parsed.key)} is given more than once` },
+    };
+  return parsed;
 }
 
 /** Check everything a request carries; every bad field at once. */

@@ -31,9 +31,24 @@ export function progressLines(prev: OperationView | undefined, next: OperationVi
     return lines;
   }
   if (next.state === 'COMPLETED') lines.push(`COMPLETED  ${JSON.stringify(next.result)}`);
-  else
-    lines.push(`${next.state}  ${next.error ? `${next.error.type}: ${next.error.message}` : ''}`.trimEnd());
+  else lines.push(...errorLines(next));
   return lines;
+}
+
+/** How an operation ended when it did not complete: its failure, then where and why, one a line. */
+function errorLines(view: OperationView): string[] {
+  const e = view.error;
+  if (!e) return [view.state];
+  const root = e.rootCause;
+  return [
+    `${view.state}  ${e.type}: ${e.message}`,
+    ...(e.step ? [`  step        ${e.step}`] : []),
+    ...(e.host ? [`  host        ${e.host}`] : []),
+    ...(e.activityType ? [`  activity    ${e.activityType}`] : []),
+    ...(root.type !== e.type || root.message !== e.message
+      ? [`  root cause  ${root.type}: ${root.message}`]
+      : []),
+  ];
 }
 
 export function siteLines(siteId: string, site: SiteState): string[] {

@@ -7,7 +7,7 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { TemporalFailure, type ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ChildWorkflowFailure, type ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import {
   BackupSiteInput,
@@ -22,6 +22,7 @@ import {
   SuspendSiteInput,
   type OperationProgress,
 } from '../protocol/operations';
+import { failureFacts, hostOf, stepOf } from '../protocol/failures';
 import { siteQuery, siteWorkflowId, type SiteView } from '../protocol/site';
 import {
   CustomerId,
@@ -354,7 +355,23 @@ export interface OperationView {
   /** When completed: the workflow's result. */
   result?: unknown;
   /** When it did not complete: why. */
-  error?: { type: string; message: string };
+  error?: OperationError;
+}
+
+/**
+ * Why an operation did not complete: the operation's own failure (its type and message: a failed
+ * site operation's message names the step, the host and the root cause), the step and host it
+ * failed at, the activity that failed, and the root cause, the innermost of its cause chain.
+ */
+export interface OperationError {
+  /** BackupFailed, DeployFailed, …, a refusal's Conflict; the root cause's type when the
+   * operation failed with nothing of its own to say (an activity's failure as it was raised). */
+  type: string;
+  message: string;
+  step?: string;
+  host?: string;
+  activityType?: string;
+  rootCause: { type: string; message: string };
 }
 
 /** An operation's state: progress while it runs, its result or error once it ended. */
@@ -396,11 +413,26 @@ export async function readOperation(
   return view;
 }
 
-export function failureOf(err: unknown): { type: string; message: string } {
-  const cause = err instanceof WorkflowFailedError ? err.cause : err;
-  if (cause instanceof TemporalFailure)
-    return { type: (cause as ApplicationFailure).type ?? cause.name, message: cause.message };
-  return { type: 'Error', message: err instanceof Error ? err.message : String(err) };
+/**
+ * A workflow's failure as OperationError: the cause chain walked to its root. An ActivityFailure
+ * or ChildWorkflowFailure at the top ("Activity task failed") says nothing of its own: the root
+ * cause speaks for it then.
+ */
+export function failureOf(err: unknown): OperationError {
+  const top = err instanceof WorkflowFailedError && err.cause ? err.cause : err;
+  const facts = failureFacts(top);
+  const silent =
+    !(top instanceof Error) || top instanceof ActivityFailure || top instanceof ChildWorkflowFailure;
+  const step = top instanceof Error ? stepOf(top) : undefined;
+  const host = (top instanceof Error ? hostOf(top) : undefined) ?? facts.host;
+  return {
+    type: silent ? facts.rootType : ((top as ApplicationFailure).type ?? top.name),
+    message: silent ? facts.rootMessage : top.message,
+    ...(step ? { step } : {}),
+    ...(host ? { host } : {}),
+    ...(facts.activityType ? { activityType: facts.activityType } : {}),
+    rootCause: { type: facts.rootType, message: facts.rootMessage },
+  };
 }
 
 export interface SiteSummary {

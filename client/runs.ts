@@ -11,6 +11,7 @@ import {
   OPERATIONS,
   queryWithin,
   readOperation,
+  type OperationError,
   type OperationKind,
   type OperationView,
 } from './operations';
@@ -31,7 +32,7 @@ interface RunBase {
   /** While running, when the `progress` query went unanswered: why. */
   progressUnavailable?: string;
   /** When it did not complete: why. */
-  error?: { type: string; message: string };
+  error?: OperationError;
 }
 
 export type RunView =

@@ -20,7 +20,7 @@ import {
 import { Operation, TriggeredBy } from '../protocol/searchAttributes';
 import { backupSite } from './backupSite';
 import { step1m } from './lib/activities';
-import { parseWorkflowInput, rootMessage } from './lib/input';
+import { ownMessage, parseWorkflowInput, rootMessage } from './lib/input';
 import { FINAL_BACKUP_DAYS } from './lib/retention';
 
 /** Where in the window a site's backup starts: the same minute every night, spread by its id's hash. */
@@ -124,7 +124,7 @@ export async function nightlyBackups(input: NightlyBackupsInput = {}): Promise<N
         result.succeeded.push(siteId);
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) result.alreadyDone.push(siteId);
-        else result.failed.push({ siteId, workflowId, error: rootMessage(err) });
+        else result.failed.push({ siteId, workflowId, error: ownMessage(err) });
       } finally {
         slots.release(siteId);
         memo();

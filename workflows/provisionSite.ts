@@ -1,9 +1,10 @@
 import { ApplicationFailure, upsertMemo } from '@temporalio/workflow';
+import { failedAt, failureFacts } from '../protocol/failures';
 import { ProvisionSiteInput, type ProvisionSiteResult } from '../protocol/operations';
 import { long15m, step1m } from './lib/activities';
 import { siteHealthyThroughProxies } from './lib/health';
 import { INITIAL_RELEASE } from '../protocol/ids';
-import { parseWorkflowInput, rootMessage } from './lib/input';
+import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { Saga } from './lib/saga';
@@ -134,6 +135,7 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       return { siteId, state: 'active', placement, alreadyProvisioned: false, git };
     } catch (err) {
       const failedStep = op.progress.step;
+      const facts = failureFacts(err);
       op.step(`undoing (failed at ${failedStep})`);
       const undoFailures = await saga.compensate();
       // With every undo done the site is as it was; otherwise it needs ops, and says so.
@@ -143,11 +145,11 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       throw ApplicationFailure.create({
         type: 'ProvisionFailed',
         message:
-          `provisioning ${site.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
+          failedAt(`provisioning ${site.siteId}`, failedStep, facts) +
           (undoFailures.length
             ? `; UNDO INCOMPLETE, ops must clean up: ${undoFailures.map((f) => `${f.step}: ${f.error}`).join('; ')}`
             : '; everything it had created was removed'),
-        details: [{ failedStep, undoFailures }],
+        details: [{ failedStep, failedHost: facts.host, undoFailures }],
         cause: err instanceof Error ? err : undefined,
         nonRetryable: true,
       });

@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
+import { failedAt, failureFacts } from '../protocol/failures';
 import { RestoreSiteInput, type RestoreSiteResult } from '../protocol/operations';
 import type { SiteRecord } from '../schema/site';
 import { backup6h, step1m } from './lib/activities';
@@ -48,6 +49,7 @@ export async function restoreSite(input: RestoreSiteInput): Promise<RestoreSiteR
       await putBack(record, backupId, op);
     } catch (err) {
       const failedStep = op.progress.step;
+      const facts = failureFacts(err);
       op.step(`restoring the safety backup ${safetyBackup.backupId} (failed at ${failedStep})`);
       let rollback =
         'the site was put back as it was before, from the safety backup, and is out of maintenance';
@@ -60,8 +62,8 @@ export async function restoreSite(input: RestoreSiteInput): Promise<RestoreSiteR
       }
       throw ApplicationFailure.create({
         type: 'RestoreFailed',
-        message: `restoring ${siteId} from ${backupId} failed at "${failedStep}": ${rootMessage(err)}; ${rollback}`,
-        details: [{ failedStep, safetyBackup: safetyBackup.backupId }],
+        message: `${failedAt(`restoring ${siteId} from ${backupId}`, failedStep, facts)}; ${rollback}`,
+        details: [{ failedStep, failedHost: facts.host, safetyBackup: safetyBackup.backupId }],
         cause: err instanceof Error ? err : undefined,
         nonRetryable: true,
       });

@@ -68,6 +68,7 @@ export function makeBackupActivities(fleet: Fleet, storeFor?: (storageHost: stri
         FailureType.Conflict,
         `backup ${backupId} of ${siteId} has no manifest on ${storageHost}`,
         {
+          host: storageHost,
           siteId,
           backupId,
         },
@@ -182,7 +183,7 @@ export function makeBackupActivities(fleet: Fleet, storeFor?: (storageHost: stri
           `backup ${i.backupId} of ${i.siteId} is not verified${
             manifest.verification ? ` (${manifest.verification.problems.join('; ')})` : ''
           }: refusing to restore it`,
-          { siteId: i.siteId, backupId: i.backupId },
+          { host: i.storageHost, siteId: i.siteId, backupId: i.backupId },
         );
       const sums = await store(i.storageHost).check(i.siteId, i.backupId, {
         [manifest.database.file]: manifest.database.sha256,
@@ -193,7 +194,7 @@ export function makeBackupActivities(fleet: Fleet, storeFor?: (storageHost: stri
         throw failure(
           FailureType.Conflict,
           `backup ${i.backupId} of ${i.siteId}: ${bad.map(([n, s]) => `${n} ${s === 'missing' ? 'is missing' : 'does not match its checksum'}`).join(', ')}: refusing to restore it`,
-          { siteId: i.siteId, backupId: i.backupId, sums },
+          { host: i.storageHost, siteId: i.siteId, backupId: i.backupId, sums },
         );
       return manifest;
     },

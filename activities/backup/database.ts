@@ -63,7 +63,7 @@ export async function dumpSiteDatabase(
  */
 export async function loadDump(
   store: BackupStore,
-  o: { siteId: string; backupId: string; dbHost: string; db: string; sha256: string },
+  o: { siteId: string; backupId: string; dbHost: string; storageHost: string; db: string; sha256: string },
 ): Promise<ArtifactInfo> {
   const got = await store.get(o.siteId, o.backupId, ARTIFACTS.database, {
     host: o.dbHost,
@@ -73,7 +73,7 @@ export async function loadDump(
     throw failure(
       FailureType.Conflict,
       `the dump of backup ${o.backupId} read back with SHA-256 ${got.sha256}, not the manifest's ${o.sha256}: it was changed`,
-      { siteId: o.siteId, backupId: o.backupId },
+      { host: o.storageHost, siteId: o.siteId, backupId: o.backupId },
     );
   return got;
 }

@@ -51,7 +51,10 @@ export async function archiveSiteFiles(
     `archiving the files of ${o.siteId}`,
   );
   const m = /^([0-9a-f]{64}) (\d+) (\d+) (\d+) (\d+)$/m.exec(r.stdout);
-  if (!m) throw failure(FailureType.CommandFailed, `${o.storageHost}: the archive script printed no result`);
+  if (!m)
+    throw failure(FailureType.CommandFailed, `${o.storageHost}: the archive script printed no result`, {
+      host: o.storageHost,
+    });
   return {
     file: ARTIFACTS.files,
     sha256: m[1]!,

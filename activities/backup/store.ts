@@ -137,7 +137,7 @@ export class SshHostStore implements BackupStore {
         host: this.host,
         stderr: r.stderr.slice(-500),
       });
-    return parseManifest(r.stdout, `${this.where(siteId, backupId)}/${MANIFEST}`);
+    return parseManifest(r.stdout, this.host, `${this.where(siteId, backupId)}/${MANIFEST}`);
   }
 
   async list(siteId: string): Promise<StoredBackup[]> {
@@ -153,7 +153,7 @@ export class SshHostStore implements BackupStore {
       let manifest: StoredBackup['manifest'];
       if (encoded !== '-') {
         try {
-          manifest = parseManifest(Buffer.from(encoded!, 'base64').toString('utf8'), backupId!);
+          manifest = parseManifest(Buffer.from(encoded!, 'base64').toString('utf8'), this.host, backupId!);
         } catch {
           manifest = 'invalid';
         }
@@ -172,16 +172,18 @@ export class SshHostStore implements BackupStore {
   }
 }
 
-function parseManifest(text: string, where: string): Manifest {
+function parseManifest(text: string, host: string, where: string): Manifest {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    throw failure(FailureType.Conflict, `${where} is not JSON`);
+    throw failure(FailureType.Conflict, `${where} is not JSON`, { host });
   }
   const r = Manifest.safeParse(json);
   if (!r.success)
-    throw failure(FailureType.Conflict, `${where} is not a valid manifest: ${r.error.issues[0]?.message}`);
+    throw failure(FailureType.Conflict, `${where} is not a valid manifest: ${r.error.issues[0]?.message}`, {
+      host,
+    });
   return r.data;
 }
 

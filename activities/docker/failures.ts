@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { failure, FailureType } from '../errors';
+import { failure, FailureType, withHost } from '../errors';
 
 /**
  * Turning what dockerode throws into the platform's failures. dockerode reports an API error as an
@@ -66,11 +66,11 @@ export function abortable<T>(
 
 /**
  * The failure for an error met while doing `what` on `host`. A cancellation is passed through as
- * is (Temporal reports the activity cancelled); our own failures pass through unchanged.
+ * is (Temporal reports the activity cancelled); our own failures pass through, naming the host.
  */
 export function dockerFailure(host: string, what: string, err: unknown, signal?: AbortSignal): Error {
   if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error('cancelled');
-  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ApplicationFailure) return withHost(err, host);
   const status = statusOf(err);
   if (status !== undefined)
     return failure(

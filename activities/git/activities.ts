@@ -124,6 +124,7 @@ export function makeGitActivities(fleet: Fleet, hook: GitHookConfig | undefined)
         throw failure(
           FailureType.CommandFailed,
           `removeGitRepo ${repo}: unexpected output ${out.slice(0, 200)}`,
+          { host: gitHost(), repo },
         );
       return { repo, result: out as 'removed' | 'absent' | 'not-created-by-site' | 'has-commits' };
     },
@@ -137,7 +138,11 @@ export function makeGitActivities(fleet: Fleet, hook: GitHookConfig | undefined)
       const r = await exec(resolveRefArgv(repo, ref), { check: false });
       const commit = r.stdout.trim();
       if (r.code !== 0 || !CommitId.safeParse(commit).success)
-        throw failure(FailureType.InvalidInput, `${repo} has no commit named ${ref}`, { repo, ref });
+        throw failure(FailureType.InvalidInput, `${repo} has no commit named ${ref}`, {
+          host: gitHost(),
+          repo,
+          ref,
+        });
       return { commit };
     },
 

@@ -296,6 +296,7 @@ export function makeHostActivities(fleet: Fleet) {
         fleet,
         {
           proxyHost: i.proxyHost,
+          backendHost: i.backendHost,
           address: backend.address,
           port: i.port,
           domain: i.domain,
@@ -304,7 +305,7 @@ export function makeHostActivities(fleet: Fleet) {
         },
         activityIO().signal,
       );
-      return judgeProbe(probe, i);
+      return judgeProbe(probe, i, i.backendHost);
     },
   };
 }

@@ -16,13 +16,23 @@ const EXCERPT = 512;
  */
 export async function probeBackend(
   fleet: Fleet,
-  o: { proxyHost: string; address: string; port: number; domain: string; path: string; timeoutMs: number },
+  o: {
+    proxyHost: string;
+    /** The backend's host name, when it is one of the fleet's (the failure names it). */
+    backendHost?: string;
+    address: string;
+    port: number;
+    domain: string;
+    path: string;
+    timeoutMs: number;
+  },
   signal?: AbortSignal,
 ): Promise<ProbeResult> {
   const t0 = Date.now();
   const where = `${o.address}:${o.port} (from ${o.proxyHost})`;
   const unreachable = (err: Error) =>
     failure(FailureType.HostUnreachable, `no HTTP answer from the backend ${where}: ${err.message}`, {
+      host: o.backendHost ?? o.proxyHost,
       proxyHost: o.proxyHost,
       address: o.address,
       port: o.port,

@@ -88,7 +88,7 @@ export async function waitBackendHealthy(
     onActivity?.();
     try {
       const probe = await probeFrom(fleet, i.proxyHost, i.backend, i.expect, 3000, signal);
-      return { status: judgeProbe(probe, i.expect).status, tries };
+      return { status: judgeProbe(probe, i.expect, i.backend.host).status, tries };
     } catch (err) {
       if (signal?.aborted) throw err;
       if (err instanceof ApplicationFailure && err.nonRetryable) throw err;

@@ -191,7 +191,7 @@ export function makeSiteActivities(fleet: Fleet, opts: SiteActivitiesOptions = {
         timeoutMs: i.timeoutMs,
         signal: activityIO().signal,
       });
-      return judgeProbe(probe, i);
+      return judgeProbe(probe, i, i.proxyHost);
     },
   };
 }

@@ -21,7 +21,12 @@ export function excerpt(body: string, max = 160): string {
  * (retryable: a site that is starting, or a proxy that is reloading, may pass on the next try),
  * naming the status and a short excerpt of what came back.
  */
-export function judgeProbe(probe: ProbeResult, e: HealthExpectation): { status: number; ms: number } {
+export function judgeProbe(
+  probe: ProbeResult,
+  e: HealthExpectation,
+  /** The host whose answer this is (the proxy, or the backend probed from it). */
+  host?: string,
+): { status: number; ms: number } {
   const where = `http://${e.domain}${e.path}`;
   if (probe.status !== e.expectStatus)
     throw failure(
@@ -30,6 +35,7 @@ export function judgeProbe(probe: ProbeResult, e: HealthExpectation): { status: 
         (probe.siteState ? ` (proxy says the site is ${probe.siteState})` : '') +
         `: ${excerpt(probe.bodyExcerpt)}`,
       {
+        host,
         domain: e.domain,
         path: e.path,
         status: probe.status,
@@ -42,6 +48,7 @@ export function judgeProbe(probe: ProbeResult, e: HealthExpectation): { status: 
       FailureType.Unhealthy,
       `${where} answered ${probe.status} without ${JSON.stringify(e.expectText)}: ${excerpt(probe.bodyExcerpt)}`,
       {
+        host,
         domain: e.domain,
         path: e.path,
         status: probe.status,

@@ -248,6 +248,42 @@ describe('bad input: a 4xx naming the field, and nothing started', () => {
     expect(big.json.error).toBe('payload_too_large');
   });
 
+  test('a key given twice, at any depth → 400 naming it, nothing started (not: the last one wins)', async () => {
+    const siteId = uniqueSiteId('dup');
+    const site = JSON.stringify(testSite({ siteId, plan: 'starter' }));
+    // a nested duplicate: the signed bytes hold plan twice, "starter" then "enterprise"
+    const nested = site.replace('"plan":"starter"', '"plan":"starter","pl\\u0061n":"enterprise"');
+    expect(nested).not.toBe(site);
+    const r = await request(api, {
+      method: 'POST',
+      path: '/v1/sites',
+      body: `{"site":${nested}}`,
+      idempotencyKey: 'd1',
+    });
+    expect(r.status).toBe(400);
+    expect(r.json).toEqual({
+      error: 'invalid_request',
+      fields: { 'site.plan': 'the key "plan" is given more than once' },
+    });
+    const top = await request(api, {
+      method: 'POST',
+      path: `/v1/sites/${siteId}/suspend`,
+      body: '{"reason":"invoice 9","reason":"x"}',
+      idempotencyKey: 'd2',
+    });
+    expect(top.status).toBe(400);
+    expect(top.json.fields).toEqual({ reason: 'the key "reason" is given more than once' });
+    // the same key in two objects is no duplicate
+    const twice = await request(api, {
+      method: 'POST',
+      path: '/v1/sites',
+      body: `{"site":${site.replace('"domains":', '"x":{"a":1},"y":{"a":2},"domains":')}}`,
+      idempotencyKey: 'd3',
+    });
+    expect(twice.json.fields).toEqual({ 'site.x': 'unknown field', 'site.y': 'unknown field' });
+    expect(await onQueue(` AND SiteId = '${siteId}'`)).toEqual([]);
+  });
+
   test.each([
     ['PATCH', 'plan', { plan: 'gold' }, ['plan']],
     ['PATCH', 'plan', {}, ['plan']],

@@ -1,4 +1,5 @@
 import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
+import type { OperationProgress } from '../../protocol/operations';
 import type { SiteRecord } from '../../schema/site';
 import { withSiteLock } from '../../workflows/lib/siteLock';
 
@@ -9,8 +10,7 @@ import { withSiteLock } from '../../workflows/lib/siteLock';
 export * from '../../workflows';
 
 export const finishSignal = defineSignal('finish');
-export interface HeldOperationStatus {
-  waitingForLock: boolean;
+export interface HeldOperationStatus extends OperationProgress {
   /** The record the lock grant carried, once granted. */
   granted?: SiteRecord;
 }
@@ -21,7 +21,14 @@ export const heldOperationQuery = defineQuery<HeldOperationStatus>('heldOperatio
  * it until `finish`, release it. Cancelled while queued, it leaves the queue (siteLock's own path).
  */
 export async function heldOperation(input: { siteId: string; operation: string }): Promise<SiteRecord> {
-  const status: HeldOperationStatus = { waitingForLock: false };
+  const status: HeldOperationStatus = {
+    operation: input.operation,
+    siteId: input.siteId,
+    waitingForLock: false,
+    step: 'held',
+    done: [],
+    hosts: {},
+  };
   let finish = false;
   setHandler(finishSignal, () => void (finish = true));
   setHandler(heldOperationQuery, () => status);

@@ -52,18 +52,38 @@ describe('qm: following an operation prints what changed', () => {
     expect(progressLines(c, running('done', [...c.progress.done, 'app containers']))).toEqual([]);
   });
 
-  test('the end: result or error', () => {
+  test('the end: result or error, with its step, host, activity and root cause', () => {
     const c = running('routes', ['a']);
     expect(progressLines(c, { ...base, state: 'COMPLETED', result: { state: 'active' } })).toEqual([
       'COMPLETED  {"state":"active"}',
     ]);
+    const root = { type: 'HostKeyMismatch', message: 'host key of host1 is SHA256:x: refusing to connect' };
     expect(
       progressLines(c, {
         ...base,
         state: 'FAILED',
-        error: { type: 'ProvisionFailed', message: 'failed at "routes"' },
+        error: {
+          type: 'ProvisionFailed',
+          message: `provisioning acme failed at "routes" on host1: ${root.message}`,
+          step: 'routes',
+          host: 'host1',
+          activityType: 'putSiteRoute',
+          rootCause: root,
+        },
       }),
-    ).toEqual(['FAILED  ProvisionFailed: failed at "routes"']);
+    ).toEqual([
+      `FAILED  ProvisionFailed: provisioning acme failed at "routes" on host1: ${root.message}`,
+      '  step        routes',
+      '  host        host1',
+      '  activity    putSiteRoute',
+      `  root cause  HostKeyMismatch: ${root.message}`,
+    ]);
+    // a refusal is its own root cause: said once
+    const refusal = { type: 'Conflict', message: 'site acme is new' };
+    expect(progressLines(c, { ...base, state: 'FAILED', error: { ...refusal, rootCause: refusal } })).toEqual(
+      ['FAILED  Conflict: site acme is new'],
+    );
+    expect(progressLines(c, { ...base, state: 'TERMINATED' })).toEqual(['TERMINATED']);
   });
 
   test('no worker answering is said once', () => {

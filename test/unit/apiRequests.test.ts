@@ -1,4 +1,10 @@
-import { fieldErrors, ProvisionRequest, SiteParams, SuspendRequest } from '../../api/requests';
+import {
+  fieldErrors,
+  parseJsonStrict,
+  ProvisionRequest,
+  SiteParams,
+  SuspendRequest,
+} from '../../api/requests';
 import { IdempotencyKey, OperationId } from '../../client/operations';
 import { ProvisionSiteInput } from '../../protocol/operations';
 
@@ -90,5 +96,31 @@ describe('Idempotency-Key and operation ids', () => {
       'provision:../x:k',
     ])
       expect(OperationId.safeParse(bad).success).toBe(false);
+  });
+});
+
+describe('JSON bodies: a key given twice is refused, at any depth', () => {
+  test.each([
+    ['{"a":1,"a":2}', 'a', 'a'],
+    ['{"site":{"plan":"x","domains":["a"],"plan":"y"}}', 'plan', 'site.plan'],
+    ['{"a":[{"b":1},{"b":1,"c":"\\"b\\"","b":2}]}', 'b', 'a.1.b'],
+    ['{"k":"a\\\\","k":1}', 'k', 'k'],
+    ['{"\\u0061":1,"a":2}', 'a', 'a'],
+    ['[{"x":{}},{"x":{"y":[1,{"z":0,"z":0}]}}]', 'z', '1.x.y.1.z'],
+  ])('%s: %s at %s', (text, key, path) => {
+    expect(parseJsonStrict(text)).toEqual({ ok: false, key, path });
+  });
+
+  test('the same key in different objects, strings that look like keys, and scalars pass', () => {
+    for (const text of [
+      '{"a":{"b":1},"c":{"b":1}}',
+      '[{"a":1},{"a":1}]',
+      '{"a":"\\"a\\":1","b":"a"}',
+      '7',
+      '"a"',
+      '{}',
+    ])
+      expect(parseJsonStrict(text)).toEqual({ ok: true, value: JSON.parse(text) });
+    expect(() => parseJsonStrict('{"a":')).toThrow(SyntaxError);
   });
 });

@@ -41,9 +41,13 @@ describe('dockerFailure', () => {
     expect(f.message).toMatch(/no answer from the Docker engine in time/);
   });
 
-  test('our own failures pass through; a cancelled activity gets its cancellation back', () => {
-    const own = failure(FailureType.Conflict, 'not ours');
-    expect(dockerFailure('host1', 'x', own)).toBe(own);
+  test('our own failures pass through, naming the host; a cancelled activity gets its cancellation back', () => {
+    const named = failure(FailureType.Conflict, 'not ours', { host: 'host1', name: 'web' });
+    expect(dockerFailure('host1', 'x', named)).toBe(named);
+    const own = failure(FailureType.DockerError, 'container web is being removed; try again', { id: 'c1' });
+    const f = dockerFailure('host2', 'x', own) as ApplicationFailure;
+    expect([f.type, f.message, f.nonRetryable]).toEqual([own.type, own.message, own.nonRetryable]);
+    expect(f.details).toEqual([{ id: 'c1', host: 'host2' }]);
     const ac = new AbortController();
     const reason = new Error('cancelled by the workflow');
     ac.abort(reason);

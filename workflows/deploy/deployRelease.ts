@@ -13,9 +13,10 @@ import { long15m, once30m, step1m } from '../lib/activities';
 import { deploySnapshotName, INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
-import { allOrFirstFailure, HostStepFailed } from '../lib/parallel';
+import { allOrFirstFailure } from '../lib/parallel';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
+import { failedAt, failureFacts } from '../../protocol/failures';
 import { DeployReleaseInput, type DeployReleaseResult } from '../../protocol/operations';
 import { DeployOutcome, Release } from '../../protocol/searchAttributes';
 import {
@@ -230,10 +231,11 @@ async function switchOrRollBack(
     for (const h of placement.appHosts)
       op.progress.hosts[h] = undo.problems.length ? 'UNKNOWN' : `back on ${short(from)}`;
     if (undo.problems.length) await lock.update({ state: 'failed' });
+    const facts = failureFacts(err);
     throw ApplicationFailure.create({
       type: 'DeployFailed',
       message:
-        `deploying ${short(commit)} to ${ctx.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
+        failedAt(`deploying ${short(commit)} to ${ctx.siteId}`, failedStep, facts) +
         (undo.problems.length
           ? `; ROLLBACK INCOMPLETE, ops must finish it: ${undo.problems.join('; ')}`
           : `; every app server is back on ${short(from)}` +
@@ -241,7 +243,7 @@ async function switchOrRollBack(
       details: [
         {
           failedStep,
-          failedHost: err instanceof HostStepFailed ? err.host : undefined,
+          failedHost: facts.host,
           rolledBack: undo.problems.length === 0,
           databaseRestored: undo.databaseRestored,
           problems: undo.problems,

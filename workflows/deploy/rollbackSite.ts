@@ -10,6 +10,7 @@ import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
+import { failedAt, failureFacts } from '../../protocol/failures';
 import { Release } from '../../protocol/searchAttributes';
 import { RollbackSiteInput, type RollbackSiteResult } from '../../protocol/operations';
 import {
@@ -128,14 +129,15 @@ async function switchOrSwitchBack(
       }
     });
     if (problem) await lock.update({ state: 'failed' });
+    const facts = failureFacts(err);
     throw ApplicationFailure.create({
       type: 'RollbackFailed',
       message:
-        `rolling ${ctx.siteId} back to ${short(target)} failed at "${failedStep}": ${rootMessage(err)}` +
+        failedAt(`rolling ${ctx.siteId} back to ${short(target)}`, failedStep, facts) +
         (problem
           ? `; SWITCH BACK INCOMPLETE, ops must finish it: ${problem}`
           : `; every app server is still on ${short(from)}`),
-      details: [{ failedStep, problem }],
+      details: [{ failedStep, failedHost: facts.host, problem }],
       cause: err instanceof Error ? err : undefined,
       nonRetryable: true,
     });

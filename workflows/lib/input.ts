@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/workflow';
 import type { z } from 'zod';
 import { describeIssues } from '../../schema/common';
 
@@ -25,5 +25,17 @@ export function parseWorkflowInput<T extends z.ZodType>(
 export function rootMessage(err: unknown): string {
   let e: unknown = err;
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
+}
+
+/**
+ * What a failure says of itself: past the wrappers that say nothing ("Activity task failed",
+ * "Child Workflow execution failed") to the first message of its own. A child operation's failure
+ * names its step, host and root cause (lib/operation.ts): that is kept whole.
+ */
+export function ownMessage(err: unknown): string {
+  let e: unknown = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause instanceof Error)
+    e = e.cause;
   return e instanceof Error ? e.message : String(err);
 }

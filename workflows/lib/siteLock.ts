@@ -13,7 +13,9 @@ import {
   updateRecordSignal,
   type LockHolder,
 } from '../../protocol/site';
+import type { OperationProgress } from '../../protocol/operations';
 import { lockRequest30s } from './activities';
+import { operationFailure } from './operation';
 
 const { requestSiteLock } = lockRequest30s;
 
@@ -133,20 +135,25 @@ export async function acquireSiteLocks(
 }
 
 /**
- * Run `body` holding the site's lock: wait (visibly, in the site workflow's queue) until every
- * earlier operation on the site has finished, run, then release — in a non-cancellable scope, so
- * a failed or cancelled operation never keeps the site locked.
+ * Run an operation's `body` holding the site's lock: wait (visibly, in the site workflow's queue)
+ * until every earlier operation on the site has finished, run, then release — in a
+ * non-cancellable scope, so a failed or cancelled operation never keeps the site locked. A failure
+ * that escapes fails the operation naming its root cause, step and host (operationFailure).
  */
 export async function withSiteLock<T>(
   siteId: string,
   operation: string,
-  status: { waitingForLock: boolean },
+  progress: OperationProgress,
   body: (lock: SiteLock) => Promise<T>,
 ): Promise<T> {
-  const { locks, release } = await acquireSiteLocks([siteId], operation, status);
   try {
-    return await body(locks[0]!);
-  } finally {
-    await release();
+    const { locks, release } = await acquireSiteLocks([siteId], operation, progress);
+    try {
+      return await body(locks[0]!);
+    } finally {
+      await release();
+    }
+  } catch (err) {
+    throw operationFailure(progress, err);
   }
 }
