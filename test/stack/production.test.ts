@@ -96,7 +96,7 @@ test('checkFleet and a provision run on it; SiteId = … is answered by SQL visi
     expect(found).toEqual([provisionId, siteWorkflowId(site.siteId)].sort());
     const rows = stack!.sql(
       'temporal_visibility',
-      `SELECT workflow_id FROM executions_visibility WHERE search_attributes->>'SiteId' = '${site.siteId}' ORDER BY 1`,
+      `SELECT workflow_id FROM executions_visibility WHERE search_attributes::text LIKE '%"${site.siteId}"%' ORDER BY 1`,
     );
     expect(rows).toContain(provisionId);
     expect(rows).toContain(siteWorkflowId(site.siteId));
