@@ -206,6 +206,7 @@ test('every file the services run exists in the sources (dist/X.js is built from
     ]);
   for (const f of [
     'deploy/temporal/schema.sh',
+    'deploy/temporal/config.yaml',
     'deploy/prometheus/prometheus.yml',
     'deploy/temporal/dynamicconfig/production.yaml',
   ])
