@@ -191,14 +191,15 @@ async function main() {
     const apiPort = (api.server.address() as { port: number }).port;
 
     // The demo fleet's Git host reaches this machine only on the bridge: the webhook (alone, not
-    // the billing API) listens there too, on the API's port; nowhere else.
-    if (fleetOf && hook) {
+    // the billing API) listens there too, on the API's port; nowhere else (an API asked to listen
+    // on every address serves it there already).
+    if (fleetOf && hook && !['0.0.0.0', '::'].includes(env.QM_API_HOST)) {
       const receiver = Fastify({ logger: { level: 'warn' } });
       await receiver.register(gitHookPlugin, { client, taskQueue, secrets: [hook.secret] });
       await receiver.listen({ host: fleetOf.bridgeAddress, port: apiPort });
       started('Git webhook', () => receiver.close());
-      hook.url = `http://${fleetOf.bridgeAddress}:${apiPort}/hooks/git`;
     }
+    if (fleetOf && hook) hook.url = `http://${fleetOf.bridgeAddress}:${apiPort}/hooks/git`;
 
     const connection = await NativeConnection.connect({ address: server.address });
     started('worker connection', () => connection.close());
