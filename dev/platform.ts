@@ -108,9 +108,12 @@ async function main() {
       onStop();
     });
   const startedSteps: { name: string; stop: () => unknown }[] = [];
+  const stopRequested = () => {
+    if (stopping) throw new Error(`stopped by ${stopping} during start-up`);
+  };
   const started = (name: string, stop: () => unknown) => {
     startedSteps.push({ name, stop });
-    if (stopping) throw new Error(`stopped by ${stopping} during start-up`);
+    stopRequested();
   };
 
   try {
@@ -146,12 +149,14 @@ async function main() {
       log(
         `no QM_INVENTORY: bringing up the demo fleet (3 hosts, ${env.QM_DEMO_SUBNET}.11-13) under ${fleetOf.dir}`,
       );
-      fleetOf.up();
+      // registered first: a fleet that came up halfway is taken down too
       started('demo fleet', () => {
         if (env.QM_KEEP_FLEET)
           log(`QM_KEEP_FLEET=1: the demo fleet stays up (bash dev/fleet.sh down to stop it)`);
         else fleetOf.down();
       });
+      fleetOf.up();
+      stopRequested();
     }
     const inventoryPath = fleetOf?.inventory ?? env.QM_INVENTORY!;
     const privateKeyPath = fleetOf?.key ?? env.QM_SSH_KEY;
@@ -260,14 +265,16 @@ async function main() {
         `  Temporal      ${server.address}, task queue ${taskQueue}; payloads encrypted (key ${codec.keyId})`,
         `  billing API   ${apiUrl} (OpenAPI at ${apiUrl}/openapi.json; signing secret ${apiSecret.file ?? 'from QM_API_SECRETS'})`,
         hook?.url
-          ? `  Git webhook   ${hook.url} (for the demo fleet's Git host; secret ${path.join(data, 'git-hook.secret')})`
-          : `  Git webhook   ${apiUrl}/hooks/git${hook ? '' : ' not served: set QM_GIT_HOOK_URL and QM_GIT_HOOK_SECRET_FILE'}`,
+          ? `  Git webhook   ${hook.url} (what the Git host's hook calls; secret ${
+              fleetOf ? path.join(data, 'git-hook.secret') : env.QM_GIT_HOOK_SECRET_FILE
+            })`
+          : `  Git webhook   not served: set QM_GIT_HOOK_URL and QM_GIT_HOOK_SECRET_FILE`,
         `  codec server  ${codecUrl}/codec (token ${codecToken.file ?? 'from QM_CODEC_TOKEN'})`,
         `  for the temporal CLI, git and curl:  . ${envFile}`,
         `    e.g. temporal workflow show --workflow-id <id> --detailed   (payloads and failures in clear)`,
         ...(fleetOf && proxyHost
           ? [
-              `  sites          http://${proxyHost.address}/ with the site's domain as Host (curl -H 'Host: …')`,
+              `  sites         http://${proxyHost.address}/ with the site's domain as Host (curl -H 'Host: …')`,
             ]
           : []),
         `  Ctrl-C stops everything${fleetOf && env.QM_KEEP_FLEET ? ' but the demo fleet (QM_KEEP_FLEET=1)' : ''}`,
