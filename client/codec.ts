@@ -3,6 +3,7 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { describeIssues } from '../schema/common';
+import { UNENCRYPTED_METADATA } from './payloadConverter';
 
 /**
  * Payloads encrypted with AES-256-GCM before they reach Temporal, so workflow inputs, results,
@@ -132,10 +133,38 @@ export function codecFromEnv(env: { QM_CODEC_KEY?: string }): AesGcmCodec | unde
 /** The failure converter that puts failure messages into (encrypted) payloads: client/failureConverter.ts. */
 export const FAILURE_CONVERTER_PATH = require.resolve('./failureConverter');
 
+/** The payload converter that notes values which arrived unencrypted: client/payloadConverter.ts. */
+export const PAYLOAD_CONVERTER_PATH = require.resolve('./payloadConverter');
+
+/**
+ * The worker's codec: `codec`, which also marks every payload it decodes that was not encrypted
+ * (UNENCRYPTED_METADATA), so that a workflow whose input arrived in plain text is refused (see
+ * client/payloadConverter.ts). Encoding is unchanged.
+ */
+export function refusePlainInput(codec: PayloadCodec): PayloadCodec {
+  return {
+    encode: (payloads) => codec.encode(payloads),
+    async decode(payloads) {
+      const wasPlain = payloads.map((p) => text(p.metadata?.encoding) !== ENCRYPTED_ENCODING);
+      const decoded = await codec.decode(payloads);
+      return decoded.map((p, i) =>
+        wasPlain[i] ? { ...p, metadata: { ...p.metadata, [UNENCRYPTED_METADATA]: utf8('1') } } : p,
+      );
+    },
+  };
+}
+
 /**
  * The data converter option for a Client or a Worker: when a codec is given, encrypted payloads,
- * failure messages and stack traces included.
+ * failure messages and stack traces included. A worker (`worker: true`) refuses workflows whose
+ * input arrived unencrypted.
  */
-export function dataConverterFor(codec: PayloadCodec | undefined) {
-  return codec ? { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH } : undefined;
+export function dataConverterFor(codec: PayloadCodec | undefined, opts: { worker?: boolean } = {}) {
+  return codec
+    ? {
+        payloadCodecs: [opts.worker ? refusePlainInput(codec) : codec],
+        failureConverterPath: FAILURE_CONVERTER_PATH,
+        payloadConverterPath: PAYLOAD_CONVERTER_PATH,
+      }
+    : undefined;
 }

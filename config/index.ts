@@ -277,3 +277,57 @@ export function loadEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv =
     );
   return parsed.data;
 }
+
+/**
+ * `npm start` (dev/platform.ts): the whole platform on one machine. Every port and name can be
+ * moved, so that several can run at once (a test starts its own beside a developer's).
+ */
+export const PlatformEnv = z
+  .object({
+    /** Temporal's SQLite file, the secrets, the demo fleet: default `data/` in the project. */
+    QM_DATA_DIR: optional(z.string().min(1)),
+    /** The demo fleet's /24: its hosts are .11-.13, this machine is .1 on its bridge. */
+    QM_DEMO_SUBNET: z
+      .string()
+      .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){2}$/, 'three octets, e.g. 10.77.100')
+      .default('10.77.100'),
+    /** The demo fleet's network namespaces, links and cgroups are named `<prefix>-…`. */
+    QM_DEMO_PREFIX: z
+      .string()
+      .regex(/^[a-z][a-z0-9]{0,9}$/, 'lowercase letters and digits, at most 10, a letter first')
+      .default('qmdemo'),
+    /** Leave the demo fleet up when the platform stops. */
+    QM_KEEP_FLEET: flag,
+    QM_TEMPORAL_PORT: port(7233),
+    QM_UI_PORT: port(8233),
+    /** The Web UI has no login and can start, signal and terminate workflows: loopback unless asked. */
+    QM_UI_HOST: z.string().min(1).default('127.0.0.1'),
+    QM_API_HOST: z.string().min(1).default('127.0.0.1'),
+    QM_API_PORT: port(8480),
+    QM_CODEC_PORT: port(8481),
+    QM_TASK_QUEUE,
+    /** A real fleet instead of the demo one (with QM_SSH_KEY or SSH_AUTH_SOCK). */
+    QM_INVENTORY: optional(readableFile),
+    QM_SSH_KEY: optional(readableFile),
+    SSH_AUTH_SOCK: optional(z.string().min(1)),
+    /** Unset: made once in the data directory (codec.key, codec.token, api.secret, git-hook.secret). */
+    QM_CODEC_KEY: optional(z.string().min(1)),
+    QM_CODEC_TOKEN: optional(z.string().min(32, 'the codec server token must be at least 32 characters')),
+    QM_API_SECRETS: optional(z.string().min(1)),
+    ...gitHookFields,
+  })
+  .superRefine((env, ctx) => {
+    if (env.QM_INVENTORY && !env.QM_SSH_KEY && !env.SSH_AUTH_SOCK)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['QM_SSH_KEY'],
+        message: 'a real fleet (QM_INVENTORY) needs QM_SSH_KEY or SSH_AUTH_SOCK',
+      });
+    if (Boolean(env.QM_GIT_HOOK_URL) !== Boolean(env.QM_GIT_HOOK_SECRET_FILE))
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.QM_GIT_HOOK_URL ? 'QM_GIT_HOOK_SECRET_FILE' : 'QM_GIT_HOOK_URL'],
+        message: 'the Git hook needs both QM_GIT_HOOK_URL and QM_GIT_HOOK_SECRET_FILE',
+      });
+  }, always);
+export type PlatformEnv = z.infer<typeof PlatformEnv>;

@@ -51,6 +51,8 @@ async function main() {
     workflowInterceptorModules: [path.join(ROOT, 'workers', 'workflowInterceptors.ts')],
     // failures raised in workflow code keep their messages in (encrypted) payloads
     failureConverterPath: path.join(ROOT, 'client', 'failureConverter.ts'),
+    // values that reached the worker unencrypted are noted, and such workflows refused
+    payloadConverterPath: path.join(ROOT, 'client', 'payloadConverter.ts'),
     logger: { info() {}, warn: console.warn, error: console.error, debug() {}, trace() {}, log() {} },
   });
   fs.writeFileSync(path.join(out, 'workflow-bundle.js'), code);

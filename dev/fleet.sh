@@ -283,7 +283,11 @@ inventory_write() {
   local i roles first=1
   {
     echo '{'
-    echo '  "defaults": { "user": "root", "port": 22, "dockerSocket": "/run/docker.sock" },'
+    # The hosts share this machine's root filesystem (only /run, /srv, /root and /etc/docker are
+    # their own), so a real patch (apt-get upgrade) would upgrade the machine itself: a patch roll
+    # that names no patchCommand runs this harmless one here (docs/patch-rolls.md).
+    echo '  "defaults": { "user": "root", "port": 22, "dockerSocket": "/run/docker.sock",'
+    echo '    "patchCommand": ["echo", "demo fleet: nothing patched (its hosts share this machine'"'"'s root filesystem)"] },'
     echo '  "hosts": ['
     for i in $(seq "$N"); do
       # host1 fronts the fleet (proxy, git, storage); the others run the sites' app containers.

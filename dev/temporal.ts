@@ -52,6 +52,13 @@ export interface DevServerOptions {
   dbFile?: string;
   port?: number;
   uiPort?: number;
+  /** Where the Web UI listens: loopback unless asked (it has no login and can terminate workflows). */
+  uiIp?: string;
+  /**
+   * Its own process group: a Ctrl-C in the terminal then reaches only the parent, which stops the
+   * server after its worker has drained (npm start), instead of the server going first.
+   */
+  ownProcessGroup?: boolean;
   /** No Web UI (tests). */
   headless?: boolean;
   /** Codec server for the Web UI (decrypts payloads for display). */
@@ -106,9 +113,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (opts.headless) args.push('--headless');
   else {
     const uiPort = opts.uiPort ?? 8233;
-    args.push('--ui-port', String(uiPort), '--ui-ip', '0.0.0.0');
+    const uiIp = opts.uiIp ?? '127.0.0.1';
+    args.push('--ui-port', String(uiPort), '--ui-ip', uiIp);
     if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
-    uiUrl = `http://localhost:${uiPort}`;
+    const shown = ['0.0.0.0', '::'].includes(uiIp) ? 'localhost' : uiIp;
+    uiUrl = `http://${shown.includes(':') ? `[${shown}]` : shown}:${uiPort}`;
   }
   for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG))
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
@@ -116,7 +125,10 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     args.push('--search-attribute', `${name}=${type}`);
 
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
-  const child = spawn(findTemporalCli(), args, { stdio: ['ignore', out, out], detached: false });
+  const child = spawn(findTemporalCli(), args, {
+    stdio: ['ignore', out, out],
+    detached: opts.ownProcessGroup ?? false,
+  });
   const address = `127.0.0.1:${port}`;
   let exited: string | undefined;
   child.once('exit', (code, signal) => (exited = `exited with ${code ?? signal}`));

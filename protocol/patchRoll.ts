@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { hostName } from '../schema/common';
+import { Argv, hostName } from '../schema/common';
 import { HostRole } from '../schema/inventory';
 
 /**
@@ -33,18 +33,7 @@ const countOrPercent = (what: string, min: number) =>
     { error: `${what} must be a number or a percentage like "25%"` },
   );
 
-/** An argument vector: each element reaches the remote program as exactly one argument. */
-const Argv = z
-  .array(
-    z
-      .string()
-      .max(4096)
-      .refine((s) => !s.includes('\0'), 'an argument cannot contain a NUL byte'),
-  )
-  .min(1, 'a command needs at least its program')
-  .max(256)
-  .refine((a) => a.length === 0 || a[0] !== '', 'the program cannot be empty');
-
+/** The patch of a host whose inventory entry names none (the demo fleet's names a harmless one). */
 export const DEFAULT_PATCH_COMMAND = ['sh', '-c', 'apt-get update && apt-get -y upgrade'];
 export const DEFAULT_REBOOT_CHECK = ['test', '-e', '/run/reboot-required'];
 
@@ -90,8 +79,11 @@ export const PatchRollInput = z
      * finishing what they took before the change) before the patch starts anyway.
      */
     drainTimeoutSeconds: z.number().int().min(0).max(3600).default(60),
-    /** The patch, as an argument vector (run under a per-roll guard: once per host per roll). */
-    patchCommand: Argv.default(DEFAULT_PATCH_COMMAND),
+    /**
+     * The patch, as an argument vector (run under a per-roll guard: once per host per roll).
+     * Unset: the host's `patchCommand` from the inventory, else DEFAULT_PATCH_COMMAND.
+     */
+    patchCommand: Argv.optional(),
     patchTimeoutSeconds: z
       .number()
       .int()

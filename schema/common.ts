@@ -18,6 +18,18 @@ export const slug = (what: string, max = 40) =>
 /** A host name in the inventory. */
 export const hostName = slug('host name', 63);
 
+/** An argument vector: each element reaches the remote program as exactly one argument. */
+export const Argv = z
+  .array(
+    z
+      .string()
+      .max(4096)
+      .refine((s) => !s.includes('\0'), 'an argument cannot contain a NUL byte'),
+  )
+  .min(1, 'a command needs at least its program')
+  .max(256)
+  .refine((a) => a.length === 0 || a[0] !== '', 'the program cannot be empty');
+
 /** Format zod issues as one line per field: `hosts.1.address: Invalid IPv4 address`. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { hostName, parseOrThrow } from './common';
+import { Argv, hostName, parseOrThrow } from './common';
 
 /** What a host is for. Placement picks hosts by role; a host may have several. */
 export const HostRole = z.enum(['app', 'db', 'proxy', 'cache', 'storage', 'git']);
@@ -19,6 +19,8 @@ const HostDefaults = z.strictObject({
     .default('root'),
   port: z.number().int().min(1).max(65535).default(22),
   dockerSocket: absolutePath.default('/run/docker.sock'),
+  /** How a patch roll patches these hosts when its input names no command (protocol/patchRoll.ts). */
+  patchCommand: Argv.optional(),
 });
 
 export const InventoryHost = z.strictObject({
@@ -33,6 +35,7 @@ export const InventoryHost = z.strictObject({
   labels: z.record(z.string().regex(/^[a-z0-9_.-]+$/, 'label keys are lowercase'), z.string()).default({}),
   hostKeys: z.array(HostKeyFingerprint).min(1, 'pin at least one host key'),
   dockerSocket: absolutePath.optional(),
+  patchCommand: Argv.optional(),
 });
 
 export const Inventory = z
@@ -63,18 +66,24 @@ export interface Host {
   labels: Record<string, string>;
   hostKeys: string[];
   dockerSocket: string;
+  /** The patch roll's default patch for this host; unset: DEFAULT_PATCH_COMMAND. */
+  patchCommand?: string[];
 }
 
 export function parseInventory(input: unknown): Host[] {
   const inv = parseOrThrow(Inventory, input, 'inventory');
-  return inv.hosts.map((h) => ({
-    name: h.name,
-    address: h.address,
-    port: h.port ?? inv.defaults.port,
-    user: h.user ?? inv.defaults.user,
-    roles: h.roles,
-    labels: h.labels,
-    hostKeys: h.hostKeys,
-    dockerSocket: h.dockerSocket ?? inv.defaults.dockerSocket,
-  }));
+  return inv.hosts.map((h) => {
+    const patchCommand = h.patchCommand ?? inv.defaults.patchCommand;
+    return {
+      name: h.name,
+      address: h.address,
+      port: h.port ?? inv.defaults.port,
+      user: h.user ?? inv.defaults.user,
+      roles: h.roles,
+      labels: h.labels,
+      hostKeys: h.hostKeys,
+      dockerSocket: h.dockerSocket ?? inv.defaults.dockerSocket,
+      ...(patchCommand ? { patchCommand } : {}),
+    };
+  });
 }

@@ -28,15 +28,23 @@ export interface CodecServerOptions {
 }
 
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
-const PayloadsJson = z.strictObject({
+/**
+ * Payloads as the callers send them (protobuf JSON, or Go's encoding/json of the same message):
+ * an empty list is an empty body, `{}`, since both omit empty fields (the Temporal CLI's query
+ * without arguments sends that), and fields this server does not know are ignored, as protobuf
+ * JSON readers do.
+ */
+const PayloadsJson = z.object({
   payloads: z
     .array(
       z.object({
-        metadata: z.record(z.string().max(256), Base64).optional(),
-        data: Base64.optional(),
+        metadata: z.record(z.string().max(256), Base64).nullish(),
+        data: Base64.nullish(),
       }),
     )
-    .max(10_000),
+    .max(10_000)
+    .nullish()
+    .transform((p) => p ?? []),
 });
 
 function fromJson(body: z.infer<typeof PayloadsJson>): Payload[] {
@@ -111,7 +119,7 @@ export function createCodecServer(opts: CodecServerOptions): FastifyInstance {
           : (/^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '');
       if (!sameToken(given, opts.token))
         return reply.code(401).send({ error: 'unauthorized', message: 'a valid codec token is required' });
-      const body = PayloadsJson.safeParse(request.body);
+      const body = PayloadsJson.safeParse(request.body ?? {});
       if (!body.success)
         return reply.code(400).send({ error: 'invalid_request', message: describeIssues(body.error) });
       try {

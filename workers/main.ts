@@ -65,7 +65,7 @@ async function main() {
     taskQueue: env.QM_TASK_QUEUE,
     fleet,
     client,
-    dataConverter: dataConverterFor(codec),
+    dataConverter: dataConverterFor(codec, { worker: true }),
     workflowBundle: bundle ? { codePath: bundle } : undefined,
     shutdownGraceTime: `${env.QM_SHUTDOWN_GRACE_SECONDS}s`,
     gitHook: gitHookConfig(env),

@@ -1,10 +1,12 @@
 import {
+  ApplicationFailure,
   ContinueAsNew,
   isCancellation,
   metricMeter,
   workflowInfo,
   type WorkflowInterceptorsFactory,
 } from '@temporalio/workflow';
+import { arrivedUnencrypted, UNENCRYPTED_INPUT, UNENCRYPTED_INPUT_MESSAGE } from '../client/payloadConverter';
 
 /**
  * Runs INSIDE the workflow sandbox (bundled with the workflows, see workers/worker.ts and
@@ -19,6 +21,10 @@ import {
  *
  * A run that continues as new is neither finished nor started. Metrics never fail a workflow:
  * every call is guarded.
+ *
+ * It also refuses a workflow whose input reached the worker unencrypted (client/payloadConverter.ts:
+ * only a worker with QM_CODEC_KEY marks such input): it fails at once, non-retryable, with a message
+ * that says why and what to do, before the workflow's code runs.
  */
 
 /** Its buckets are set in workers/telemetry.ts. */
@@ -36,6 +42,12 @@ export const interceptors: WorkflowInterceptorsFactory = () => ({
   inbound: [
     {
       async execute(input, next) {
+        if (input.args.some(arrivedUnencrypted))
+          throw ApplicationFailure.create({
+            type: UNENCRYPTED_INPUT,
+            message: UNENCRYPTED_INPUT_MESSAGE,
+            nonRetryable: true,
+          });
         const info = workflowInfo();
         if (!info.continuedFromExecutionRunId)
           safely(() => metricMeter.createCounter('qm_operations_started', 'operations').add(1));

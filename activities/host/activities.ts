@@ -19,7 +19,7 @@ import {
   scheduleRebootArgv,
   writeAtomicArgv,
 } from './commands';
-import { PATCH_FAILED } from '../../protocol/patchRoll';
+import { DEFAULT_PATCH_COMMAND, PATCH_FAILED } from '../../protocol/patchRoll';
 import { probeBackend } from './probeBackend';
 import { isTestbedHost, rebootTestbedHost } from './reboot';
 
@@ -34,7 +34,8 @@ const OnHost = z.strictObject({ host: hostName });
 const RunPatchInput = z.strictObject({
   host: hostName,
   rollId: RollId,
-  command: Argv,
+  /** Unset: the host's patchCommand from the inventory, else DEFAULT_PATCH_COMMAND. */
+  command: Argv.optional(),
   timeoutSeconds: z
     .number()
     .int()
@@ -134,20 +135,24 @@ export function makeHostActivities(fleet: Fleet) {
      * PatchFailed (not retried: the host needs a person), with the tail of its output; the whole
      * output stays on the host in output.log. The output is the patch tool's (apt's), not ours:
      * a command that prints secrets would put them in the tail. With `rebootCheck`, it also says
-     * whether the host now wants a reboot (saving a round trip; the check is read-only).
+     * whether the host now wants a reboot (saving a round trip; the check is read-only). Without a
+     * command in its input it runs the host's `patchCommand` from the inventory (the demo fleet's
+     * is harmless: its hosts share the machine's root filesystem), else DEFAULT_PATCH_COMMAND; the
+     * result names the command that ran.
      */
     async runPatch(input: z.input<typeof RunPatchInput>): Promise<{
       result: 'ran' | 'already-done';
+      command: string[];
       seconds: number;
       outputTail: string;
       rebootRequired?: boolean;
     }> {
-      const { host, rollId, command, timeoutSeconds, rebootCheck } = parseInput(
+      const { host, rollId, timeoutSeconds, rebootCheck, ...given } = parseInput(
         RunPatchInput,
         input,
         'runPatch',
       );
-      pool.host(host);
+      const command = given.command ?? pool.host(host).patchCommand ?? DEFAULT_PATCH_COMMAND;
       const t0 = Date.now();
       const r = await pool.exec(host, patchArgv(rollId, command), {
         ...activityIO(),
@@ -162,7 +167,13 @@ export function makeHostActivities(fleet: Fleet) {
               .code === 0
           : undefined;
       if (outcome.result === 'already-done')
-        return { result: 'already-done', seconds, outputTail: '', rebootRequired: await rebootRequired() };
+        return {
+          result: 'already-done',
+          command,
+          seconds,
+          outputTail: '',
+          rebootRequired: await rebootRequired(),
+        };
       if (outcome.result === 'guard-failed')
         throw failure(
           FailureType.CommandFailed,
@@ -177,7 +188,7 @@ export function makeHostActivities(fleet: Fleet) {
           details: [{ host, exitCode: outcome.exitCode, outputTail }],
           nonRetryable: true,
         });
-      return { result: 'ran', seconds, outputTail, rebootRequired: await rebootRequired() };
+      return { result: 'ran', command, seconds, outputTail, rebootRequired: await rebootRequired() };
     },
 
     /** Whether the host wants a reboot: the check command exits 0 (default: /run/reboot-required exists). Read-only. */

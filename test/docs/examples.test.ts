@@ -230,6 +230,24 @@ async function inDir<T>(dir: string, fn: () => Promise<T> | T): Promise<T> {
   }
 }
 
+/** Examples another test runs as written (it finds them by their marker): which test. */
+const RUN_ELSEWHERE: Record<string, string> = {
+  'first-day-provision': 'test/platform/firstDay.test.ts',
+  'first-day-push': 'test/platform/firstDay.test.ts',
+  'first-day-codec': 'test/platform/firstDay.test.ts',
+};
+
+test('each example run by another test is named by that test', () => {
+  for (const [kind, file] of Object.entries(RUN_ELSEWHERE))
+    expect({
+      kind,
+      named: fs.readFileSync(path.join(__dirname, '..', '..', file), 'utf8').includes(kind),
+    }).toEqual({
+      kind,
+      named: true,
+    });
+});
+
 describe('the examples are marked', () => {
   test('every code block in docs/ is an example or says it is not one', () => {
     const unmarked = blocks.filter((b) => b.kind !== 'table' && !b.marker).map(where);
@@ -237,7 +255,15 @@ describe('the examples are marked', () => {
   });
 
   test('every marker is one the test knows', () => {
-    const kinds = ['workflow-inputs', 'workflow-input', 'qm', 'api-client-ts', 'api-client-sh', 'not-run'];
+    const kinds = [
+      'workflow-inputs',
+      'workflow-input',
+      'qm',
+      'api-client-ts',
+      'api-client-sh',
+      'not-run',
+      ...Object.keys(RUN_ELSEWHERE),
+    ];
     const unknown = blocks
       .filter((b) => b.marker?.startsWith('example:') && !kinds.includes(b.marker.split(/\s+/)[1]!))
       .map((b) => `${where(b)}: ${b.marker}`);

@@ -87,7 +87,7 @@ describe('the site workflow’s lock', () => {
     await untilLock('acme', 'op-a', ['op-b']);
     const c = await startOperation('op-c', 'suspend');
     await untilLock('acme', 'op-a', ['op-b', 'op-c']);
-    expect(await b.query(heldOperationQuery)).toEqual({ waitingForLock: true });
+    expect(await b.query(heldOperationQuery)).toMatchObject({ waitingForLock: true });
     const site = fleet.client.workflow.getHandle(siteWorkflowId('acme'));
     expect((await site.describe()).searchAttributes.Operation).toEqual(['deploy']);
 

@@ -358,7 +358,13 @@ export class FakeFleet {
       runPatch: async (i) => {
         note('runPatch', i, { host: i.host });
         await this.hooks.runPatch?.(i.host);
-        return { result: 'ran', seconds: 1, outputTail: '', rebootRequired: false };
+        return {
+          result: 'ran',
+          command: i.command ?? ['true'],
+          seconds: 1,
+          outputTail: '',
+          rebootRequired: false,
+        };
       },
       rebootHost: async (i) => {
         note('rebootHost', i, { host: i.host });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { FAILURE_CONVERTER_PATH } from '../../client/codec';
+import { FAILURE_CONVERTER_PATH, PAYLOAD_CONVERTER_PATH } from '../../client/codec';
 import { startDevServer } from '../../dev/temporal';
 import { TESTBED_DIR, testbed } from '../../dev/fleet';
 
@@ -24,6 +24,7 @@ export default async function globalSetup() {
     workflowsPath: require.resolve('../workflows'),
     // as deploy/build.ts bundles for production: failure messages in (encrypted) payloads
     failureConverterPath: FAILURE_CONVERTER_PATH,
+    payloadConverterPath: PAYLOAD_CONVERTER_PATH,
     logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} },
   });
   // one file per run: two runs on one bed (or one machine) never replay each other's code

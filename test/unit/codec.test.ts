@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Payload } from '@temporalio/common';
-import { defaultPayloadConverter } from '@temporalio/common';
-import { AesGcmCodec, codecFromEnv, CodecKeys, keyId } from '../../client/codec';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { AesGcmCodec, codecFromEnv, CodecKeys, keyId, refusePlainInput } from '../../client/codec';
+import { failureConverter } from '../../client/failureConverter';
+import {
+  arrivedUnencrypted,
+  payloadConverter,
+  UNENCRYPTED_INPUT,
+  UNENCRYPTED_INPUT_MESSAGE,
+  UNENCRYPTED_METADATA,
+} from '../../client/payloadConverter';
 
 const key = () => randomBytes(32);
 const codecOf = (...keys: Buffer[]) => new AesGcmCodec(keys.map((k) => ({ id: keyId(k), key: k })));
@@ -77,4 +85,55 @@ describe('QM_CODEC_KEY', () => {
       }
     },
   );
+});
+
+describe("the worker's codec: input that arrived unencrypted is noted", () => {
+  test('plain payloads are marked, encrypted ones are not; the converter remembers the values', async () => {
+    const codec = codecOf(key());
+    const [encrypted] = await codec.encode([payload({ from: 'the codec' })]);
+    const [plain, decrypted] = await refusePlainInput(codec).decode([
+      payload({ from: 'a bare CLI' }),
+      encrypted!,
+    ]);
+    expect(meta(plain!, UNENCRYPTED_METADATA)).toBe('1');
+    expect(decrypted!.metadata![UNENCRYPTED_METADATA]).toBeUndefined();
+    const [a, b] = [payloadConverter.fromPayload(plain!), payloadConverter.fromPayload(decrypted!)];
+    expect([a, b]).toEqual([{ from: 'a bare CLI' }, { from: 'the codec' }]);
+    expect([arrivedUnencrypted(a), arrivedUnencrypted(b)]).toEqual([true, false]);
+    // the API's, qm's and the codec server's codec mark nothing
+    expect((await codec.decode([payload({ x: 1 })]))[0]!.metadata![UNENCRYPTED_METADATA]).toBeUndefined();
+  });
+});
+
+describe('the failure converter', () => {
+  test('the message and stack go into the encoded attributes; the plain message says what failed and where to read it', () => {
+    const err = ApplicationFailure.create({
+      type: 'InvalidInput',
+      message: 'acme.example: no such site',
+      nonRetryable: true,
+    });
+    const f = failureConverter.errorToFailure(err, defaultPayloadConverter);
+    expect(f.message).toBe(
+      'Encoded failure (InvalidInput): the message is encrypted: read it with the codec (temporal workflow show --detailed or -o json with --codec-endpoint), qm, the API or the Web UI',
+    );
+    expect(`${f.message} ${f.stackTrace}`).not.toContain('acme.example');
+    expect(f.encodedAttributes).toBeDefined();
+    expect(failureConverter.failureToError(f, defaultPayloadConverter).message).toBe(
+      'acme.example: no such site',
+    );
+  });
+
+  test('the refusal of unencrypted input stays in clear, without a stack', () => {
+    const err = ApplicationFailure.create({
+      type: UNENCRYPTED_INPUT,
+      message: UNENCRYPTED_INPUT_MESSAGE,
+      nonRetryable: true,
+    });
+    const f = failureConverter.errorToFailure(err, defaultPayloadConverter);
+    expect([f.message, f.stackTrace, f.encodedAttributes]).toEqual([
+      UNENCRYPTED_INPUT_MESSAGE,
+      '',
+      undefined,
+    ]);
+  });
 });

@@ -131,6 +131,34 @@ describe('codec server (the Web UI remote codec protocol)', () => {
     expect(r.json().message).toContain('other');
   });
 
+  test('what the Temporal CLI sends: {} (no payloads) and Go field shapes are accepted', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    // an empty list is an empty object in protobuf JSON and in Go's encoding/json (omitempty)
+    for (const direction of ['encode', 'decode'])
+      for (const body of [{}, { payloads: null }, { payloads: [] }]) {
+        const r = await send({ method: 'POST', url: `/codec/${direction}`, headers: auth, payload: body });
+        expect([direction, body, r.statusCode, r.json()]).toEqual([direction, body, 200, { payloads: [] }]);
+      }
+    // a payload without metadata or data, and a field this server does not know, decode as they are
+    const encrypted = asJson(await codec.encode([defaultPayloadConverter.toPayload({ q: 1 })!]));
+    const r = await send({
+      method: 'POST',
+      url: '/codec/decode',
+      headers: auth,
+      payload: {
+        payloads: [{ ...encrypted.payloads[0], external_payloads: null }, { metadata: null }, {}],
+        unknown_field: 1,
+      },
+    });
+    expect(r.statusCode).toBe(200);
+    const [first, second, third] = r.json().payloads;
+    expect(JSON.parse(Buffer.from(first.data, 'base64').toString())).toEqual({ q: 1 });
+    expect([second, third]).toEqual([
+      { metadata: {}, data: '' },
+      { metadata: {}, data: '' },
+    ]);
+  });
+
   test('the token never reaches a log line', () => {
     expect(redactCodecUrl(`/codec/${TOKEN}/decode`)).toBe('/codec/***/decode');
     expect(redactCodecUrl('/codec/decode')).toBe('/codec/decode');

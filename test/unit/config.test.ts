@@ -5,6 +5,7 @@ import path from 'node:path';
 import {
   CodecServerEnv,
   loadEnv,
+  PlatformEnv,
   SetupEnv,
   temporalTls,
   TemporalConnectionEnv,
@@ -188,5 +189,43 @@ describe('codec server and set-up', () => {
     expect(errorOf(() => loadEnv(SetupEnv, { TEMPORAL_RETENTION_DAYS: '0.5' }))).toContain(
       'TEMPORAL_RETENTION_DAYS: must be a whole number of days',
     );
+  });
+});
+
+describe('npm start', () => {
+  test('defaults: loopback for the Web UI and the API, the standard ports, the demo fleet', () => {
+    expect(loadEnv(PlatformEnv, {})).toEqual(
+      expect.objectContaining({
+        QM_UI_HOST: '127.0.0.1',
+        QM_UI_PORT: 8233,
+        QM_API_HOST: '127.0.0.1',
+        QM_API_PORT: 8480,
+        QM_CODEC_PORT: 8481,
+        QM_TEMPORAL_PORT: 7233,
+        QM_DEMO_SUBNET: '10.77.100',
+        QM_DEMO_PREFIX: 'qmdemo',
+        QM_KEEP_FLEET: false,
+      }),
+    );
+  });
+
+  test('every bad variable named at once', () => {
+    const msg = errorOf(() =>
+      loadEnv(PlatformEnv, {
+        QM_DEMO_SUBNET: '10.77.300',
+        QM_DEMO_PREFIX: 'Demo-1',
+        QM_UI_PORT: 'eighty',
+        QM_INVENTORY: inventory,
+        QM_GIT_HOOK_URL: 'http://10.0.0.1:8480/hooks/git',
+      }),
+    );
+    for (const name of [
+      'QM_DEMO_SUBNET',
+      'QM_DEMO_PREFIX',
+      'QM_UI_PORT',
+      'QM_SSH_KEY',
+      'QM_GIT_HOOK_SECRET_FILE',
+    ])
+      expect(msg).toContain(`${name}: `);
   });
 });

@@ -58,6 +58,19 @@ describe('defaults', () => {
     expect([h!.user, h!.port, h!.dockerSocket]).toEqual(['root', 2200, '/run/docker.sock']);
   });
 
+  test("a patch roll's default patch: the file's, a host's own, or none (the workflow's default)", () => {
+    const hosts = parseInventory({
+      defaults: { patchCommand: ['echo', 'nothing patched'] },
+      hosts: [host(), host({ name: 'web2', patchCommand: ['dnf', '-y', 'upgrade'] })],
+    });
+    expect(hosts.map((h) => h.patchCommand)).toEqual([
+      ['echo', 'nothing patched'],
+      ['dnf', '-y', 'upgrade'],
+    ]);
+    expect(parseInventory({ hosts: [host()] })[0]).not.toHaveProperty('patchCommand');
+    expect(errorOf({ defaults: { patchCommand: [] }, hosts: [host()] })).toContain('defaults.patchCommand');
+  });
+
   test('several pinned keys, labels, IPv6 and DNS names are accepted', () => {
     const hosts = parseInventory({
       hosts: [

@@ -14,10 +14,12 @@ test('a minimal input gets safe defaults', () => {
     batchSize: 1,
     errorBudget: 0,
     canary: true,
-    patchCommand: DEFAULT_PATCH_COMMAND,
     reboot: 'if-required',
     rebootCheck: ['test', '-e', '/run/reboot-required'],
   });
+  // no command: each host's patchCommand from the inventory, else the default (runPatch decides)
+  expect(cfg.patchCommand).toBeUndefined();
+  expect(DEFAULT_PATCH_COMMAND).toEqual(['sh', '-c', 'apt-get update && apt-get -y upgrade']);
 });
 
 test('a full input is accepted as given', () => {
