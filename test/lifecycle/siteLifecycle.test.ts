@@ -105,8 +105,10 @@ test('provision → serves through the proxy from both app servers → suspend �
       args: [{ siteId: site.siteId, reason: 'invoice 42 unpaid' }],
     });
     const suspended = await fetchSite(bed.fleet, site.domains![0]!);
+    // the bed's proxy host is also its Git and storage host: the page is readable whatever step made /srv/qm
     expect(suspended.status).toBe(503);
     expect(suspended.siteState).toBe('suspended');
+    expect(Number(suspended.retryAfter)).toBeGreaterThan(0);
     expect((await siteContainers(bed.fleet, site.siteId)).every((c) => c.endsWith('(exited)'))).toBe(true);
 
     await bed.env.client.workflow.execute(resumeSite, {
