@@ -1,0 +1,178 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { probeThroughProxy } from '../../activities/proxy/probe';
+import type { Placement } from '../../schema/site';
+import { deployRelease, deprovisionSite, provisionSite, rollbackSite } from '../../workflows';
+import { Clone } from '../deploy/gitBed';
+import type { Bed } from '../support/bed';
+import { eventually } from '../support/eventually';
+import {
+  acknowledgedWrites,
+  startLoad,
+  summarize,
+  type LoadOptions,
+  type RequestResult,
+} from '../support/load';
+import { APP_HOSTS, openSiteBed, phpSite, proxyAddresses, siteSql, visitsOf } from '../support/phpSite';
+import { removeGitRepoOnHost, siteLeftovers } from '../support/site';
+import { startWorker, uniqueTaskQueue, type FileWorker } from '../support/temporal';
+
+/**
+ * What a customer of a real PHP + MariaDB site feels while ops operate it: the test-php profile
+ * (Apache, mod_php, MariaDB: every page records a visit in the site's database), on two app
+ * servers behind two proxy hosts, driven by a bounded load of visitors (test/support/load.ts,
+ * 10% of them on a page that takes 2 s) while a deploy with a schema migration, a rollback, a
+ * deploy whose migration fails, a backup and its restore, a suspension and a patch roll with
+ * reboots run. Outcomes are read from the site's database on its host and from the visitors' side.
+ */
+
+jest.setTimeout(300_000);
+
+let bed: Bed;
+let worker: FileWorker;
+let clone: Clone;
+const tag = Math.random().toString(36).slice(2, 7);
+const repo = `customers/php-${tag}.git`;
+const site = phpSite({ siteId: `php-${tag}`, git: { repo, branch: 'main' } });
+const { siteId } = site;
+const domain = site.domains[0]!;
+let placement: Placement;
+/** Every request the loads of this file sent, and what the site said it wrote. */
+const allResults: RequestResult[] = [];
+
+beforeAll(async () => {
+  bed = await openSiteBed();
+  worker = await startWorker(bed, { taskQueue: uniqueTaskQueue('php') });
+  const r = await bed.env.client.workflow.execute(provisionSite, {
+    taskQueue: worker.taskQueue,
+    workflowId: `provision-${siteId}`,
+    args: [{ site, triggeredBy: 'test' }],
+  });
+  placement = r.placement;
+  clone = await Clone.create(bed.fleet, repo);
+}, 20 * 60_000);
+
+afterAll(async () => {
+  try {
+    if (placement) {
+      await bed.env.client.workflow.execute(deprovisionSite, {
+        taskQueue: worker.taskQueue,
+        workflowId: `deprovision-${siteId}`,
+        args: [{ siteId, skipFinalBackup: true }],
+      });
+      expect(await siteLeftovers(bed.fleet, siteId)).toEqual([]);
+      await removeGitRepoOnHost(bed.fleet, repo);
+    }
+  } finally {
+    clone?.remove();
+    await worker?.stop();
+    await bed?.close();
+  }
+});
+
+/** One GET through each proxy host. */
+async function throughEachProxy(path: string) {
+  return Promise.all(
+    proxyAddresses(bed.fleet).map((address) =>
+      probeThroughProxy({ address, domain, path, timeoutMs: 10_000 }),
+    ),
+  );
+}
+
+/** Run `op` while visitors load the site; stop them a second after it ends. */
+async function underLoad<T>(
+  name: string,
+  op: () => Promise<T>,
+  opts: Partial<LoadOptions> = {},
+): Promise<{ result?: T; error?: unknown; results: RequestResult[] }> {
+  const load = startLoad(bed.fleet, {
+    domain,
+    rate: 40,
+    total: 4000,
+    slowShare: 0.1,
+    tag: `${tag}-${name}`,
+    ...opts,
+  });
+  // visitors first, then the operation
+  await new Promise((r) => setTimeout(r, 1000));
+  let result: T | undefined;
+  let error: unknown;
+  try {
+    result = await op();
+  } catch (err) {
+    error = err;
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const results = await load.stop();
+  allResults.push(...results);
+  const s = summarize(results);
+  console.log(
+    `${name}: ${s.sent} requests, ${s.served} served, ${s.failed} failed, p50 ${s.p50} ms, p99 ${s.p99} ms`,
+    s.outcomes,
+  );
+  return { result, error, results };
+}
+
+/** Every acknowledged write of `results` is in the database with the request's id. */
+function expectWritesKept(results: RequestResult[]) {
+  const rows = new Map(visitsOf(placement.dbHost, siteId).map((v) => [v.id, v.rid]));
+  const missing = [...acknowledgedWrites(results)].filter(([rid, visit]) => rows.get(visit) !== rid);
+  expect(missing).toEqual([]);
+}
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return (err as WorkflowFailedError).cause as ApplicationFailure;
+}
+
+const MIGRATION_1 =
+  '-- the content gets a summary\n' +
+  "ALTER TABLE content ADD COLUMN summary VARCHAR(255) NOT NULL DEFAULT '';\n" +
+  "UPDATE content SET summary = CONCAT('About ', title);\n";
+
+test('the site on two app servers behind two proxies: every page records a visit, uploads reach the shared files, cron writes', async () => {
+  expect(placement.appHosts.sort()).toEqual(APP_HOSTS);
+  expect(placement.proxyHosts.sort()).toEqual(['host1', 'host4']);
+  const pages = await throughEachProxy(`/?rid=${tag}-hello`);
+  for (const p of pages) {
+    expect(p.status).toBe(200);
+    expect(JSON.parse(p.bodyExcerpt)).toMatchObject({
+      site: siteId,
+      release: 'initial',
+      rid: `${tag}-hello`,
+    });
+  }
+  const ids = pages.map((p) => (JSON.parse(p.bodyExcerpt) as { visit: number }).visit);
+  expect(visitsOf(placement.dbHost, siteId).filter((v) => ids.includes(v.id))).toHaveLength(2);
+  // the cron container writes through the same code
+  await eventually(() => visitsOf(placement.dbHost, siteId).some((v) => v.rid.startsWith('cron-')), {
+    what: 'a cron visit',
+    timeoutMs: 20_000,
+  });
+});
+
+test('a deploy with a schema migration under load: no request fails, every acknowledged write is kept', async () => {
+  const { commit } = await clone.push('main', { 'migrations/0001_summary.sql': MIGRATION_1, VERSION: '1\n' });
+  const { result, error, results } = await underLoad('deploy', () =>
+    bed.env.client.workflow.execute(deployRelease, {
+      taskQueue: worker.taskQueue,
+      workflowId: `deploy-${siteId}-${commit.slice(0, 8)}`,
+      args: [{ siteId, commit, triggeredBy: 'test', drainSeconds: 5 }],
+    }),
+  );
+  expect(error).toBeUndefined();
+  expect(result).toMatchObject({ status: 'deployed', release: commit });
+  expect(summarize(results).failures).toEqual([]);
+  expectWritesKept(results);
+  // the migration ran once, and the pages run the new release
+  expect(siteSql(placement.dbHost, siteId, 'SELECT version FROM schema_migrations')).toEqual([['0001']]);
+  expect(siteSql(placement.dbHost, siteId, 'SELECT summary FROM content WHERE id = 1')).toEqual([
+    ['About Welcome'],
+  ]);
+  for (const p of await throughEachProxy('/'))
+    expect(JSON.parse(p.bodyExcerpt)).toMatchObject({ release: commit, schema: '0001' });
+});
