@@ -1,6 +1,11 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
+import http from 'node:http';
+import { snapshotPaths } from '../../activities/db/commands';
+import { PROXY_PORT } from '../../activities/proxy/layout';
 import { probeThroughProxy } from '../../activities/proxy/probe';
+import { siteNames } from '../../schema/site';
+import { testbed } from '../../dev/fleet';
 import type { Placement } from '../../schema/site';
 import { deployRelease, deprovisionSite, provisionSite, rollbackSite } from '../../workflows';
 import { Clone } from '../deploy/gitBed';
@@ -129,6 +134,23 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
   return (err as WorkflowFailedError).cause as ApplicationFailure;
 }
 
+/** POST a body through a proxy host: status and body. */
+function post(address: string, path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: address, port: PROXY_PORT, method: 'POST', path, agent: false, headers: { Host: domain } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 const MIGRATION_1 =
   '-- the content gets a summary\n' +
   "ALTER TABLE content ADD COLUMN summary VARCHAR(255) NOT NULL DEFAULT '';\n" +
@@ -148,6 +170,22 @@ test('the site on two app servers behind two proxies: every page records a visit
   }
   const ids = pages.map((p) => (JSON.parse(p.bodyExcerpt) as { visit: number }).visit);
   expect(visitsOf(placement.dbHost, siteId).filter((v) => ids.includes(v.id))).toHaveLength(2);
+  // an upload through one proxy (one app server) is served through the other, from the shared files
+  const [first, second] = proxyAddresses(bed.fleet);
+  const upload = await post(first!, '/upload?name=hello.txt', `hello from ${tag}\n`);
+  expect(upload.status).toBe(200);
+  expect(siteSql(placement.dbHost, siteId, "SELECT bytes FROM uploads WHERE name = 'hello.txt'")).toEqual([
+    [String(`hello from ${tag}\n`.length)],
+  ]);
+  for (let i = 0; i < 2; i++) {
+    const file = await probeThroughProxy({
+      address: second!,
+      domain,
+      path: '/files/uploads/hello.txt',
+      timeoutMs: 5000,
+    });
+    expect(file).toMatchObject({ status: 200, bodyExcerpt: `hello from ${tag}\n` });
+  }
   // the cron container writes through the same code
   await eventually(() => visitsOf(placement.dbHost, siteId).some((v) => v.rid.startsWith('cron-')), {
     what: 'a cron visit',
@@ -175,4 +213,89 @@ test('a deploy with a schema migration under load: no request fails, every ackno
   ]);
   for (const p of await throughEachProxy('/'))
     expect(JSON.parse(p.bodyExcerpt)).toMatchObject({ release: commit, schema: '0001' });
+});
+
+test('a rollback under load: no request fails, every acknowledged write is kept, the schema stays', async () => {
+  const { result, error, results } = await underLoad('rollback', () =>
+    bed.env.client.workflow.execute(rollbackSite, {
+      taskQueue: worker.taskQueue,
+      workflowId: `rollback-${siteId}-${Date.now()}`,
+      args: [{ siteId, release: 'initial', triggeredBy: 'test', drainSeconds: 5 }],
+    }),
+  );
+  expect(error).toBeUndefined();
+  expect(result).toMatchObject({ status: 'rolled-back', release: 'initial' });
+  expect(summarize(results).failures).toEqual([]);
+  expectWritesKept(results);
+  for (const p of await throughEachProxy('/'))
+    expect(JSON.parse(p.bodyExcerpt)).toMatchObject({ release: 'initial', schema: '0001' });
+});
+
+test('a deploy whose migration fails, under load: the snapshot is restored, the old release serves, and exactly the writes after the snapshot are lost (docs/deploys.md)', async () => {
+  const { commit } = await clone.push('main', {
+    'migrations/0002_tags.sql': 'CREATE TABLE tags (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL);\n',
+    '.fail-migration': '0002\n',
+    VERSION: '2\n',
+  });
+  let deployStart = 0;
+  const { error, results } = await underLoad('failed-migration', () => {
+    deployStart = Date.now();
+    return bed.env.client.workflow.execute(deployRelease, {
+      taskQueue: worker.taskQueue,
+      workflowId: `deploy-${siteId}-${commit.slice(0, 8)}`,
+      args: [{ siteId, commit, triggeredBy: 'test', drainSeconds: 5 }],
+    });
+  });
+  const failure = await failureOf(Promise.reject(error));
+  expect(failure.message).toMatch(/failed at "postDeploy hooks".*0002_tags fails on purpose/s);
+  const details = failure.details![0] as { databaseRestored: boolean; rolledBack: boolean; snapshot: string };
+  expect(details).toMatchObject({ databaseRestored: true, rolledBack: true });
+
+  // the old release serves, on the schema before the migration (its table is gone with the snapshot)
+  for (const p of await throughEachProxy('/'))
+    expect(JSON.parse(p.bodyExcerpt)).toMatchObject({ release: 'initial', schema: '0001' });
+  expect(siteSql(placement.dbHost, siteId, "SHOW TABLES LIKE 'tags'")).toEqual([]);
+
+  // The claim of docs/deploys.md ("Failure: back to the release before"): the database is the
+  // snapshot, taken as the deploy began; every write committed after it is lost, none before.
+  const snapshotFile = snapshotPaths(siteNames(siteId).database, details.snapshot).file;
+  const m = /'visits',(\d+)\)/.exec(
+    testbed.exec(placement.dbHost, [
+      'sh',
+      '-c',
+      'zcat "$1" | grep -F -A1 "$2"',
+      'qm-test',
+      snapshotFile,
+      'INSERT INTO `sequences`',
+    ]),
+  );
+  const n = Number(m![1]);
+  const rows = visitsOf(placement.dbHost, siteId);
+  // up to the snapshot: every visit, 1..N
+  expect(rows.filter((r) => r.id <= n).map((r) => r.id)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  const byRid = new Map(rows.map((r) => [r.rid, r.id]));
+  const acked = [...acknowledgedWrites(results)].map(([rid, visit]) => ({
+    rid,
+    visit,
+    req: results.find((r) => r.rid === rid)!,
+  }));
+  // every write answered before the deploy began is kept; those after the snapshot are lost unless
+  // made after the restore (then with a new id above N)
+  const before = acked.filter((w) => w.req.sentAt + w.req.ms < deployStart);
+  expect(before.length).toBeGreaterThan(0);
+  expect(before.filter((w) => byRid.get(w.rid) !== w.visit)).toEqual([]);
+  const afterSnapshot = acked.filter((w) => w.visit > n);
+  const lost = afterSnapshot.filter((w) => byRid.get(w.rid) !== w.visit);
+  const keptAfter = afterSnapshot.filter((w) => byRid.get(w.rid) === w.visit);
+  expect(lost.length).toBeGreaterThan(0);
+  expect(acked.filter((w) => w.visit <= n && byRid.get(w.rid) !== w.visit)).toEqual([]);
+  // the writes kept above N were made after the restore: after the maintenance page
+  const maintenance = results.filter((r) => r.siteState === 'maintenance');
+  expect(maintenance.length).toBeGreaterThan(0);
+  const lastLost = Math.max(...lost.map((w) => w.req.sentAt));
+  expect(keptAfter.filter((w) => w.req.sentAt < lastLost)).toEqual([]);
+  expect(summarize(results).failures).toEqual([]);
+  console.log(
+    `failed migration: snapshot at visit ${n}; ${lost.length} acknowledged writes lost (sent ${lost.length ? new Date(Math.min(...lost.map((w) => w.req.sentAt))).toISOString() : '-'}..), ${maintenance.length} maintenance pages`,
+  );
 });

@@ -22,16 +22,19 @@ function site_db(): mysqli {
   return $db;
 }
 
-/** The base schema, made if absent (what a site install does once); safe to run any number of times, at once. */
+/**
+ * The base schema, made if absent (what a site install does once); safe to run any number of times,
+ * at once, and on a schema that later migrations changed (so every INSERT names its columns).
+ */
 function site_install(mysqli $db): void {
   foreach ([
     'CREATE TABLE IF NOT EXISTS sequences (name VARCHAR(32) PRIMARY KEY, value BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB',
-    "INSERT IGNORE INTO sequences VALUES ('visits', 0)",
+    "INSERT IGNORE INTO sequences (name, value) VALUES ('visits', 0)",
     'CREATE TABLE IF NOT EXISTS visits (id BIGINT UNSIGNED PRIMARY KEY, request_id VARCHAR(64) NOT NULL,' .
       ' path VARCHAR(255) NOT NULL, host VARCHAR(64) NOT NULL, release_name VARCHAR(64) NOT NULL,' .
       ' created DATETIME(6) NOT NULL, KEY (request_id)) ENGINE=InnoDB',
     'CREATE TABLE IF NOT EXISTS content (id INT UNSIGNED PRIMARY KEY, title VARCHAR(255) NOT NULL, body TEXT NOT NULL) ENGINE=InnoDB',
-    "INSERT IGNORE INTO content VALUES (1, 'Welcome', 'A site on the test bed.'), (2, 'About', 'Apache, PHP and MariaDB.')",
+    "INSERT IGNORE INTO content (id, title, body) VALUES (1, 'Welcome', 'A site on the test bed.'), (2, 'About', 'Apache, PHP and MariaDB.')",
     'CREATE TABLE IF NOT EXISTS uploads (name VARCHAR(255) PRIMARY KEY, bytes INT UNSIGNED NOT NULL,' .
       ' sha256 CHAR(64) NOT NULL, created DATETIME(6) NOT NULL) ENGINE=InnoDB',
     'CREATE TABLE IF NOT EXISTS schema_migrations (version VARCHAR(32) PRIMARY KEY, name VARCHAR(255) NOT NULL,' .
