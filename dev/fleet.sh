@@ -23,11 +23,9 @@
 #
 # Settings (environment): QM_TESTBED_DIR (/tmp/qm-testbed), QM_TESTBED_HOSTS (3),
 # QM_TESTBED_SUBNET (10.77.0, a /24 of this machine's own), QM_TESTBED_PREFIX (qm: names of
-# namespaces, links and cgroups), QM_TESTBED_ROLES (the roles of each host, one word per host;
-# default host1 "proxy,db,storage,git", the others "app,cache,db"), QM_IMAGE_CACHE
-# (/var/cache/quartermaster/images: images built once per machine). The bed writes
-# $QM_TESTBED_DIR/inventory.json (the fleet inventory the platform reads), the client key and
-# known_hosts under $QM_TESTBED_DIR/keys, and
+# namespaces, links and cgroups), QM_IMAGE_CACHE (/var/cache/quartermaster/images: images built
+# once per machine). The bed writes $QM_TESTBED_DIR/inventory.json (the fleet inventory the
+# platform reads), the client key and known_hosts under $QM_TESTBED_DIR/keys, and
 # $QM_TESTBED_DIR/fleet.sh, a link to this script: how a worker started for the bed reboots one of
 # its hosts (activities/host/reboot.ts) without knowing where the project's dev/ is.
 set -euo pipefail
@@ -351,14 +349,9 @@ php_image_load() {
 }
 
 # ---------------------------------------------------------------- inventory
-# The roles of host N: the Nth word of QM_TESTBED_ROLES (comma-separated roles) if given, else
-# host1 fronts the fleet (proxy, git, storage) and the others run the sites' app containers.
-read -r -a ROLES <<<"${QM_TESTBED_ROLES:-}"
-default_roles() {
-  if [ -n "${ROLES[$(($1 - 1))]:-}" ]; then echo "${ROLES[$(($1 - 1))]}"
-  elif [ "$1" = 1 ]; then echo proxy,db,storage,git
-  else echo app,cache,db; fi
-}
+# The roles of host N in the bed's own inventory: host1 fronts the fleet (proxy, git, storage), the
+# others run the sites' app containers ('layout' writes other inventories of the same hosts).
+default_roles() { if [ "$1" = 1 ]; then echo proxy,db,storage,git; else echo app,cache,db; fi; }
 
 # inventory_write FILE ROLES...: the inventory of the hosts whose ROLES word is not '-' (word N:
 # host N's roles, comma-separated).
@@ -545,5 +538,5 @@ case "$cmd" in
   exec) check_host "$1"; i=$1; shift; in_host "$i" "$@" ;;
   rekey) check_host "$1"; rekey "$1" ;;
   restore-key) check_host "$1"; restore_key "$1" ;;
-  *) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+  *) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
 esac
