@@ -320,16 +320,18 @@ php_image_build() {
         "${QM_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$CACHE/debootstrap.log" 2>&1 ||
         { rm -rf "$tmp"; die "debootstrap failed (see $CACHE/debootstrap.log)"; }
       rm -rf "$tmp/root/var/cache/apt/archives/"*.deb "$tmp/root/var/lib/apt/lists/"* "$tmp/root/usr/share/doc" "$tmp/root/usr/share/man"
-      tar -C "$tmp/root" -cf "$tmp/root.tar" . && mv "$tmp/root.tar" "$root"
+      tar -C "$tmp/root" -cf "$tmp/root.tar" . || { rm -rf "$tmp"; die "cannot write the root's tarball in $CACHE"; }
+      mv "$tmp/root.tar" "$root"
       rm -rf "$tmp"
     fi
     log "building $PHP_IMAGE from the cached root and profiles/test-php"
     tmp=$(mktemp -d "$CACHE/.image.XXXXXX")
-    mkdir "$tmp/root" && tar -C "$tmp/root" -xf "$root"
-    bash "$SRC/profiles/test-php/install.sh" "$tmp/root" || { rm -rf "$tmp"; die "profiles/test-php/install.sh failed"; }
-    tar -C "$tmp/root" -c . | docker -H "$sock" import -c 'CMD ["/usr/local/bin/site-start"]' \
-      -c "LABEL qm.image.key=$key" - "$PHP_IMAGE" >/dev/null
-    docker -H "$sock" save -o "$tmp/image.tar" "$PHP_IMAGE" && mv "$tmp/image.tar" "$tar"
+    { mkdir "$tmp/root" && tar -C "$tmp/root" -xf "$root" && bash "$SRC/profiles/test-php/install.sh" "$tmp/root" &&
+      tar -C "$tmp/root" -c . | docker -H "$sock" import -c 'CMD ["/usr/local/bin/site-start"]' \
+        -c "LABEL qm.image.key=$key" - "$PHP_IMAGE" >/dev/null &&
+      docker -H "$sock" save -o "$tmp/image.tar" "$PHP_IMAGE"; } ||
+      { rm -rf "$tmp"; die "building $PHP_IMAGE failed (profiles/test-php/install.sh, or host$i's engine)"; }
+    mv "$tmp/image.tar" "$tar"
     rm -rf "$tmp"
     # the images of other code than this one's are not needed any more
     find "$CACHE" -maxdepth 1 -name 'php-site-*.tar' ! -name "php-site-$key.tar" -mmin +60 -delete
