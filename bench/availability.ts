@@ -124,6 +124,9 @@ async function main() {
 
   try {
     await run('provisionSite', { site, triggeredBy: 'bench' }, 'provision');
+    // a first load, not measured: the site's caches and the database's buffers warm
+    await startLoad(fleet, { domain, rate: RATE, total: RATE * 5, slowShare: 0.1, tag: `${tag}-warm-up` })
+      .done;
     const { commit } = await clone.push('main', {
       'migrations/0001_summary.sql':
         "ALTER TABLE content ADD COLUMN summary VARCHAR(255) NOT NULL DEFAULT '';\n",
