@@ -17,11 +17,15 @@
 #   fleet.sh exec N CMD..  run a command inside host N's namespaces
 #   fleet.sh rekey N       give host N a new host key (sshd restarts; the inventory keeps the old pin)
 #   fleet.sh restore-key N put back the host key host N had before 'rekey' (sshd restarts)
+#   fleet.sh layout NAME ROLES..  write inventory-NAME.json: the hosts with other roles, one word
+#                          per host ("proxy,db app,cache -" ...); makes hosts past the bed's own
+#   fleet.sh php-image N.. load the PHP site's image into hosts N.. (built once per machine)
 #
 # Settings (environment): QM_TESTBED_DIR (/tmp/qm-testbed), QM_TESTBED_HOSTS (3),
 # QM_TESTBED_SUBNET (10.77.0, a /24 of this machine's own), QM_TESTBED_PREFIX (qm: names of
-# namespaces, links and cgroups). The bed writes $QM_TESTBED_DIR/inventory.json (the fleet
-# inventory the platform reads), the client key and known_hosts under $QM_TESTBED_DIR/keys, and
+# namespaces, links and cgroups), QM_IMAGE_CACHE (/var/cache/quartermaster/images: images built
+# once per machine). The bed writes $QM_TESTBED_DIR/inventory.json (the fleet inventory the
+# platform reads), the client key and known_hosts under $QM_TESTBED_DIR/keys, and
 # $QM_TESTBED_DIR/fleet.sh, a link to this script: how a worker started for the bed reboots one of
 # its hosts (activities/host/reboot.ts) without knowing where the project's dev/ is.
 set -euo pipefail
@@ -62,7 +66,7 @@ wait_for() { # wait_for TRIES CMD...: poll every 0.1 s
 }
 wait_gone() { for _ in $(seq 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
 # shellcheck disable=SC2015  # die on any failed test, which is what A && B || C does here
-check_host() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ] || die "no host '$1' (1..$N)"; }
+check_host() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$(hosts_made)" ] || die "no host '$1' (1..$(hosts_made))"; }
 
 require() {
   [ "$(id -u)" = 0 ] || die "the test bed needs root (network and mount namespaces)"
@@ -278,9 +282,83 @@ images_load() {
   docker -H "$sock" load -q -i "$DIR/images/busybox.tar" >/dev/null
 }
 
+# The PHP site's image (profiles/test-php.yaml): Debian's Apache, mod_php and php-mysql, installed by
+# debootstrap from Debian's mirror, with the site's code (profiles/test-php/) baked in. Built once
+# per machine: the root file system is cached in $CACHE keyed by the package list, the image (root
+# plus code) keyed by that and the code, so a new bed only loads it; a changed code only rebuilds
+# the image from the cached root (seconds), a changed package list the root (a minute or two).
+CACHE=${QM_IMAGE_CACHE:-/var/cache/quartermaster/images}
+PHP_SUITE=bookworm
+PHP_PKGS=apache2,libapache2-mod-php,php-mysql,php-cli
+PHP_IMAGE=local/php-site:1
+SRC=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+
+php_keys() { # prints ROOT_KEY IMAGE_KEY
+  local root code
+  root=$(printf '%s %s recipe-1\n' "$PHP_SUITE" "$PHP_PKGS" | sha256sum | cut -c1-16)
+  code=$(cd "$SRC/profiles/test-php" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+  echo "$root $(printf '%s %s\n' "$root" "$code" | sha256sum | cut -c1-16)"
+}
+
+# php_image_build HOST: make $CACHE/php-site-<key>.tar (building what is missing on HOST's engine).
+# Under a lock on the cache: beds of the same machine share it, and the first builds.
+php_image_build() {
+  local i=$1 sock rootkey key root tar tmp
+  sock="unix://$(hdir "$i")/run/docker.sock"
+  read -r rootkey key < <(php_keys)
+  tar=$CACHE/php-site-$key.tar
+  [ -f "$tar" ] && return 0
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/.php.lock"; flock -w 900 8 || die "another build holds $CACHE/.php.lock"
+  if [ ! -f "$tar" ]; then
+    root=$CACHE/php-root-$rootkey.tar
+    if [ ! -f "$root" ]; then
+      command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap; .ci/setup installs it)"
+      log "building the PHP site's root file system ($PHP_PKGS, Debian $PHP_SUITE): once per machine"
+      tmp=$(mktemp -d "$CACHE/.root.XXXXXX")
+      debootstrap --variant=minbase --include="$PHP_PKGS" "$PHP_SUITE" "$tmp/root" \
+        "${QM_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$CACHE/debootstrap.log" 2>&1 ||
+        { rm -rf "$tmp"; die "debootstrap failed (see $CACHE/debootstrap.log)"; }
+      rm -rf "$tmp/root/var/cache/apt/archives/"*.deb "$tmp/root/var/lib/apt/lists/"* "$tmp/root/usr/share/doc" "$tmp/root/usr/share/man"
+      tar -C "$tmp/root" -cf "$tmp/root.tar" . || { rm -rf "$tmp"; die "cannot write the root's tarball in $CACHE"; }
+      mv "$tmp/root.tar" "$root"
+      rm -rf "$tmp"
+    fi
+    log "building $PHP_IMAGE from the cached root and profiles/test-php"
+    tmp=$(mktemp -d "$CACHE/.image.XXXXXX")
+    { mkdir "$tmp/root" && tar -C "$tmp/root" -xf "$root" && bash "$SRC/profiles/test-php/install.sh" "$tmp/root" &&
+      tar -C "$tmp/root" -c . | docker -H "$sock" import -c 'CMD ["/usr/local/bin/site-start"]' \
+        -c "LABEL qm.image.key=$key" - "$PHP_IMAGE" >/dev/null &&
+      docker -H "$sock" save -o "$tmp/image.tar" "$PHP_IMAGE"; } ||
+      { rm -rf "$tmp"; die "building $PHP_IMAGE failed (profiles/test-php/install.sh, or host$i's engine)"; }
+    mv "$tmp/image.tar" "$tar"
+    rm -rf "$tmp"
+    # the images of other code than this one's are not needed any more
+    find "$CACHE" -maxdepth 1 -name 'php-site-*.tar' ! -name "php-site-$key.tar" -mmin +60 -delete
+  fi
+  exec 8>&-
+}
+
+# php_image_load N: host N's engine has the PHP site's image of today's packages and code.
+php_image_load() {
+  local i=$1 sock key
+  sock="unix://$(hdir "$i")/run/docker.sock"
+  read -r _ key < <(php_keys)
+  have() { [ "$(docker -H "$sock" image inspect -f '{{index .Config.Labels "qm.image.key"}}' "$PHP_IMAGE" 2>/dev/null)" = "$key" ]; }
+  have && return 0
+  php_image_build "$i"
+  have || docker -H "$sock" load -q -i "$CACHE/php-site-$key.tar" >/dev/null
+}
+
 # ---------------------------------------------------------------- inventory
+# The roles of host N in the bed's own inventory: host1 fronts the fleet (proxy, git, storage), the
+# others run the sites' app containers ('layout' writes other inventories of the same hosts).
+default_roles() { if [ "$1" = 1 ]; then echo proxy,db,storage,git; else echo app,cache,db; fi; }
+
+# inventory_write FILE ROLES...: the inventory of the hosts whose ROLES word is not '-' (word N:
+# host N's roles, comma-separated).
 inventory_write() {
-  local i roles first=1
+  local file=$1 i=0 r roles first=1; shift
   {
     echo '{'
     # The hosts share this machine's root filesystem (only /run, /srv, /root and /etc/docker are
@@ -289,9 +367,10 @@ inventory_write() {
     echo '  "defaults": { "user": "root", "port": 22, "dockerSocket": "/run/docker.sock",'
     echo '    "patchCommand": ["echo", "demo fleet: nothing patched (its hosts share this machine'"'"'s root filesystem)"] },'
     echo '  "hosts": ['
-    for i in $(seq "$N"); do
-      # host1 fronts the fleet (proxy, git, storage); the others run the sites' app containers.
-      if [ "$i" = 1 ]; then roles='"proxy", "db", "storage", "git"'; else roles='"app", "cache", "db"'; fi
+    for r in "$@"; do
+      i=$((i + 1))
+      [ "$r" = - ] && continue
+      roles=\"${r//,/\", \"}\"
       [ $first = 1 ] || echo '    ,'
       first=0
       printf '    { "name": "host%s", "address": "%s", "roles": [%s], "labels": { "testbed": "%s" },\n' \
@@ -300,50 +379,80 @@ inventory_write() {
     done
     echo '  ]'
     echo '}'
-  } >"$DIR/inventory.json.tmp"
-  mv "$DIR/inventory.json.tmp" "$DIR/inventory.json"
-  for i in $(seq "$N"); do
+  } >"$file.tmp"
+  mv "$file.tmp" "$file"
+  for i in $(seq "$(hosts_made)"); do
     echo "$(addr "$i") $(cut -d' ' -f1,2 "$(hdir "$i")/etc/ssh_host_ed25519_key.pub")"
   done >"$DIR/keys/known_hosts"
 }
 
+# The number of hosts made in this bed: N, or more when a layout added some (see 'layout').
+hosts_made() {
+  local i=$N
+  while [ -d "$(hdir $((i + 1)))" ]; do i=$((i + 1)); done
+  echo "$i"
+}
+
 # ---------------------------------------------------------------- verbs
 up() {
-  local t0 i; t0=$(now)
+  local t0 i roles=(); t0=$(now)
   require
   mkdir -p "$DIR/keys" "$DIR/logs" "$DIR/images"
   [ -f "$DIR/keys/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C quartermaster -f "$DIR/keys/id_ed25519"
   cp "$DIR/keys/id_ed25519.pub" "$DIR/keys/authorized_keys"
   net_up
-  for i in $(seq "$N"); do
+  hosts_up 1 "$N"
+  for i in $(seq "$N"); do roles+=("$(default_roles "$i")"); done
+  inventory_write "$DIR/inventory.json" "${roles[@]}"
+  link_self
+  log "up: $N hosts at $(addr 1)..$(addr "$N") in $(since "$t0") s (inventory: $DIR/inventory.json)"
+}
+
+# hosts_up FIRST LAST: hosts FIRST..LAST with their namespaces, sshd, dockerd, mariadbd and the
+# busybox image (each started only if missing)
+hosts_up() {
+  local i pids=()
+  for i in $(seq "$1" "$2"); do
     mkdir -p "$(hdir "$i")/etc"
     host_net_up "$i"
     host_holder_up "$i"
     sshd_start "$i"
   done
-  inventory_write
   mariadb_template
   # dockerd and mariadbd of all hosts start in parallel (each waits for its own readiness)
-  local pids=()
-  for i in $(seq "$N"); do (docker_start "$i") & pids+=($!); done
-  for i in $(seq "$N"); do (mariadb_start "$i") & pids+=($!); done
+  for i in $(seq "$1" "$2"); do (docker_start "$i") & pids+=($!); done
+  for i in $(seq "$1" "$2"); do (mariadb_start "$i") & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || die "a daemon failed to start (see $DIR/hosts/h*/logs)"; done
-  images_load 1
+  images_load "$1" # the first makes the image's tarball if there is none yet
   pids=()
-  for i in $(seq 2 "$N"); do (images_load "$i") & pids+=($!); done
+  for i in $(seq $(($1 + 1)) "$2"); do (images_load "$i") & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || die "loading images failed"; done
-  link_self
-  log "up: $N hosts at $(addr 1)..$(addr "$N") in $(since "$t0") s (inventory: $DIR/inventory.json)"
+}
+
+# layout NAME ROLES...: another inventory of this bed's hosts, $DIR/inventory-NAME.json, with
+# other roles (word N: host N's roles, comma-separated, or '-' to leave it out). Hosts past the
+# bed's own N are made and started first; 'down' stops them too. The bed's inventory.json, which
+# every other test and a worker's test-bed reboot read, stays as it is.
+layout() {
+  local name=$1 r; shift
+  [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "layout name '$name': lowercase letters, digits and dashes"
+  [ $# -ge 1 ] || die "usage: fleet.sh layout NAME ROLES... (one word per host)"
+  for r in "$@"; do [[ "$r" =~ ^(-|[a-z]+(,[a-z]+)*)$ ]] || die "roles '$r': comma-separated roles, or -"; done
+  is_up || die "the bed is not up: fleet.sh up first"
+  [ $# -le "$N" ] || hosts_up $((N + 1)) $#
+  inventory_write "$DIR/inventory-$name.json" "$@"
+  echo "$DIR/inventory-$name.json"
 }
 
 down() {
   local t0 i H hp mns p left; t0=$(now)
   [ -d "$DIR/hosts" ] || { net_down; return 0; }
   # phase 1: stop the daemons of every host in parallel, by PID
-  for i in $(seq "$N"); do (mariadb_stop "$i"; docker_stop "$i"; sshd_stop "$i") & done
+  local made; made=$(hosts_made)
+  for i in $(seq "$made"); do (mariadb_stop "$i"; docker_stop "$i"; sshd_stop "$i") & done
   wait
   # phase 2: anything left in a host's mount namespace or cgroups, then the holder and the netns
-  for i in $(seq "$N"); do
+  for i in $(seq "$made"); do
     H=$(hdir "$i")
     if alive "$H/holder.pid"; then
       hp=$(holder "$i"); mns=$(readlink "/proc/$hp/ns/mnt")
@@ -380,7 +489,7 @@ net_down() {
 
 status() {
   local i H
-  for i in $(seq "$N"); do
+  for i in $(seq "$(hosts_made)"); do
     H=$(hdir "$i")
     printf 'host%s %s holder=%s sshd=%s docker=%s mariadb=%s\n' "$i" "$(addr "$i")" \
       "$(alive "$H/holder.pid" && echo up || echo down)" "$(alive "$H/run/sshd.pid" && echo up || echo down)" \
@@ -411,9 +520,16 @@ cmd=${1:-}
 shift || true
 mkdir -p "$DIR"
 case "$cmd" in
-  up | down)
+  up | down | layout)
     exec 9>"$DIR/.lock"; flock -w 300 9 || die "another fleet.sh holds $DIR/.lock"
-    "$cmd" ;;
+    "$cmd" "$@" ;;
+  php-image)
+    [ $# -ge 1 ] || die "usage: fleet.sh php-image N..."
+    for i in "$@"; do check_host "$i"; done
+    php_image_load "$1"
+    pids=()
+    for i in "${@:2}"; do (php_image_load "$i") & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p" || die "loading the PHP site's image failed"; done ;;
   status) status ;;
   is-up) is_up && link_self ;;
   cut) check_host "$1"; ip -n "$SW" link set "$PFX-sw$1" down ;;
@@ -428,5 +544,5 @@ case "$cmd" in
   exec) check_host "$1"; i=$1; shift; in_host "$i" "$@" ;;
   rekey) check_host "$1"; rekey "$1" ;;
   restore-key) check_host "$1"; restore_key "$1" ;;
-  *) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+  *) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
 esac

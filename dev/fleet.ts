@@ -12,11 +12,15 @@ export const CLIENT_KEY = path.join(TESTBED_DIR, 'keys', 'id_ed25519');
 const SCRIPT = path.join(__dirname, 'fleet.sh');
 
 function run(...args: string[]): string {
+  return runFor(5 * 60_000, ...args);
+}
+
+function runFor(timeoutMs: number, ...args: string[]): string {
   return execFileSync('bash', [SCRIPT, ...args], {
     encoding: 'utf8',
     env: { ...process.env, QM_TESTBED_DIR: TESTBED_DIR },
     stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 5 * 60_000,
+    timeout: timeoutMs,
   });
 }
 
@@ -51,6 +55,14 @@ export const testbed = {
   rekey: (host: string) => run('rekey', index(host)),
   /** Put back the host key the host had before `rekey` (sshd restarts); a no-op if it was not rekeyed. */
   restoreKey: (host: string) => run('restore-key', index(host)),
+  /**
+   * Another inventory of the bed's hosts with other roles (one entry per host, host1 first: its
+   * roles, or [] to leave it out); hosts past the bed's own are made and started. Its path.
+   */
+  layout: (name: string, roles: string[][]) =>
+    run('layout', name, ...roles.map((r) => (r.length ? r.join(',') : '-'))).trim(),
+  /** Load the PHP site's image (profiles/test-php.yaml) into these hosts: built once per machine (minutes), then cached. */
+  phpImage: (hosts: string[]) => runFor(20 * 60_000, 'php-image', ...hosts.map(index)),
   /** Run a command inside a host's namespaces, bypassing SSH (for checking outcomes). */
   exec: (host: string, argv: string[]) => run('exec', index(host), ...argv),
 };

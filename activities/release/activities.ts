@@ -17,7 +17,7 @@ import {
   removeReleasesArgv,
   touchReleaseArgv,
 } from './commands';
-import { ensureReleaseContainer, removeStandbyContainer } from './containers';
+import { ensureReleaseContainer, removeStandbyContainer, stopCronContainer } from './containers';
 import { fetchRelease } from './fetch';
 import { runPostDeployHooks } from './hooks';
 import { waitBackendHealthy } from './probe';
@@ -83,6 +83,12 @@ export function makeReleaseActivities(fleet: Fleet) {
       const i = parseInput(ReleaseContainerInput, input, 'ensureReleaseContainer');
       hostWithRole(fleet, i.host, 'app');
       return ensureReleaseContainer(fleet, i);
+    },
+
+    /** Stop the site's cron container. Safe twice: a stopped or missing one is an outcome (see stopCronContainer). */
+    async stopCronContainer(input: z.input<typeof SiteOnHost>) {
+      const { siteId, host } = parseInput(SiteOnHost, input, 'stopCronContainer');
+      return stopCronContainer(fleet, host, siteId);
     },
 
     /** Remove the standby app container. Safe twice: a missing one is `absent`. */

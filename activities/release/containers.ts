@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Profile } from '../../schema/profile';
 import { siteNames, type Placement, type SiteSpec } from '../../schema/site';
 import { activityIO, withHeartbeat } from '../context';
-import { ensureContainer, removeContainer } from '../docker/container';
+import { ensureContainer, removeContainer, stopContainer } from '../docker/container';
 import { waitHealthy } from '../docker/waitHealthy';
 import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
@@ -84,6 +84,23 @@ export async function ensureReleaseContainer(
     }
     return { name: spec.name, port: spec.ports[0]?.hostPort, action };
   });
+}
+
+/**
+ * Stop the site's cron container on the host (a deploy's rollback, before it restores the
+ * database: nothing may write into it meanwhile; the switch back starts cron again on the old
+ * release). Safe twice: a stopped or missing one is `already-stopped` or `absent`.
+ */
+export async function stopCronContainer(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+): Promise<{ result: 'stopped' | 'already-stopped' | 'absent' }> {
+  fleet.pool.host(host);
+  const { result } = await withHeartbeat(() =>
+    stopContainer(fleet, host, siteNames(siteId).container('cron')),
+  );
+  return { result };
 }
 
 /** Remove the standby app container on the host. Safe twice: a missing one is `absent`. */

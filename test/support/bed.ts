@@ -20,15 +20,21 @@ export interface Bed {
   close(): Promise<void>;
 }
 
-/** The bed's fleet alone, as the worker would open it; the caller closes it. */
-export function openTestFleet(): Fleet {
-  return openFleet({ inventoryPath: INVENTORY, privateKeyPath: CLIENT_KEY });
+/** The bed's fleet alone, as the worker would open it (or from another inventory of the bed: testbed.layout); the caller closes it. */
+export function openTestFleet(inventoryPath = INVENTORY): Fleet {
+  return openFleet({ inventoryPath, privateKeyPath: CLIENT_KEY });
 }
 
-/** Attach to Temporal and open the fleet; a file that needs only one says `{ fleet: false }` or `{ temporal: false }`. */
-export async function openBed(parts: { temporal?: boolean; fleet?: boolean } = {}): Promise<Bed> {
+/**
+ * Attach to Temporal and open the fleet; a file that needs only one says `{ fleet: false }` or
+ * `{ temporal: false }`, one that needs the bed's hosts in other roles gives their `inventory`
+ * (testbed.layout).
+ */
+export async function openBed(
+  parts: { temporal?: boolean; fleet?: boolean; inventory?: string } = {},
+): Promise<Bed> {
   const env = parts.temporal === false ? undefined : await testEnv();
-  const fleet = parts.fleet === false ? undefined : openTestFleet();
+  const fleet = parts.fleet === false ? undefined : openTestFleet(parts.inventory);
   const missing = (what: string): never => {
     throw new Error(`this file opened its bed without ${what}`);
   };

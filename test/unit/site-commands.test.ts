@@ -148,6 +148,9 @@ describe('loadProfile', () => {
   test('the shipped profiles load', async () => {
     expect((await loadProfile('test-busybox')).containers.app.port).toBe(80);
     expect((await loadProfile('drupal-civicrm')).health.path).toBe('/user/login');
+    const php = await loadProfile('test-php');
+    expect(php.hooks.postDeploy).toEqual([['php', '/var/www/app/cli.php', 'migrate']]);
+    expect(Object.keys(php.containers).sort()).toEqual(['app', 'cron']);
   });
 
   test('defaults applied', async () => {

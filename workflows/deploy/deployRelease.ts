@@ -13,7 +13,7 @@ import { long15m, once30m, step1m } from '../lib/activities';
 import { deploySnapshotName, INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
-import { allOrFirstFailure } from '../lib/parallel';
+import { allOrFirstFailure, onEveryHost } from '../lib/parallel';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
 import { failedAt, failureFacts } from '../../protocol/failures';
@@ -273,8 +273,24 @@ async function rollBack(
   await CancellationScope.nonCancellable(async () => {
     if (restoreSnapshot) {
       try {
-        for (const host of ctx.placement.proxyHosts)
-          await step1m.putSiteRoute({ host, route: slotRoute(ctx, state.serving, 'maintenance') });
+        // nothing may write into the database while it is restored: the maintenance page on every
+        // proxy, the requests already in flight finish (drainSeconds at most), cron stops (the
+        // switch back starts it again, on the old release)
+        let changed = false;
+        await onEveryHost(ctx.placement.proxyHosts, async (host) => {
+          const r = await step1m.putSiteRoute({ host, route: slotRoute(ctx, state.serving, 'maintenance') });
+          changed = r.changed || changed;
+        });
+        await allOrFirstFailure<unknown>([
+          changed && ctx.drainSeconds > 0
+            ? onEveryHost(ctx.placement.proxyHosts, (host) =>
+                long15m.waitForInFlight({ host, timeoutSeconds: ctx.drainSeconds }),
+              )
+            : Promise.resolve(),
+          ctx.profile.containers.cron
+            ? step1m.stopCronContainer({ siteId: ctx.siteId, host: ctx.placement.appHosts[0]! })
+            : Promise.resolve(),
+        ]);
         await long15m.restoreDatabaseSnapshot({
           host: ctx.placement.dbHost,
           db: siteNames(ctx.siteId).database,
