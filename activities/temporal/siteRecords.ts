@@ -54,7 +54,14 @@ async function sitesToBackUp(client: Client): Promise<{ active: ActiveSite[]; sk
         } catch (err) {
           // it ended between the listing and the query (a site deleted meanwhile): nothing to back up
           if (err instanceof WorkflowNotFoundError) continue;
-          throw err;
+          // one site whose workflow does not answer (no worker polls its task queue) must not
+          // cost every other site its night: it is listed as skipped, with why
+          skipped.push({
+            siteId: id.replace(/^site:/, ''),
+            state: 'unknown',
+            reason: `its site workflow did not answer: ${err instanceof Error ? err.message : String(err)}`,
+          });
+          continue;
         }
         const r: SiteRecord = view.record;
         if (siteWorkflowId(r.siteId) !== id) continue;
