@@ -3,7 +3,7 @@ import { makeDockerActivities } from './docker/activities';
 import { makeDatabaseActivities } from './db/activities';
 import { makeHostActivities } from './host/activities';
 import type { Fleet } from './fleet';
-import { makeCheckHost } from './fleetcheck/checkHost';
+import { makeCheckHost, makeReachHost } from './fleetcheck/checkHost';
 import { makeGitActivities, type GitHookConfig } from './git/activities';
 import { makeProxyActivities } from './proxy/activities';
 import { makeReleaseActivities } from './release/activities';
@@ -29,6 +29,7 @@ export interface ActivityDeps {
 export function createActivities(fleet: Fleet, deps: ActivityDeps = {}) {
   return {
     checkHost: makeCheckHost(fleet),
+    reachHost: makeReachHost(fleet),
     /** The inventory as workflows may see it (no keys, no secrets). */
     listHosts: async (): Promise<
       { name: string; address: string; roles: string[]; labels: Record<string, string> }[]

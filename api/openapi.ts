@@ -5,6 +5,7 @@ import {
   DeployRequest,
   DeprovisionRequest,
   ProvisionRequest,
+  RepairRequest,
   RestoreRequest,
   ResumeRequest,
   RollbackRequest,
@@ -118,7 +119,7 @@ export function openApiDocument() {
       version: '1.0.0',
       description:
         'Creates, suspends, resumes and cancels customer sites, changes their plan, backs them up, restores ' +
-        'them, deploys a ref and rolls back; each call starts a durable Temporal ' +
+        'them, deploys a ref, rolls back and repairs; each call starts a durable Temporal ' +
         'operation and answers at once with its id, which GET /v1/operations/{id} follows.\n\n' +
         `Every /v1 request is signed: \`X-QM-Timestamp\` (unix seconds, within ±${SIGNATURE_WINDOW_SECONDS / 60} ` +
         'minutes of the server clock) and `X-QM-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`. ' +
@@ -151,6 +152,7 @@ export function openApiDocument() {
             RestoreRequest,
             DeployRequest,
             RollbackRequest,
+            RepairRequest,
           },
           'input',
         ),
@@ -266,6 +268,20 @@ export function openApiDocument() {
           'Switches every app server back to a release it still keeps, with zero downtime; no hooks and no ' +
             'database change. A release that is not kept is refused before anything changes.',
           'RollbackRequest',
+          false,
+        ),
+      },
+      '/v1/sites/{siteId}/repair': {
+        parameters: [siteIdParam],
+        post: startOperation(
+          'Put a site back as its record says (repairSite)',
+          "Under the site's lock, on every host that answers: each proxy's nginx running with the route the " +
+            'state asks for, the shared files mounted, the containers on the recorded release (no standby), the ' +
+            "database back on a failed deploy's snapshot when the record says so; then health through every " +
+            'proxy. The result says per host what changed, what was already right and what is out of line. A ' +
+            'failed site returns to its state before the failure once nothing is out of line. Run on a site in ' +
+            'line, it changes nothing.',
+          'RepairRequest',
           false,
         ),
       },

@@ -6,6 +6,7 @@ import {
   DeployReleaseInput,
   DeprovisionSiteInput,
   ProvisionSiteInput,
+  RepairSiteInput,
   RestoreSiteInput,
   ResumeSiteInput,
   RollbackSiteInput,
@@ -59,6 +60,11 @@ export const DeployRequest = z
   });
 export const RollbackRequest = RollbackSiteInput.pick({ release: true, reason: true }).meta({
   description: "A release still kept on the site's app servers (a commit it ran before), or 'initial'.",
+});
+
+export const RepairRequest = RepairSiteInput.pick({ reason: true }).meta({
+  description:
+    "Why (kept with the repair for the audit). The body may be empty: the site's record says what to converge onto.",
 });
 
 export const SiteParams = z.strictObject({ siteId: SiteId });

@@ -91,6 +91,25 @@ export const SiteResponse = z.object({
         .object({ backupId: z.string(), at: z.string() })
         .optional()
         .meta({ description: 'the newest verified backup (what a restore most likely takes)' }),
+      failure: z
+        .object({
+          operation: z.string(),
+          workflowId: z.string(),
+          at: z.string(),
+          step: z.string(),
+          host: z.string().optional(),
+          cause: z.string(),
+          outOfLine: z.array(z.string()),
+          stateBefore: z.string(),
+          databaseSnapshot: z.string().optional(),
+        })
+        .nullable()
+        .optional()
+        .meta({
+          description:
+            'while failed: the operation that failed the site, its step, host and cause, what is still out of ' +
+            'line and the state a repair returns it to',
+        }),
     })
     .nullable(),
   holder: Holder.nullable().meta({ description: 'the operation holding the site lock' }),

@@ -28,6 +28,7 @@ import {
   DeprovisionRequest,
   fieldErrors,
   ProvisionRequest,
+  RepairRequest,
   RestoreRequest,
   ResumeRequest,
   RollbackRequest,
@@ -282,6 +283,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   app.post('/v1/sites/:siteId/restore', onSite('restore', RestoreRequest));
   app.post('/v1/sites/:siteId/deploy', onSite('deploy', DeployRequest));
   app.post('/v1/sites/:siteId/rollback', onSite('rollback', RollbackRequest));
+  app.post('/v1/sites/:siteId/repair', onSite('repair', RepairRequest));
 
   app.get('/v1/sites/:siteId', async (request, reply) => {
     const p = SiteParams.safeParse(request.params);

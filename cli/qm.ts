@@ -19,7 +19,12 @@ import {
   type OperationKind,
   type OperationView,
 } from '../client/operations';
-import { ensureNightlyBackupSchedule, NightlyScheduleConfig } from '../client/schedules';
+import {
+  ensureFleetCheckSchedule,
+  ensureNightlyBackupSchedule,
+  FleetCheckScheduleConfig,
+  NightlyScheduleConfig,
+} from '../client/schedules';
 import { loadEnv, QmEnv } from '../config';
 import { InvalidInputError, parseOrThrow } from '../schema/common';
 import { SiteId } from '../schema/site';
@@ -36,12 +41,17 @@ const USAGE = `qm: Quartermaster operations from the shell (the same client code
   qm restore <siteId> <backupId>
   qm deploy <siteId> <ref|commit> [--reason TEXT]   a branch, tag or commit (40 hex digits)
   qm rollback <siteId> <release> [--reason TEXT]    a release still kept on the app servers
+  qm repair <siteId> [--reason TEXT]   put the site back as its record says, on every host that
+                                answers (a failed site: active again once nothing is out of line)
   qm status <siteId> [--json]   the site's record, lock holder and queue
   qm op <operationId> [--follow] [--json]
   qm sites [--json]             every site, from Temporal visibility
   qm schedule nightly [--hour 1] [--minute 0] [--window 240] [--per-db-host 2]
                                 make the nightly backups' Schedule exist as given (UTC; a paused
                                 schedule stays paused)
+  qm schedule fleet-check [--every 5]
+                                make the fleet check's Schedule exist: every N minutes, checkFleet
+                                {repair: true} repairs every site failed or out of line
 
 Operations print their id and follow it to the end (--no-follow: just start it). --key K sets the
 idempotency key (default: a fresh one); running the same command with the same key never starts
@@ -62,6 +72,7 @@ const COMMANDS = {
   restore: { site: true, second: 'backupId' },
   deploy: { site: true, second: 'ref|commit' },
   rollback: { site: true, second: 'release' },
+  repair: { site: true, second: undefined },
   status: { site: true, second: undefined },
   op: { site: false, second: undefined },
   sites: { site: false, second: undefined },
@@ -119,13 +130,36 @@ function siteIdArg(value: string | undefined): string {
   return p.data;
 }
 
-/** `qm schedule nightly`'s settings, checked (unset options take the schedule's defaults). */
-function nightlySchedule(
+/** `qm schedule nightly|fleet-check`'s settings, checked (unset options take the schedule's defaults). */
+function scheduleConfig(
   kind: string | undefined,
-  values: { hour?: string; minute?: string; window?: string; 'per-db-host'?: string },
-): NightlyScheduleConfig {
+  values: { hour?: string; minute?: string; window?: string; 'per-db-host'?: string; every?: string },
+):
+  | { kind: 'nightly'; config: NightlyScheduleConfig }
+  | { kind: 'fleet-check'; config: FleetCheckScheduleConfig } {
+  const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  if (kind === 'fleet-check')
+    return {
+      kind,
+      config: parseOrThrow(
+        FleetCheckScheduleConfig,
+        { everyMinutes: number(values.every) },
+        'qm schedule fleet-check',
+      ),
+    };
   if (kind !== 'nightly')
-    throw new UsageError('qm schedule nightly [--hour H] [--minute M] [--window MINUTES] [--per-db-host N]');
+    throw new UsageError(
+      'qm schedule nightly [--hour H] [--minute M] [--window MINUTES] [--per-db-host N] | qm schedule fleet-check [--every MINUTES]',
+    );
+  return { kind, config: nightlySchedule(values) };
+}
+
+function nightlySchedule(values: {
+  hour?: string;
+  minute?: string;
+  window?: string;
+  'per-db-host'?: string;
+}): NightlyScheduleConfig {
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   return parseOrThrow(
     NightlyScheduleConfig,
@@ -174,6 +208,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       minute: { type: 'string' },
       window: { type: 'string' },
       'per-db-host': { type: 'string' },
+      every: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -198,7 +233,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (!k.success) throw new UsageError(`bad --key: ${k.error.issues[0]!.message}`);
   }
   const spec = command === 'provision' ? readSpec(arg, io) : undefined;
-  const schedule = command === 'schedule' ? nightlySchedule(arg, values) : undefined;
+  const schedule = command === 'schedule' ? scheduleConfig(arg, values) : undefined;
   // the operations on a site, with their input (checked against the workflow's schema on start)
   const onSite = (): { kind: OperationKind; input: Record<string, unknown> } | undefined => {
     const siteId = arg!;
@@ -227,6 +262,8 @@ async function run(argv: string[], io: Io): Promise<number> {
         };
       case 'rollback':
         return { kind: 'rollback', input: { siteId, release: second, ...reason } };
+      case 'repair':
+        return { kind: 'repair', input: { siteId, ...reason } };
       default:
         return undefined;
     }
@@ -290,7 +327,10 @@ async function run(argv: string[], io: Io): Promise<number> {
         return EXIT.ok;
       }
       case 'schedule': {
-        const r = await ensureNightlyBackupSchedule(client, env.QM_TASK_QUEUE, schedule);
+        const r =
+          schedule!.kind === 'nightly'
+            ? await ensureNightlyBackupSchedule(client, env.QM_TASK_QUEUE, schedule!.config)
+            : await ensureFleetCheckSchedule(client, env.QM_TASK_QUEUE, schedule!.config);
         io.out(`schedule ${r.scheduleId}: ${r.action}`);
         return EXIT.ok;
       }

@@ -54,6 +54,15 @@ export function siteLines(siteId: string, site: SiteState): string[] {
     );
   }
   if (r.lastOperation) lines.push(`  last op    ${r.lastOperation}`);
+  if (r.failure) {
+    const f = r.failure;
+    lines.push(
+      `  failed     ${f.operation} ${f.workflowId} at "${f.step}"${f.host ? ` on ${f.host}` : ''} (${f.at}): ${f.cause}`,
+      ...f.outOfLine.map((what) => `  out of line  ${what}`),
+      ...(f.databaseSnapshot ? [`  database   must go back to snapshot ${f.databaseSnapshot}`] : []),
+      `  repair     qm repair ${siteId} (back to ${f.stateBefore} once nothing is out of line)`,
+    );
+  }
   const v = site.view!;
   if (v.holder) lines.push(`  running    ${v.holder.workflowId} (since ${v.holder.since})`);
   for (const q of v.queue) lines.push(`  queued     ${q.workflowId} (since ${q.since})`);

@@ -16,6 +16,7 @@ import {
   DeprovisionSiteInput,
   progressQuery,
   ProvisionSiteInput,
+  RepairSiteInput,
   RestoreSiteInput,
   ResumeSiteInput,
   RollbackSiteInput,
@@ -61,6 +62,7 @@ export const OperationKind = z.enum([
   'restore',
   'deploy',
   'rollback',
+  'repair',
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
@@ -132,6 +134,7 @@ export const OPERATIONS = {
   restore: operation('restoreSite', RestoreSiteInput, true),
   deploy: operation('deployRelease', DeployReleaseInput, true),
   rollback: operation('rollbackSite', RollbackSiteInput, true),
+  repair: operation('repairSite', RepairSiteInput, true),
 } satisfies Record<OperationKind, { workflowType: keyof Workflows; input: z.ZodType; needsSite: boolean }>;
 
 /** How long a query may take before we say no worker answers (a query needs a running worker). */

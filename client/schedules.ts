@@ -6,13 +6,15 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import { z } from 'zod';
+import type { CheckFleetInput } from '../protocol/checkFleet';
 import type { NightlyBackupsInput } from '../protocol/nightlyBackups';
 import { parseOrThrow } from '../schema/common';
-import type { nightlyBackups } from '../workflows';
+import type { checkFleet, nightlyBackups } from '../workflows';
 
 /**
- * The Temporal Schedules Quartermaster keeps: the nightly backups' (`qm schedule nightly`, which
- * makes it exist as configured).
+ * The Temporal Schedules Quartermaster keeps, each made to exist as configured by a `qm schedule`
+ * command: the nightly backups' (`qm schedule nightly`) and the fleet check's, which repairs what
+ * it finds out of line (`qm schedule fleet-check`).
  */
 
 export const NIGHTLY_SCHEDULE_ID = 'nightly-backups';
@@ -67,7 +69,7 @@ function comparable(d: ScheduleDescription) {
   const cal = d.spec.calendars ?? [];
   return JSON.stringify({
     calendars: cal.map((c) => ({ hour: c.hour?.map((r) => r.start), minute: c.minute?.map((r) => r.start) })),
-    intervals: d.spec.intervals?.length ?? 0,
+    intervals: (d.spec.intervals ?? []).map((i) => i.every),
     type: d.action.type,
     workflowType: d.action.type === 'startWorkflow' ? d.action.workflowType : undefined,
     workflowId: d.action.type === 'startWorkflow' ? d.action.workflowId : undefined,
@@ -80,7 +82,7 @@ function comparable(d: ScheduleDescription) {
 function comparableDesired(w: ReturnType<typeof desired>) {
   return JSON.stringify({
     calendars: w.spec.calendars.map((c) => ({ hour: [c.hour], minute: [c.minute] })),
-    intervals: 0,
+    intervals: [],
     type: 'startWorkflow',
     workflowType: w.action.workflowType,
     workflowId: w.action.workflowId,
@@ -102,6 +104,75 @@ export async function ensureNightlyBackupSchedule(
 ): Promise<{ scheduleId: string; action: 'created' | 'updated' | 'unchanged' }> {
   const c = parseOrThrow(NightlyScheduleConfig, config, 'nightly schedule');
   const want = desired(c, taskQueue);
+  return ensureSchedule(client, c.scheduleId, want, comparableDesired(want));
+}
+
+export const FLEET_CHECK_SCHEDULE_ID = 'fleet-check';
+
+export const FleetCheckScheduleConfig = z.strictObject({
+  scheduleId: z.string().min(1).max(200).default(FLEET_CHECK_SCHEDULE_ID),
+  /** How often the fleet is checked (and what is out of line repaired). */
+  everyMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(5),
+});
+export type FleetCheckScheduleConfig = z.input<typeof FleetCheckScheduleConfig>;
+
+function desiredFleetCheck(c: z.output<typeof FleetCheckScheduleConfig>, taskQueue: string) {
+  const args: [CheckFleetInput] = [{ repair: true }];
+  const action: ScheduleOptionsStartWorkflowAction<typeof checkFleet> = {
+    type: 'startWorkflow',
+    workflowType: 'checkFleet',
+    // the Schedule appends the scheduled time: fleet-check-2026-03-01T01:05:00Z
+    workflowId: c.scheduleId,
+    taskQueue,
+    args,
+  };
+  return {
+    spec: { intervals: [{ every: `${c.everyMinutes} minutes` as const }] },
+    action,
+    // a check still running when the next is due: skip it; a server that was down runs one check
+    // (not every missed one) when it is back
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '10 minutes' as const },
+  };
+}
+
+/**
+ * Make the fleet check's schedule exist as configured (checkFleet `{repair: true}` every few
+ * minutes: a lost host that comes back gets its sites converged). Like the nightly's: created,
+ * updated (paused state and note kept) or left alone; safe to run any number of times.
+ */
+export async function ensureFleetCheckSchedule(
+  client: Client,
+  taskQueue: string,
+  config: FleetCheckScheduleConfig = {},
+): Promise<{ scheduleId: string; action: 'created' | 'updated' | 'unchanged' }> {
+  const c = parseOrThrow(FleetCheckScheduleConfig, config, 'fleet check schedule');
+  const want = desiredFleetCheck(c, taskQueue);
+  const comparableWant = JSON.stringify({
+    calendars: [],
+    intervals: [c.everyMinutes * 60_000],
+    type: 'startWorkflow',
+    workflowType: want.action.workflowType,
+    workflowId: want.action.workflowId,
+    taskQueue: want.action.taskQueue,
+    args: want.action.args,
+    overlap: want.policies.overlap,
+  });
+  return ensureSchedule(client, c.scheduleId, want, comparableWant);
+}
+
+/** Created if absent, updated if its comparable form differs from `comparableWant`, else left alone. */
+async function ensureSchedule(
+  client: Client,
+  scheduleId: string,
+  want: Pick<Parameters<Client['schedule']['create']>[0], 'spec' | 'action' | 'policies'>,
+  comparableWant: string,
+): Promise<{ scheduleId: string; action: 'created' | 'updated' | 'unchanged' }> {
+  const c = { scheduleId };
   const handle = client.schedule.getHandle(c.scheduleId);
   let current: ScheduleDescription | undefined;
   try {
@@ -122,8 +193,7 @@ export async function ensureNightlyBackupSchedule(
       current = await handle.describe();
     }
   }
-  if (comparable(current) === comparableDesired(want))
-    return { scheduleId: c.scheduleId, action: 'unchanged' };
+  if (comparable(current) === comparableWant) return { scheduleId: c.scheduleId, action: 'unchanged' };
   await handle.update((prev) => ({
     ...prev,
     ...want,

@@ -12,6 +12,8 @@ import { codecFromEnv, dataConverterFor } from '../client/codec';
 import { createCodecServer, uiCodecEndpoint } from '../workers/codecServer';
 import { startDevServer } from './temporal';
 import { createWorker } from '../workers/worker';
+import { ensureFleetCheckSchedule } from '../client/schedules';
+import type { checkFleet } from '../workflows';
 
 /**
  * `npm start`: the whole platform on one machine, for a newcomer or a demo.
@@ -20,7 +22,10 @@ import { createWorker } from '../workers/worker';
  *   when no inventory is given (QM_INVENTORY + QM_SSH_KEY point at a real fleet instead);
  * - the worker, with payloads encrypted (QM_CODEC_KEY, else a key made once in data/codec.key);
  * - the codec server on 127.0.0.1:8481, so the Web UI shows payloads in clear;
- * - the billing API on 127.0.0.1:8480 (QM_API_SECRETS, else a secret made once in data/api.secret).
+ * - the billing API on 127.0.0.1:8480 (QM_API_SECRETS, else a secret made once in data/api.secret);
+ * - once the worker runs, a fleet check with repair (checkFleet {repair: true}: after a restart the
+ *   proxy's nginx is not running and the app hosts' sshfs mounts are gone, and every site is put
+ *   back as its record says), and the fleet check's Schedule (every 5 minutes, the same).
  * Ctrl-C stops everything; data/ keeps Temporal's history and the fleet's data for the next start.
  */
 const ROOT = path.resolve(__dirname, '..');
@@ -116,7 +121,9 @@ async function main() {
   );
 
   try {
-    await worker.run(); // returns after SIGINT/SIGTERM, once in-flight activities are done
+    const running = worker.run(); // returns after SIGINT/SIGTERM, once in-flight activities are done
+    void convergeAtStart(client, taskQueue);
+    await running;
   } finally {
     await api.close();
     await codecServer.close();
@@ -126,6 +133,33 @@ async function main() {
     await server.stop();
     if (useDemo && process.env.QM_KEEP_FLEET !== '1') demoFleet('down');
     console.log('[platform] stopped');
+  }
+}
+
+/**
+ * The platform repairs itself at start: one fleet check with repair now (what a restart left out
+ * of line: nginx not running, shared files not mounted), then every 5 minutes by its Schedule.
+ */
+async function convergeAtStart(client: Client, taskQueue: string): Promise<void> {
+  try {
+    const schedule = await ensureFleetCheckSchedule(client, taskQueue);
+    const result = await client.workflow.execute<typeof checkFleet>('checkFleet', {
+      taskQueue,
+      workflowId: `fleet-check-at-start-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+      args: [{ repair: true }],
+    });
+    const started = result.repairs.filter((r) => r.started);
+    console.log(
+      `[platform] fleet check at start: ${result.healthy.length} host(s) healthy` +
+        (result.failed.length ? `, not answering: ${result.failed.map((f) => f.host).join(', ')}` : '') +
+        `; ${result.sitesChecked} site(s) checked, ${result.sites.length} out of line` +
+        (started.length ? `, repairs started: ${started.map((r) => r.workflowId).join(', ')}` : '') +
+        `; schedule ${schedule.scheduleId} ${schedule.action} (every 5 minutes)`,
+    );
+  } catch (err) {
+    console.error(
+      `[platform] fleet check at start failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 }
 

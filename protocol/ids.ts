@@ -15,6 +15,13 @@ export const deployWorkflowId = (siteId: string, commit: string) => `deploy:${si
 /** The workflow id of a site's backup on a night: a re-run of the night never backs a site up twice. */
 export const nightlyBackupId = (siteId: string, night: string) => `backup:${siteId}:nightly-${night}`;
 
+/**
+ * The id of the repair a fleet check starts for a site (`repair:<siteId>:fleet-check-<runId>`): a
+ * retried start finds the same one; an operation id (client/operations.ts) like any other.
+ */
+export const fleetCheckRepairId = (siteId: string, checkRunId: string) =>
+  `repair:${siteId}:fleet-check-${checkRunId}`;
+
 /** The release a new site starts on, until its first deploy. */
 export const INITIAL_RELEASE = 'initial';
 

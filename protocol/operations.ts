@@ -199,3 +199,57 @@ export interface RollbackSiteResult {
   previous: string;
   triggeredBy: string;
 }
+
+export const RepairSiteInput = z.strictObject({
+  siteId: SiteId,
+  /** Who asked: `ops:<name>`, `api:<client>`, `fleet-check` (a search attribute). */
+  triggeredBy: z.string().max(100).optional(),
+  reason: z.string().max(200).optional(),
+  /** After traffic moves, at most how long requests in flight on the old containers get to finish. */
+  drainSeconds: z.number().int().min(0).max(600).default(10),
+  /** How long a container (re)started by the repair may take to become healthy. */
+  healthTimeoutSeconds: z.number().int().min(2).max(1800).default(120),
+});
+export type RepairSiteInput = z.input<typeof RepairSiteInput>;
+
+/** What a repair found and did on one host of the site. */
+export interface HostRepair {
+  /** What the host is to the site: app, proxy, db, storage, cache. */
+  roles: string[];
+  reachable: boolean;
+  /** Why it did not answer. */
+  error?: string;
+  /** What the repair changed there (`nginx started`, `files mounted`, …). */
+  changed: string[];
+  /** What it found as the record says (`nginx running`, `app live on 1a2b3c4d5e6f`, …). */
+  alreadyRight: string[];
+  /** What is still not as the record says. */
+  outOfLine: string[];
+}
+
+/** A converge of a site onto its record (repairSite; a deploy or rollback that could not switch back). */
+export interface SiteRepairReport {
+  /** What the record asks for: the state, the release, and what the proxies show. */
+  target: { state: 'active' | 'suspended'; release: string; mode: 'active' | 'suspended' | 'maintenance' };
+  hosts: Record<string, HostRepair>;
+  /** The database put back on a failed deploy's snapshot, when the record said it must be. */
+  database?: { snapshot: string; restored: boolean; error?: string };
+  /** Per proxy that answers: `ok`, or why the site did not answer as its profile expects. */
+  health: Record<string, string>;
+  /** Every line still out of line, `<host>: <what>` (empty: the site is as its record says). */
+  outOfLine: string[];
+  /** Whether the repair changed anything. */
+  changed: boolean;
+}
+
+export interface RepairSiteResult extends SiteRepairReport {
+  siteId: string;
+  /**
+   * in-line: everything already was as the record says (nothing changed). repaired: it is now.
+   * out-of-line: something still is not (see outOfLine); a failed site stays failed.
+   */
+  status: 'in-line' | 'repaired' | 'out-of-line';
+  stateBefore: string;
+  state: string;
+  triggeredBy: string;
+}

@@ -74,6 +74,30 @@ export const SiteState = z.enum([
 ]);
 export type SiteState = z.infer<typeof SiteState>;
 
+/**
+ * Why a site is `failed` and what is still out of line: set by the operation that failed it (a
+ * deploy or rollback whose switch back did not finish, a provision whose undo did not), updated by
+ * each repair that could not put everything back, cleared (null) by the repair that did.
+ */
+export interface SiteFailure {
+  /** The operation that failed the site: deploy, rollback, provision (or repair, for what it found). */
+  operation: string;
+  workflowId: string;
+  /** When (ISO). */
+  at: string;
+  /** The step that failed, and the host it failed on when one did. */
+  step: string;
+  host?: string;
+  /** The root cause, as the operation's failure says it. */
+  cause: string;
+  /** What is still not as the record says, one line each (`host3: unreachable`, …). */
+  outOfLine: string[];
+  /** The state the site returns to once repaired (active or suspended; new or deleted for a provision). */
+  stateBefore: SiteState | 'new';
+  /** A snapshot the database must go back to before the site serves again (a deploy's, after its hooks ran). */
+  databaseSnapshot?: string;
+}
+
 /** What the platform knows, durably, about a site (held by its site workflow). */
 export interface SiteRecord {
   siteId: string;
@@ -86,6 +110,8 @@ export interface SiteRecord {
   lastOperation?: string;
   /** The newest backup that was verified (restored into scratch and matched): set by backupSite. */
   lastGoodBackup?: { backupId: string; at: string };
+  /** Set while the site is `failed` (null once repaired: a patch's undefined would not clear it). */
+  failure?: SiteFailure | null;
 }
 
 /** Deterministic names of everything a site owns: the same site always gets the same names. */

@@ -11,3 +11,4 @@ export { restoreSite } from './restoreSite';
 export { nightlyBackups } from './nightlyBackups';
 export { deployRelease } from './deploy/deployRelease';
 export { rollbackSite } from './deploy/rollbackSite';
+export { repairSite } from './repairSite';

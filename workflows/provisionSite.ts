@@ -1,4 +1,4 @@
-import { ApplicationFailure, upsertMemo } from '@temporalio/workflow';
+import { ApplicationFailure, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import { ProvisionSiteInput, type ProvisionSiteResult } from '../protocol/operations';
 import { long15m, step1m } from './lib/activities';
 import { siteHealthyThroughProxies } from './lib/health';
@@ -8,7 +8,7 @@ import { startOperation } from './lib/operation';
 import { addressesOf, siteRoute } from './lib/routes';
 import { Saga } from './lib/saga';
 import { withSiteLock } from './lib/siteLock';
-import { onEveryHost } from './lib/parallel';
+import { HostStepFailed, onEveryHost } from './lib/parallel';
 
 /**
  * Provision a site, as ops would by hand:
@@ -136,10 +136,26 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       const failedStep = op.progress.step;
       op.step(`undoing (failed at ${failedStep})`);
       const undoFailures = await saga.compensate();
-      // With every undo done the site is as it was; otherwise it needs ops, and says so.
-      await lock.update({
-        state: undoFailures.length ? 'failed' : before.state === 'deleted' ? 'deleted' : 'new',
-      });
+      // With every undo done the site is as it was; otherwise it needs ops, and says so (its
+      // failure lists what the undo left behind: a deprovision sweeps it).
+      const stateBefore = before.state === 'deleted' ? 'deleted' : 'new';
+      await lock.update(
+        undoFailures.length
+          ? {
+              state: 'failed',
+              failure: {
+                operation: 'provision',
+                workflowId: workflowInfo().workflowId,
+                at: new Date().toISOString(),
+                step: failedStep,
+                ...(err instanceof HostStepFailed ? { host: err.host } : {}),
+                cause: rootMessage(err),
+                outOfLine: undoFailures.map((f) => `${f.step}: ${f.error}`),
+                stateBefore,
+              },
+            }
+          : { state: stateBefore },
+      );
       throw ApplicationFailure.create({
         type: 'ProvisionFailed',
         message:

@@ -125,9 +125,10 @@ function publish(record: SiteRecord) {
     { key: Hosts, value: hosts },
     { key: LastGoodBackup, value: record.lastGoodBackup ? new Date(record.lastGoodBackup.at) : null },
   ]);
+  const f = record.failure;
   upsertMemo({
     summary: `site ${record.siteId}: ${record.state}${record.release ? `, release ${record.release}` : ''}${
       hosts.length ? ` on ${hosts.join(', ')}` : ''
-    }`,
+    }${f ? `; ${f.operation} failed at "${f.step}"${f.host ? ` on ${f.host}` : ''}: ${f.cause} (${f.outOfLine.length} out of line)` : ''}`,
   });
 }

@@ -1,5 +1,8 @@
+import { z } from 'zod';
+import { hostName } from '../../schema/common';
 import type { Fleet } from '../fleet';
 import { activityIO } from '../context';
+import { parseInput } from '../input';
 
 export interface HostCheck {
   host: string;
@@ -23,5 +26,30 @@ export function makeCheckHost(fleet: Fleet) {
       io,
     );
     return { host, hostname, dockerVersion: version.Version, mariadbVersion: db.stdout.trim() };
+  };
+}
+
+const ReachHostInput = z.strictObject({
+  host: hostName,
+  timeoutMs: z.number().int().min(1000).max(60_000).default(10_000),
+});
+
+/**
+ * Whether the host answers a command over SSH within `timeoutMs`: `{ reachable: false, error }`
+ * rather than a failure, so that the caller (a repair) learns it at once instead of after a
+ * retried step's backoff, and decides what to leave alone. Read-only, so safe to repeat.
+ */
+export function makeReachHost(fleet: Fleet) {
+  return async function reachHost(
+    input: z.input<typeof ReachHostInput>,
+  ): Promise<{ host: string; reachable: boolean; error?: string }> {
+    const { host, timeoutMs } = parseInput(ReachHostInput, input, 'reachHost');
+    fleet.pool.host(host);
+    try {
+      await fleet.pool.exec(host, ['true'], { ...activityIO(), timeoutMs });
+      return { host, reachable: true };
+    } catch (err) {
+      return { host, reachable: false, error: err instanceof Error ? err.message : String(err) };
+    }
   };
 }

@@ -1,6 +1,6 @@
 import { Route, withBackendState } from '../../schema/route';
 import { activityIO, withHeartbeat } from '../context';
-import { failure, FailureType } from '../errors';
+import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
 import { unfinishedMarkers } from './commands';
 import {
@@ -8,6 +8,7 @@ import {
   parseInput,
   ProbeSiteInput,
   proxyHost,
+  ProxyStatusInput,
   PutSiteRouteInput,
   SetBackendStateInput,
   SiteOnProxyInput,
@@ -269,6 +270,34 @@ export function makeProxyActivities(fleet: Fleet) {
       const { host, siteId } = parseInput(SiteOnProxyInput, input, 'readSiteRoute');
       proxyHost(fleet, host);
       return (await storedRoute(host, siteId)).route;
+    },
+
+    /**
+     * Whether the proxy's nginx runs, and the stored route of each site (null: none; `invalid`: a
+     * file that is not a valid route of that site). What the fleet check compares with the sites'
+     * records. Read-only.
+     */
+    async proxyStatus(
+      input: ProxyStatusInput,
+    ): Promise<{ nginxRunning: boolean; routes: Record<string, Route | null | 'invalid'> }> {
+      const { host, siteIds } = parseInput(ProxyStatusInput, input, 'proxyStatus');
+      proxyHost(fleet, host);
+      return withHeartbeat(async () => {
+        const nginxRunning = (await proxyProcesses(fleet, host)) !== null;
+        const routes: Record<string, Route | null | 'invalid'> = {};
+        for (let i = 0; i < siteIds.length; i += 16)
+          await Promise.all(
+            siteIds.slice(i, i + 16).map(async (siteId) => {
+              try {
+                routes[siteId] = (await storedRoute(host, siteId)).route;
+              } catch (err) {
+                if (!isFailureOfType(err, FailureType.Conflict)) throw err;
+                routes[siteId] = 'invalid';
+              }
+            }),
+          );
+        return { nginxRunning, routes };
+      });
     },
 
     /**

@@ -21,6 +21,9 @@ export type PutSiteRouteInput = z.input<typeof PutSiteRouteInput>;
 export const SiteOnProxyInput = z.strictObject({ host: hostName, siteId: SiteId });
 export type SiteOnProxyInput = z.input<typeof SiteOnProxyInput>;
 
+export const ProxyStatusInput = z.strictObject({ host: hostName, siteIds: z.array(SiteId).max(5000) });
+export type ProxyStatusInput = z.input<typeof ProxyStatusInput>;
+
 export const SetBackendStateInput = z.strictObject({
   host: hostName,
   siteId: SiteId,

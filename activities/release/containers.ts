@@ -8,6 +8,7 @@ import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
 import { isCommitRelease, type AppSlot } from '../../schema/release';
 import { ensureImageAndNetwork, renderWithPassword } from '../site/containers';
+import { restartIfFilesUnseen } from '../site/views';
 import { isMountedArgv } from '../storage/commands';
 import { hasReleaseArgv, RELEASE_PRESENT } from './commands';
 
@@ -28,7 +29,8 @@ export interface ReleaseContainerInput {
  * Like ensureSiteContainer (site/containers.ts), with the slot: render (with the DB password read
  * on the DB host, never returned), image, network, container, health. Safe twice: every step is
  * create-if-absent or compare-then-replace, so the same input finds the same container
- * (`unchanged`); another release replaces it. A commit release needs its folder on the host
+ * (`unchanged`); another release replaces it, and a running one that does not see the site's files
+ * mount is restarted (`restarted`, see restartIfFilesUnseen). A commit release needs its folder on the host
  * (fetchRelease), and the site's files mount: either missing is a Conflict. Unhealthy at the
  * deadline is not retried (the deadline was the patience).
  */
@@ -70,7 +72,8 @@ export async function ensureReleaseContainer(
         siteId,
       });
     await ensureImageAndNetwork(fleet, host, siteId, spec);
-    const { action } = await ensureContainer(fleet, host, spec);
+    const ensured = await ensureContainer(fleet, host, spec);
+    const action = await restartIfFilesUnseen(fleet, host, siteId, spec, ensured.action);
     try {
       await waitHealthy(fleet, host, spec.name, i.timeoutMs);
     } catch (err) {

@@ -21,6 +21,7 @@ import { placeSite } from './place';
 import { DEFAULT_PROFILES_DIR, loadProfile } from './profiles';
 import { SITE_ROLES } from './render';
 import { ensureSitePassword, removeSiteSecrets } from './secrets';
+import { viewSitesOnHost, type SiteOnHostView } from './views';
 
 /** The inputs of the site activities: one plain JSON object each, checked at the edge. */
 
@@ -57,6 +58,7 @@ const EnsureSiteContainerInput = z.strictObject({
   timeoutMs: HEALTH_TIMEOUT,
 });
 const SiteOnHost = z.strictObject({ siteId: SiteId, host: hostName });
+const ViewSitesOnHostInput = z.strictObject({ host: hostName, siteIds: z.array(SiteId).min(1).max(2000) });
 const StartSiteContainersInput = SiteOnHost.extend({ timeoutMs: HEALTH_TIMEOUT });
 const CheckSiteHealthInput = z.strictObject({
   proxyHost: hostName,
@@ -167,6 +169,18 @@ export function makeSiteActivities(fleet: Fleet, opts: SiteActivitiesOptions = {
     async stopSiteContainers(input: z.input<typeof SiteOnHost>) {
       const { siteId, host } = parseInput(SiteOnHost, input, 'stopSiteContainers');
       return stopSiteContainers(fleet, host, siteId);
+    },
+
+    /**
+     * The sites' containers (role, slot, release, healthy) and shared files (mounted on the host;
+     * seen by each container that binds them) on the host, by site id. Read-only.
+     */
+    async viewSitesOnHost(
+      input: z.input<typeof ViewSitesOnHostInput>,
+    ): Promise<Record<string, SiteOnHostView>> {
+      const { host, siteIds } = parseInput(ViewSitesOnHostInput, input, 'viewSitesOnHost');
+      pool.host(host);
+      return viewSitesOnHost(fleet, host, siteIds);
     },
 
     /** Start the site's containers on the host and wait until healthy. Safe twice (see startSiteContainers). */

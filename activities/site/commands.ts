@@ -88,3 +88,48 @@ export function parseListeningPorts(stdout: string): number[] {
 export function isDirectoryArgv(path: string): string[] {
   return ['test', '-d', path];
 }
+
+// ------------------------------------------------------------------ the shared files, as seen
+
+/** The file system the sites' shared files are mounted with on the app hosts. */
+export const SHARED_FILES_FS = 'fuse.sshfs';
+
+/** files-views.sh: whether mounts answer, and what containers see at their files mount (read-only). */
+export const FILES_VIEWS_SCRIPT = remoteScript(__dirname, 'files-views.sh');
+
+/** Ask about these mount points (host side) and these processes' views of a target path. */
+export function filesViewsArgv(q: {
+  mounts: string[];
+  processes: { pid: number; target: string }[];
+}): string[] {
+  return [
+    'sh',
+    '-c',
+    FILES_VIEWS_SCRIPT,
+    'qm-files-views',
+    ...q.mounts.flatMap((m) => ['M', m]),
+    ...q.processes.flatMap((p) => ['P', String(p.pid), p.target]),
+  ];
+}
+
+export interface FilesViews {
+  /** Mount point → mounted with sshfs and answering. */
+  mounts: Record<string, boolean>;
+  /** `<pid> <target>` → the file system that process sees there (`-`: nothing, or no such process). */
+  processes: Record<string, string>;
+}
+
+export const processKey = (pid: number, target: string) => `${pid} ${target}`;
+
+/** files-views.sh's output. */
+export function parseFilesViews(stdout: string): FilesViews {
+  const out: FilesViews = { mounts: {}, processes: {} };
+  for (const line of stdout.split('\n')) {
+    const parts = line.trim().split(' ');
+    if (parts[0] === 'M' && parts.length >= 3)
+      out.mounts[parts.slice(1, -1).join(' ')] = parts.at(-1) === 'yes';
+    else if (parts[0] === 'P' && parts.length >= 4)
+      out.processes[processKey(Number(parts[1]), parts.slice(2, -1).join(' '))] = parts.at(-1)!;
+  }
+  return out;
+}

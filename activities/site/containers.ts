@@ -25,6 +25,7 @@ import {
   type SiteRole,
 } from './render';
 import { readSitePassword } from './secrets';
+import { restartIfFilesUnseen } from './views';
 
 /**
  * A site's containers on one host: made from its profile (render.ts), and stopped, started and
@@ -48,13 +49,14 @@ export interface EnsureSiteContainerInput {
  * step is create-if-absent or compare-then-replace (ensureImage, ensureNetwork, ensureContainer),
  * and the render is a pure function of the input and the kept DB password, so a second run with
  * the same input finds the same container and returns `unchanged`; a new release (or profile)
- * replaces it. The DB password is read from the DB host here and goes only into the container's
+ * replaces it. A running one that binds the site's files but does not see their mount (started
+ * while the host's mount was missing) is restarted (`restarted`; see restartIfFilesUnseen). The DB password is read from the DB host here and goes only into the container's
  * env (in the engine's API request body): it is not returned and not in any failure.
  */
 export async function ensureSiteContainer(
   fleet: Fleet,
   i: EnsureSiteContainerInput,
-): Promise<{ id: string; action: EnsureContainerAction }> {
+): Promise<{ id: string; action: EnsureContainerAction | 'restarted' }> {
   const { siteId, host, role, profile, site, placement, release } = i;
   if (site.siteId !== siteId)
     throw failure(FailureType.InvalidInput, `site.siteId is ${site.siteId}, not ${siteId}`, {
@@ -88,9 +90,10 @@ export async function ensureSiteContainer(
         );
     }
     await ensureImageAndNetwork(fleet, host, siteId, spec);
-    const { id, action } = await ensureContainer(fleet, host, spec);
+    const ensured = await ensureContainer(fleet, host, spec);
+    const action = await restartIfFilesUnseen(fleet, host, siteId, spec, ensured.action);
     await waitHealthy(fleet, host, spec.name, i.timeoutMs);
-    return { id, action };
+    return { id: ensured.id, action };
   });
 }
 

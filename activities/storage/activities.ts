@@ -46,7 +46,17 @@ const RemoveFilesInput = SiteOnStorage.extend({
   message: 'keepFiles without archiveName does nothing',
   path: ['keepFiles'],
 });
-const MountInput = z.strictObject({ siteId: SiteId, host: hostName, storageHost: hostName });
+const MountInput = z.strictObject({
+  siteId: SiteId,
+  host: hostName,
+  storageHost: hostName,
+  /**
+   * A mount point holding files (written while nothing was mounted there) is moved aside to
+   * /srv/qm/set-aside/<site>/ and the mount made, instead of refused: what a repair does after a
+   * restart, when the containers wrote into the bare directory.
+   */
+  setAside: z.boolean().default(false),
+});
 const UnmountInput = z.strictObject({ siteId: SiteId, host: hostName });
 
 /** The login the app hosts' sshfs uses on the storage host (whose /root/.ssh authorizes them). */
@@ -141,14 +151,17 @@ export function makeStorageActivities(fleet: Fleet) {
      * known_hosts lines are rewritten only if they differ; and `mountpoint -q` decides whether to
      * mount at all (a live mount from the same place is `unchanged`, a dead one is detached and
      * mounted again). A storage host presenting a key that is not pinned in the inventory is
-     * HostKeyMismatch (never retried) and nothing is mounted.
+     * HostKeyMismatch (never retried) and nothing is mounted. A mount point that holds files is
+     * refused (Conflict), unless `setAside`: they are then moved aside (`setAside`: where) first; a
+     * retry finds the mount made, or an empty directory.
      */
     async mountSiteFiles(input: z.input<typeof MountInput>): Promise<{
       mountPoint: string;
       source: string;
       action: 'mounted' | 'remounted' | 'unchanged';
+      setAside?: string;
     }> {
-      const { siteId, host, storageHost } = parseInput(MountInput, input, 'mountSiteFiles');
+      const { siteId, host, storageHost, setAside } = parseInput(MountInput, input, 'mountSiteFiles');
       hostWithRole(fleet, host, 'app');
       const storage = hostWithRole(fleet, storageHost, 'storage');
       const paths = storagePaths(siteId);
@@ -201,7 +214,7 @@ export function makeStorageActivities(fleet: Fleet) {
         mountPoint: paths.mount,
       });
       const source = sshfs[sshfs.length - 2]!;
-      const r = await run(host, mountArgv(siteId, source, sshfs), { check: false });
+      const r = await run(host, mountArgv(siteId, source, sshfs, { setAside }), { check: false });
       if (r.code === StorageExit.OtherMount || r.code === StorageExit.NotEmpty)
         throw failure(FailureType.Conflict, `${host}: ${lastLine(r.stderr)}`, {
           host,
@@ -210,7 +223,8 @@ export function makeStorageActivities(fleet: Fleet) {
         });
       if (r.code !== 0) throw mountFailed(host, siteId, r);
       const action = lastLine(r.stdout) as 'mounted' | 'remounted' | 'unchanged';
-      return { mountPoint: paths.mount, source, action };
+      const aside = /^set aside (\S+)$/m.exec(r.stdout)?.[1];
+      return { mountPoint: paths.mount, source, action, ...(aside ? { setAside: aside } : {}) };
     },
 
     /**

@@ -240,9 +240,21 @@ export const MOUNT_SCRIPT = remoteScript(__dirname, 'mount.sh', {
   not_empty: StorageExit.NotEmpty,
 });
 
-export function mountArgv(siteId: string, source: string, sshfs: readonly string[]): string[] {
+/**
+ * Where mountSiteFiles with `setAside` moves the files a host wrote into a site's mount point while
+ * nothing was mounted there (kept for ops: never deleted by the platform, deprovisioning included).
+ */
+export const SET_ASIDE_ROOT = '/srv/qm/set-aside';
+
+export function mountArgv(
+  siteId: string,
+  source: string,
+  sshfs: readonly string[],
+  opts: { setAside?: boolean } = {},
+): string[] {
   const p = storagePaths(siteId);
-  return ['sh', '-c', MOUNT_SCRIPT, 'qm-mount', p.mount, source, p.log, ...sshfs];
+  const aside = opts.setAside ? `${SET_ASIDE_ROOT}/${siteId}` : '';
+  return ['sh', '-c', MOUNT_SCRIPT, 'qm-mount', p.mount, source, p.log, aside, ...sshfs];
 }
 
 /**

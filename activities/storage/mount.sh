@@ -7,13 +7,15 @@
 # - in the mount table but not answering (its sshfs died): detached lazily, mounted again
 #   (`remounted`);
 # - not mounted: the directory must be empty (files written there would be hidden by the mount
-#   and lost to the other app hosts: exit 76), then sshfs, in a session of its own (it outlives
-#   this command) with its output in LOG, and `mounted`.
-# Arguments: MOUNT SOURCE LOG SSHFS_ARGV…
+#   and lost to the other app hosts: exit 76, unless ASIDE is given: then the directory is moved
+#   to ASIDE/files-<time>, where containers still bound to it keep writing, and `set aside <path>`
+#   is printed), then sshfs, in a session of its own (it outlives this command) with its output
+#   in LOG, and `mounted`.
+# Arguments: MOUNT SOURCE LOG ASIDE SSHFS_ARGV… (ASIDE empty: refuse a directory that holds files)
 
 set -eu
-mp=$1 source=$2 log=$3
-shift 3
+mp=$1 source=$2 log=$3 aside=$4
+shift 4
 # StorageExit in commands.ts (which checks these when it loads this file)
 other_mount=75 not_empty=76
 fm=$(command -v fusermount3 || command -v fusermount || echo fusermount)
@@ -29,8 +31,15 @@ elif [ -n "$cur" ]; then
 fi
 mkdir -p -- "$mp"
 if [ -n "$(ls -A -- "$mp")" ]; then
-  echo "$mp holds files while not mounted (written on this host only?): move them to the storage host, then mount" >&2
-  exit "$not_empty"
+  if [ -z "$aside" ]; then
+    echo "$mp holds files while not mounted (written on this host only?): move them to the storage host, then mount" >&2
+    exit "$not_empty"
+  fi
+  (umask 077 && mkdir -p -- "$aside")
+  dest="$aside/files-$(date -u +%Y%m%dT%H%M%SZ)-$$"
+  mv -T -- "$mp" "$dest"
+  mkdir -p -- "$mp"
+  echo "set aside $dest"
 fi
 mkdir -p -- "$(dirname -- "$log")"
 if ! setsid "$@" </dev/null >/dev/null 2>"$log"; then cat -- "$log" >&2; exit 1; fi

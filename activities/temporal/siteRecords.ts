@@ -71,7 +71,40 @@ export function makeSiteRecordActivities(client: Client | undefined) {
     return out;
   }
 
+  /** The running site workflows whose State is one of `states`, from visibility. */
+  async function siteWorkflowIds(c: Client, states: string[]): Promise<string[]> {
+    const ids: string[] = [];
+    const which = states.map((s) => `State = '${s}'`).join(' OR ');
+    for await (const w of c.workflow.list({
+      query: `WorkflowType = 'site' AND ExecutionStatus = 'Running' AND (${which})`,
+    }))
+      ids.push(w.workflowId);
+    return ids;
+  }
+
   return {
+    /**
+     * Every site on the fleet (active, suspended or failed, from visibility), each with its record
+     * (the `site` query: the search attribute may lag) and the operations holding or waiting for
+     * its lock. What the fleet check compares the hosts with. Read-only.
+     */
+    async listPlacedSites(): Promise<{ record: SiteRecord; operations: string[] }[]> {
+      if (!client) throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for sites');
+      const ids = (await siteWorkflowIds(client, ['active', 'suspended', 'failed']))
+        .filter((id) => id.startsWith('site:'))
+        .map((id) => id.slice('site:'.length));
+      const valid = ids.filter((id) => SiteId.safeParse(id).success);
+      const views = await siteViews(valid, 'sites');
+      return valid
+        .map((id) => views[id])
+        .filter((v): v is SiteView => !!v && ['active', 'suspended', 'failed'].includes(v.record.state))
+        .map((v) => ({
+          record: v.record,
+          operations: [...(v.holder ? [v.holder.operation] : []), ...v.queue.map((q) => q.operation)],
+        }))
+        .sort((a, b) => (a.record.siteId < b.record.siteId ? -1 : 1));
+    },
+
     async readSiteRecords(
       input: z.input<typeof ReadSiteRecordsInput>,
     ): Promise<Record<string, SiteRecord | null>> {

@@ -87,13 +87,17 @@ describe('paths and argv', () => {
       sshfsArgv({ user: 'root', address: 'fd00::1', port: 22, remotePath: '/x', mountPoint: '/y' })[7],
     ).toBe('root@[fd00::1]:/x');
     const mount = mountArgv('acme', 'root@10.0.0.1:/srv/qm/files/acme', argv);
-    expect(mount.slice(3, 7)).toEqual([
+    expect(mount.slice(3, 8)).toEqual([
       'qm-mount',
       '/srv/qm/sites/acme/files',
       'root@10.0.0.1:/srv/qm/files/acme',
       '/run/qm/sshfs/acme.log',
+      '',
     ]);
-    expect(mount.slice(7)).toEqual(argv);
+    expect(mount.slice(8)).toEqual(argv);
+    expect(mountArgv('acme', 'root@10.0.0.1:/srv/qm/files/acme', argv, { setAside: true })[7]).toBe(
+      '/srv/qm/set-aside/acme',
+    );
   });
 
   test('keyscan and known_hosts names', () => {

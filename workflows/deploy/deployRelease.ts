@@ -12,6 +12,7 @@ import { long15m, once30m, step1m } from '../lib/activities';
 import { INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
+import { failAndConverge } from '../lib/convergeSite';
 import { allOrFirstFailure, HostStepFailed } from '../lib/parallel';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
@@ -210,26 +211,53 @@ async function switchOrRollBack(
     await converge(ctx, state, commit, hooksAndHealth);
   } catch (err) {
     const failedStep = op.progress.step;
+    const failedHost = err instanceof HostStepFailed ? err.host : undefined;
     op.step(`rolling back to ${short(from)} (failed at ${failedStep})`);
     const undo = await rollBack(ctx, state, from, hooksStarted ? snapshot : undefined);
     for (const h of placement.appHosts)
       op.progress.hosts[h] = undo.problems.length ? 'UNKNOWN' : `back on ${short(from)}`;
-    if (undo.problems.length) await lock.update({ state: 'failed' });
+    let outOfLine: string[] = [];
+    if (undo.problems.length) {
+      // the site is failed, with its cause; every server that answers goes back on `from` at
+      // once (none left routing to the new commit's standbys, nor in maintenance), the database
+      // on the snapshot if the hooks ran and it is not yet
+      op.step(`converging the servers that answer on ${short(from)}`);
+      outOfLine = await failAndConverge(
+        lock,
+        ctx,
+        {
+          operation: 'deploy',
+          workflowId: workflowInfo().workflowId,
+          at: new Date().toISOString(),
+          step: failedStep,
+          ...(failedHost ? { host: failedHost } : {}),
+          cause: rootMessage(err),
+          outOfLine: undo.problems,
+          stateBefore: 'active',
+          ...(hooksStarted && !undo.databaseRestored ? { databaseSnapshot: snapshot } : {}),
+        },
+        op,
+      );
+    }
     throw ApplicationFailure.create({
       type: 'DeployFailed',
       message:
         `deploying ${short(commit)} to ${ctx.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
         (undo.problems.length
-          ? `; ROLLBACK INCOMPLETE, ops must finish it: ${undo.problems.join('; ')}`
+          ? `; ROLLBACK INCOMPLETE, the site is failed: ${undo.problems.join('; ')}` +
+            (outOfLine.length
+              ? `; still out of line after converging the servers that answer: ${outOfLine.join('; ')} (qm repair ${ctx.siteId} once they answer)`
+              : `; every server is now back on ${short(from)}: qm repair ${ctx.siteId} makes the site active again`)
           : `; every app server is back on ${short(from)}` +
             (undo.databaseRestored ? `, and the database on snapshot ${snapshot}` : '')),
       details: [
         {
           failedStep,
-          failedHost: err instanceof HostStepFailed ? err.host : undefined,
+          failedHost,
           rolledBack: undo.problems.length === 0,
           databaseRestored: undo.databaseRestored,
           problems: undo.problems,
+          outOfLine,
           snapshot,
         },
       ],

@@ -3,11 +3,15 @@ import {
   CancellationScope,
   upsertMemo,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
+import type { SiteRecord } from '../../schema/site';
 import { step1m } from '../lib/activities';
 import { INITIAL_RELEASE } from '../../protocol/ids';
 import { parseWorkflowInput, rootMessage } from '../lib/input';
 import { startOperation } from '../lib/operation';
+import { failAndConverge, targetState } from '../lib/convergeSite';
+import { HostStepFailed } from '../lib/parallel';
 import { addressesOf } from '../lib/routes';
 import { withSiteLock, type SiteLock } from '../lib/siteLock';
 import { Release } from '../../protocol/searchAttributes';
@@ -43,10 +47,12 @@ export async function rollbackSite(input: RollbackSiteInput): Promise<RollbackSi
   upsertSearchAttributes([{ key: Release, value: i.release }]);
 
   return withSiteLock(i.siteId, 'rollback', op.progress, async (lock) => {
-    const record = requireActive(lock.record);
+    const record =
+      lock.record.state === 'failed' ? requireRollbackable(lock.record) : requireActive(lock.record);
+    const failed = record.state === 'failed';
     const from = record.release ?? INITIAL_RELEASE;
     const base = { siteId: i.siteId, release: i.release, previous: from, triggeredBy };
-    if (from === i.release) {
+    if (from === i.release && !failed) {
       op.finish();
       return { ...base, status: 'unchanged' };
     }
@@ -67,10 +73,14 @@ export async function rollbackSite(input: RollbackSiteInput): Promise<RollbackSi
       drainSeconds: i.drainSeconds,
       healthTimeoutMs: i.healthTimeoutSeconds * 1000,
     };
-    const state = switchStateFrom(await observeServing(ctx), from);
+    // a failed site's live containers may run anything: the switch then starts from standbys
+    const state = switchStateFrom(await observeServing(ctx), failed ? 'mixed' : from);
 
     await switchOrSwitchBack(ctx, state, { target: i.release, from }, lock, op);
-    await lock.update({ release: i.release });
+    // every server switched and answered through every proxy: a failed site is back in service
+    await lock.update(
+      failed ? { release: i.release, state: targetState(record), failure: null } : { release: i.release },
+    );
     if (i.release !== INITIAL_RELEASE)
       await Promise.all(
         placement.appHosts.map((host) =>
@@ -80,6 +90,27 @@ export async function rollbackSite(input: RollbackSiteInput): Promise<RollbackSi
     op.finish();
     return { ...base, status: 'rolled-back' };
   });
+}
+
+/**
+ * A failed site may be rolled back when it is placed and its database is not waiting for a
+ * snapshot (a deploy's whose hooks ran: a repair restores it, behind the maintenance page);
+ * else Conflict.
+ */
+function requireRollbackable(record: SiteRecord): SiteRecord {
+  const why =
+    !record.spec || !record.placement
+      ? 'was never placed'
+      : record.failure?.databaseSnapshot
+        ? `must have its database back on snapshot ${record.failure.databaseSnapshot} first: repair it (qm repair ${record.siteId})`
+        : undefined;
+  if (why)
+    throw ApplicationFailure.create({
+      type: 'Conflict',
+      message: `site ${record.siteId} is failed and ${why}`,
+      nonRetryable: true,
+    });
+  return record;
 }
 
 /** Conflict unless the release's folder is still kept on every app host (asked host by host). */
@@ -118,6 +149,7 @@ async function switchOrSwitchBack(
     });
   } catch (err) {
     const failedStep = op.progress.step;
+    const failedHost = err instanceof HostStepFailed ? err.host : undefined;
     op.step(`switching back to ${short(from)} (failed at ${failedStep})`);
     let problem: string | undefined;
     await CancellationScope.nonCancellable(async () => {
@@ -127,15 +159,34 @@ async function switchOrSwitchBack(
         problem = rootMessage(e);
       }
     });
-    if (problem) await lock.update({ state: 'failed' });
+    let outOfLine: string[] = [];
+    if (problem) {
+      op.step(`converging the servers that answer on ${short(from)}`);
+      outOfLine = await failAndConverge(
+        lock,
+        ctx,
+        {
+          operation: 'rollback',
+          workflowId: workflowInfo().workflowId,
+          at: new Date().toISOString(),
+          step: failedStep,
+          ...(failedHost ? { host: failedHost } : {}),
+          cause: rootMessage(err),
+          outOfLine: [`switch back to ${short(from)}: ${problem}`],
+          stateBefore: lock.record.state === 'failed' ? targetState(lock.record) : 'active',
+        },
+        op,
+      );
+    }
     throw ApplicationFailure.create({
       type: 'RollbackFailed',
       message:
         `rolling ${ctx.siteId} back to ${short(target)} failed at "${failedStep}": ${rootMessage(err)}` +
         (problem
-          ? `; SWITCH BACK INCOMPLETE, ops must finish it: ${problem}`
+          ? `; SWITCH BACK INCOMPLETE, the site is failed: ${problem}` +
+            (outOfLine.length ? `; still out of line: ${outOfLine.join('; ')}` : '')
           : `; every app server is still on ${short(from)}`),
-      details: [{ failedStep, problem }],
+      details: [{ failedStep, failedHost, problem, outOfLine }],
       cause: err instanceof Error ? err : undefined,
       nonRetryable: true,
     });
