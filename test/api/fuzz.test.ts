@@ -101,6 +101,7 @@ const ROUTES: [string, (id: string) => string][] = [
   ['POST', (id) => `/v1/sites/${id}/restore`],
   ['POST', (id) => `/v1/sites/${id}/deploy`],
   ['POST', (id) => `/v1/sites/${id}/rollback`],
+  ['POST', (id) => `/v1/sites/${id}/repair`],
   ['GET', (id) => `/v1/sites/${id}`],
   ['GET', (id) => `/v1/operations/provision:${id}:k`],
 ];

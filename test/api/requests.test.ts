@@ -131,6 +131,7 @@ describe('the OpenAPI document', () => {
         'POST /v1/sites/:siteId/restore',
         'POST /v1/sites/:siteId/deploy',
         'POST /v1/sites/:siteId/rollback',
+        'POST /v1/sites/:siteId/repair',
         'GET /v1/operations/:id',
         'GET /healthz',
         'GET /openapi.json',
@@ -222,6 +223,7 @@ describe('bad input: a 4xx naming the field, and nothing started', () => {
     ['POST', 'deploy', { commit: 'A'.repeat(40), drainSeconds: 0 }, ['commit', 'drainSeconds']],
     ['POST', 'rollback', { release: 'HEAD~1' }, ['release']],
     ['POST', 'backups', { prune: false }, ['prune']],
+    ['POST', 'repair', { drainSeconds: 0, reason: 'x'.repeat(201) }, ['drainSeconds', 'reason']],
   ] as const)('%s %s %j → 400 naming %j, nothing started', async (method, route, body, fields) => {
     const siteId = uniqueSiteId('bad');
     const r = await request(api, {
@@ -247,6 +249,7 @@ describe('bad input: a 4xx naming the field, and nothing started', () => {
       ['POST', `/v1/sites/${siteId}/restore`, { backupId: '20260301T010000Z-k3x9q1' }],
       ['POST', `/v1/sites/${siteId}/deploy`, { ref: 'main' }],
       ['POST', `/v1/sites/${siteId}/rollback`, { release: 'initial' }],
+      ['POST', `/v1/sites/${siteId}/repair`, {}],
     ] as const) {
       const r = await request(api, { method, path, idempotencyKey: 'k1', ...(body ? { body } : {}) });
       expect(r.status).toBe(404);
