@@ -152,6 +152,19 @@ test('change plan, backup, restore, a push and a chosen ref deployed, roll back:
         expect((await fetchSite(bed.fleet, domain, '/release/VERSION')).bodyExcerpt).toBe('v1\n');
         expect((await siteRecord(site.siteId)).release).toBe(v1);
 
+        // a repair of the site, in line after the rollback, changes nothing and says so
+        const repair = await completed(
+          await started('POST', `/v1/sites/${site.siteId}/repair`, { reason: 'after the rollback' }),
+        );
+        expect(repair).toMatchObject({
+          status: 'in-line',
+          changed: false,
+          outOfLine: [],
+          state: 'active',
+          target: { release: v1, mode: 'active' },
+          triggeredBy: 'api:test',
+        });
+
         // a release that was never kept is refused, and says why
         const unkeptId = await started('POST', `/v1/sites/${site.siteId}/rollback`, {
           release: 'f'.repeat(40),

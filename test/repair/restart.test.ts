@@ -6,6 +6,7 @@ import { checkFleet, deprovisionSite, provisionSite, repairSite } from '../../wo
 import { testbed } from '../../dev/fleet';
 import { openBed, type Bed } from '../support/bed';
 import { recordHistory } from '../support/histories';
+import { runQm } from '../support/qm';
 import { fetchSite, removeGitRepoOnHost, siteLeftovers, testSite } from '../support/site';
 import { startWorker, type FileWorker } from '../support/temporal';
 
@@ -199,4 +200,32 @@ test('after a restart of the fleet: the check names what the site lacks; with re
   const after = await check({ sites: [site.siteId], repair: true }, `check-after-${site.siteId}`);
   expect([after.sites, after.repairs]).toEqual([[], []]);
   expect(await repair(`repair-again-${site.siteId}`)).toMatchObject({ status: 'in-line', changed: false });
+});
+
+test('qm schedule fleet-check keeps the Schedule that checks and repairs the fleet every 5 minutes', async () => {
+  const handle = bed.env.client.schedule.getHandle('fleet-check');
+  try {
+    expect((await runQm(['schedule', 'fleet-check'], worker.taskQueue)).lines).toEqual([
+      'schedule fleet-check: created',
+    ]);
+    expect((await runQm(['schedule', 'fleet-check'], worker.taskQueue)).lines).toEqual([
+      'schedule fleet-check: unchanged',
+    ]);
+    const d = await handle.describe();
+    expect(d.spec.intervals).toEqual([expect.objectContaining({ every: 5 * 60_000 })]);
+    expect(d.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: 'checkFleet',
+      taskQueue: worker.taskQueue,
+      args: [{ repair: true }],
+    });
+    expect((await runQm(['schedule', 'fleet-check', '--every', '10'], worker.taskQueue)).lines).toEqual([
+      'schedule fleet-check: updated',
+    ]);
+    expect((await handle.describe()).spec.intervals).toEqual([
+      expect.objectContaining({ every: 10 * 60_000 }),
+    ]);
+  } finally {
+    await handle.delete().catch(() => undefined); // no check of every site on the shared test server
+  }
 });

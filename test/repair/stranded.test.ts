@@ -4,10 +4,12 @@ import type { Placement } from '../../schema/site';
 import type { RepairSiteResult } from '../../protocol/operations';
 import { siteQuery, siteWorkflowId } from '../../protocol/site';
 import { sitePaths } from '../../activities/proxy/layout';
-import { checkFleet, deployRelease, deprovisionSite, provisionSite, repairSite } from '../../workflows';
+import { checkFleet, deployRelease, deprovisionSite, provisionSite } from '../../workflows';
 import { testbed } from '../../dev/fleet';
+import { EXIT } from '../../cli/qm';
 import { openBed, type Bed } from '../support/bed';
 import { recordHistory } from '../support/histories';
+import { runQm } from '../support/qm';
 import { fetchSite, removeGitRepoOnHost, siteLeftovers, testSite } from '../support/site';
 import { startWorker, type FileWorker } from '../support/temporal';
 import { Clone } from '../deploy/gitBed';
@@ -169,12 +171,16 @@ test('a deploy that loses an app server for good mid-deploy: failed with its cau
   );
 });
 
-test('repairing while the server is still cut: what answers is in line, the site stays failed naming that server', async () => {
-  const r: RepairSiteResult = await bed.env.client.workflow.execute(repairSite, {
-    taskQueue: worker.taskQueue,
-    workflowId: `repair-cut-${site.siteId}`,
-    args: [{ siteId: site.siteId, triggeredBy: 'ops:test', drainSeconds: 1 }],
-  });
+test('qm repair while the server is still cut: what answers is in line, the site stays failed naming that server', async () => {
+  const { code, lines: out } = await runQm(
+    ['repair', site.siteId, '--key', 'while-cut', '--reason', `${lost} is cut`],
+    worker.taskQueue,
+  );
+  expect(code).toBe(EXIT.ok);
+  const operationId = `repair:${site.siteId}:while-cut`;
+  expect(out[0]).toBe(`started ${operationId}`);
+  expect(out.join('\n')).toContain(`step 2: who answers`);
+  const r: RepairSiteResult = await bed.env.client.workflow.getHandle(operationId).result();
   expect(r).toMatchObject({ status: 'out-of-line', stateBefore: 'failed', state: 'failed' });
   expect(r.hosts[lost]).toMatchObject({ reachable: false, changed: [] });
   expect(r.outOfLine).toEqual([
