@@ -113,7 +113,12 @@ export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFlee
 
   if (repair) {
     const { runId } = workflowInfo();
-    const placedIds = new Set(sites.filter((r) => r.placement && r.spec).map((r) => r.siteId));
+    // a failed provision has no site to return to: a deprovision sweeps it, not a repair
+    const placedIds = new Set(
+      sites
+        .filter((r) => r.placement && r.spec && ['active', 'suspended'].includes(targetStateOf(r)))
+        .map((r) => r.siteId),
+    );
     await Promise.all(
       result.sites.map(async (s) =>
         result.repairs.push(
@@ -122,7 +127,7 @@ export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFlee
             : {
                 siteId: s.siteId,
                 started: false,
-                why: 'never placed (a provision that failed): deprovision it, then provision it again',
+                why: 'its provision did not finish: deprovision it (skipFinalBackup), then provision it again',
               },
         ),
       ),
@@ -131,6 +136,10 @@ export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFlee
   }
   return result;
 }
+
+/** The state a site returns to once in line (a failed one's state before it failed). */
+const targetStateOf = (r: SiteRecord) =>
+  r.state === 'failed' ? (r.failure?.stateBefore ?? 'active') : r.state;
 
 /** What is not as the site's record says, on the hosts that answered (`<host>: <what>`). */
 function siteProblems(

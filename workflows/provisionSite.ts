@@ -1,5 +1,6 @@
 import { ApplicationFailure, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import { ProvisionSiteInput, type ProvisionSiteResult } from '../protocol/operations';
+import type { Placement } from '../schema/site';
 import { long15m, step1m } from './lib/activities';
 import { siteHealthyThroughProxies } from './lib/health';
 import { INITIAL_RELEASE } from '../protocol/ids';
@@ -45,9 +46,12 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
     await lock.update({ state: 'provisioning', spec: site, customerId: site.customerId });
 
     const saga = new Saga();
+    /** Where the site was placed, once it was: a failed undo's leftovers are there. */
+    let placed: Placement | undefined;
     try {
       op.step('place');
       const placement = await step1m.placeSite({ siteId: site.siteId, appServers: site.appServers });
+      placed = placement;
       op.hosts([...placement.appHosts, placement.dbHost, placement.storageHost, ...placement.proxyHosts]);
       const inventory = await step1m.listHosts();
       const { siteId } = site;
@@ -137,12 +141,13 @@ export async function provisionSite(input: ProvisionSiteInput): Promise<Provisio
       op.step(`undoing (failed at ${failedStep})`);
       const undoFailures = await saga.compensate();
       // With every undo done the site is as it was; otherwise it needs ops, and says so (its
-      // failure lists what the undo left behind: a deprovision sweeps it).
+      // failure lists what the undo left behind, its placement where: a deprovision sweeps it).
       const stateBefore = before.state === 'deleted' ? 'deleted' : 'new';
       await lock.update(
         undoFailures.length
           ? {
               state: 'failed',
+              ...(placed ? { placement: placed } : {}),
               failure: {
                 operation: 'provision',
                 workflowId: workflowInfo().workflowId,

@@ -31,14 +31,21 @@ export async function repairSite(input: RepairSiteInput): Promise<RepairSiteResu
 
   return withSiteLock(i.siteId, 'repair', op.progress, async (lock) => {
     const { record } = lock;
-    if (!['active', 'suspended', 'failed'].includes(record.state) || !record.spec || !record.placement)
+    const neverActive =
+      record.state === 'failed' && !['active', 'suspended'].includes(record.failure?.stateBefore ?? 'active');
+    if (
+      !['active', 'suspended', 'failed'].includes(record.state) ||
+      !record.spec ||
+      !record.placement ||
+      neverActive
+    )
       throw ApplicationFailure.create({
         type: 'Conflict',
         message:
           `site ${i.siteId} is ${record.state}` +
           (record.state === 'failed'
-            ? ` and was never placed (its ${record.failure?.operation ?? 'provision'} failed: ${record.failure?.cause ?? 'see its history'}): ` +
-              'deprovision it to clean up, then provision it again'
+            ? `: its ${record.failure?.operation ?? 'provision'} did not finish (${record.failure?.cause ?? 'see its history'}), ` +
+              'so there is no record of a site to return to: deprovision it (skipFinalBackup) to sweep what is left, then provision it again'
             : ': there is nothing to repair'),
         nonRetryable: true,
       });

@@ -243,13 +243,14 @@ async function switchOrRollBack(
       type: 'DeployFailed',
       message:
         `deploying ${short(commit)} to ${ctx.siteId} failed at "${failedStep}": ${rootMessage(err)}` +
-        (undo.problems.length
-          ? `; ROLLBACK INCOMPLETE, the site is failed: ${undo.problems.join('; ')}` +
-            (outOfLine.length
-              ? `; still out of line after converging the servers that answer: ${outOfLine.join('; ')} (qm repair ${ctx.siteId} once they answer)`
-              : `; every server is now back on ${short(from)}: qm repair ${ctx.siteId} makes the site active again`)
-          : `; every app server is back on ${short(from)}` +
-            (undo.databaseRestored ? `, and the database on snapshot ${snapshot}` : '')),
+        (undo.problems.length && outOfLine.length
+          ? `; ROLLBACK INCOMPLETE, the site is failed: ${undo.problems.join('; ')}; still out of line after ` +
+            `converging the servers that answer: ${outOfLine.join('; ')} (qm repair ${ctx.siteId} once they answer)`
+          : undo.problems.length
+            ? `; the switch back failed (${undo.problems.join('; ')}), then converging put every server back on ` +
+              `${short(from)}: the site is active`
+            : `; every app server is back on ${short(from)}` +
+              (undo.databaseRestored ? `, and the database on snapshot ${snapshot}` : '')),
       details: [
         {
           failedStep,

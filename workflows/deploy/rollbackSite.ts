@@ -182,10 +182,12 @@ async function switchOrSwitchBack(
       type: 'RollbackFailed',
       message:
         `rolling ${ctx.siteId} back to ${short(target)} failed at "${failedStep}": ${rootMessage(err)}` +
-        (problem
-          ? `; SWITCH BACK INCOMPLETE, the site is failed: ${problem}` +
-            (outOfLine.length ? `; still out of line: ${outOfLine.join('; ')}` : '')
-          : `; every app server is still on ${short(from)}`),
+        (problem && outOfLine.length
+          ? `; SWITCH BACK INCOMPLETE, the site is failed: ${problem}; still out of line after converging ` +
+            `the servers that answer: ${outOfLine.join('; ')} (qm repair ${ctx.siteId} once they answer)`
+          : problem
+            ? `; the switch back failed (${problem}), then converging put every server back on ${short(from)}`
+            : `; every app server is still on ${short(from)}`),
       details: [{ failedStep, failedHost, problem, outOfLine }],
       cause: err instanceof Error ? err : undefined,
       nonRetryable: true,

@@ -328,8 +328,9 @@ async function observe(ctx: SwitchContext, apps: string[], release: string): Pro
 /**
  * A switch back that could not finish: the site is recorded failed (with its cause, so that
  * nothing else runs on it but a rollback, a repair or a deprovision), then converged at once on
- * every host that answers (lib/convergeSite.ts); the failure then lists what is still out of
- * line, which this returns. Runs even if the workflow is cancelled.
+ * every host that answers; the failure then lists what is still out of line, which this returns
+ * (none: every host answered after all, and the site is back in its state before). Runs even if
+ * the workflow is cancelled.
  */
 export async function failAndConverge(
   lock: SiteLock,
@@ -350,6 +351,11 @@ export async function failAndConverge(
         healthTimeoutMs: ctx.healthTimeoutMs,
         step: (name) => op.step(`converging: ${name}`),
       });
+      // everything back in line after all (the host answered again): the site is as it was
+      if (report.outOfLine.length === 0) {
+        await lock.update({ state: targetState(record), failure: null });
+        return [];
+      }
       const { databaseSnapshot: _restoredOrNot, ...rest } = failure;
       await lock.update({
         failure: {
