@@ -34,6 +34,8 @@ export interface CheckFleetResult {
   sitesChecked: number;
   /** Sites holding or queued for their lock: not checked (an operation may be mid-change). */
   busy: { siteId: string; operations: string[] }[];
+  /** Sites whose own workflow did not answer (no worker on its task queue?): not checked. */
+  unanswered: string[];
   /** Sites failed or out of line. */
   sites: SiteProblems[];
   /** With `repair`: the repairSite started for each site in `sites` (or why none was). */

@@ -39,6 +39,7 @@ export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFlee
     failed: [],
     sitesChecked: 0,
     busy: [],
+    unanswered: [],
     sites: [],
     repairs: [],
   };
@@ -57,9 +58,9 @@ export async function checkFleet(input: CheckFleetInput = {}): Promise<CheckFlee
     }),
   );
 
-  const placed = (await fleetCheck1m.listPlacedSites()).filter(
-    (s) => !onlySites || onlySites.includes(s.record.siteId),
-  );
+  const listed = await fleetCheck1m.listPlacedSites(onlySites ? { siteIds: onlySites } : {});
+  const placed = listed.sites;
+  result.unanswered = listed.unanswered;
   const sites: SiteRecord[] = [];
   for (const s of placed)
     if (s.operations.length) result.busy.push({ siteId: s.record.siteId, operations: s.operations });

@@ -6,6 +6,9 @@ import { failure, FailureType } from '../errors';
 import { parseInput } from '../input';
 
 const ReadSiteRecordsInput = z.strictObject({ siteIds: z.array(SiteId).max(10_000) });
+const ListPlacedSitesInput = z.strictObject({ siteIds: z.array(SiteId).max(10_000).optional() });
+/** How long the fleet check waits for one site workflow's answer. */
+const QUERY_DEADLINE_MS = 5000;
 
 /** A site the nightly backs up. */
 export interface ActiveSite {
@@ -84,25 +87,51 @@ export function makeSiteRecordActivities(client: Client | undefined) {
 
   return {
     /**
-     * Every site on the fleet (active, suspended or failed, from visibility), each with its record
-     * (the `site` query: the search attribute may lag) and the operations holding or waiting for
-     * its lock. What the fleet check compares the hosts with. Read-only.
+     * Every site on the fleet (active, suspended or failed, from visibility; or those of `siteIds`
+     * alone), each with its record (the `site` query: the search attribute may lag) and the
+     * operations holding or waiting for its lock: what the fleet check compares the hosts with. A
+     * site workflow that does not answer within 5 s (no worker polls its task queue) is listed in
+     * `unanswered` rather than failing the whole listing. Read-only.
      */
-    async listPlacedSites(): Promise<{ record: SiteRecord; operations: string[] }[]> {
+    async listPlacedSites(input: z.input<typeof ListPlacedSitesInput> = {}): Promise<{
+      sites: { record: SiteRecord; operations: string[] }[];
+      unanswered: string[];
+    }> {
+      const { siteIds } = parseInput(ListPlacedSitesInput, input, 'listPlacedSites');
       if (!client) throw failure(FailureType.InvalidInput, 'this worker has no Temporal client for sites');
-      const ids = (await siteWorkflowIds(client, ['active', 'suspended', 'failed']))
-        .filter((id) => id.startsWith('site:'))
-        .map((id) => id.slice('site:'.length));
-      const valid = ids.filter((id) => SiteId.safeParse(id).success);
-      const views = await siteViews(valid, 'sites');
-      return valid
-        .map((id) => views[id])
-        .filter((v): v is SiteView => !!v && ['active', 'suspended', 'failed'].includes(v.record.state))
-        .map((v) => ({
-          record: v.record,
-          operations: [...(v.holder ? [v.holder.operation] : []), ...v.queue.map((q) => q.operation)],
-        }))
-        .sort((a, b) => (a.record.siteId < b.record.siteId ? -1 : 1));
+      const ids =
+        siteIds ??
+        (await siteWorkflowIds(client, ['active', 'suspended', 'failed']))
+          .filter((id) => id.startsWith('site:'))
+          .map((id) => id.slice('site:'.length))
+          .filter((id) => SiteId.safeParse(id).success);
+      const sites: { record: SiteRecord; operations: string[] }[] = [];
+      const unanswered: string[] = [];
+      for (let i = 0; i < ids.length; i += 16)
+        await Promise.all(
+          ids.slice(i, i + 16).map(async (siteId) => {
+            let view: SiteView;
+            try {
+              view = await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+                client.workflow.getHandle(siteWorkflowId(siteId)).query(siteQuery),
+              );
+            } catch (err) {
+              if (err instanceof WorkflowNotFoundError) return;
+              unanswered.push(siteId);
+              return;
+            }
+            if (!['active', 'suspended', 'failed'].includes(view.record.state)) return;
+            sites.push({
+              record: view.record,
+              operations: [
+                ...(view.holder ? [view.holder.operation] : []),
+                ...view.queue.map((q) => q.operation),
+              ],
+            });
+          }),
+        );
+      sites.sort((a, b) => (a.record.siteId < b.record.siteId ? -1 : 1));
+      return { sites, unanswered: unanswered.sort() };
     },
 
     async readSiteRecords(
