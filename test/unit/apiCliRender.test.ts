@@ -1,5 +1,5 @@
 import type { OperationView } from '../../client/operations';
-import { progressLines, sitesTable } from '../../cli/render';
+import { progressLines, siteLines, sitesTable } from '../../cli/render';
 
 const base: OperationView = {
   id: 'provision:acme:k1',
@@ -91,4 +91,40 @@ test('qm sites: an aligned table', () => {
     'acme  active   initial  host1,host2  idle       c1',
     'b     deleted  -        -            -          -',
   ]);
+});
+
+describe('qm status: a failed site says why, what is out of line, and how to repair it', () => {
+  test('the failure, its lines, the snapshot due, the repair', () => {
+    const lines = siteLines('acme', {
+      status: 'RUNNING',
+      view: {
+        queue: [],
+        record: {
+          siteId: 'acme',
+          state: 'failed',
+          release: 'initial',
+          failure: {
+            operation: 'deploy',
+            workflowId: 'deploy:acme:k1',
+            at: '2026-03-01T01:00:00.000Z',
+            step: 'switch app servers',
+            host: 'host3',
+            cause: 'cannot reach host3',
+            outOfLine: ['host3: unreachable', 'host3: drained in every route until it is repaired'],
+            stateBefore: 'active',
+            databaseSnapshot: 'deploy-abc',
+          },
+        },
+      },
+    });
+    expect(lines).toEqual([
+      'site acme: failed (site workflow RUNNING)',
+      '  release    initial',
+      '  failed     deploy deploy:acme:k1 at "switch app servers" on host3 (2026-03-01T01:00:00.000Z): cannot reach host3',
+      '  out of line  host3: unreachable',
+      '  out of line  host3: drained in every route until it is repaired',
+      '  database   must go back to snapshot deploy-abc',
+      '  repair     qm repair acme (back to active once nothing is out of line)',
+    ]);
+  });
 });
