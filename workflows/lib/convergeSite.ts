@@ -133,7 +133,11 @@ export async function convergeSite(c: ConvergeSiteInput): Promise<SiteRepairRepo
     c.step(`database back to snapshot ${snapshot}`);
     const dbHost = placement.dbHost;
     if (!answers(dbHost) || !proxies.length) {
-      database = { snapshot, restored: false, error: `${answers(dbHost) ? 'no proxy' : dbHost} answers` };
+      database = {
+        snapshot,
+        restored: false,
+        error: answers(dbHost) ? 'no proxy answers (for the maintenance page)' : `${dbHost} does not answer`,
+      };
       outOfLine(dbHost, `database: must go back to snapshot ${snapshot} before the site serves again`);
       mode = 'maintenance';
     } else {
@@ -159,7 +163,9 @@ export async function convergeSite(c: ConvergeSiteInput): Promise<SiteRepairRepo
   const storageAnswers = answers(placement.storageHost);
   await eachHost(placement.appHosts.filter(answers), async (host) => {
     if (!storageAnswers) {
+      // its mount cannot answer either (a command touching it may hang): its containers are left as they are
       outOfLine(host, `files: not checked, ${placement.storageHost} does not answer`);
+      leftAlone.add(host);
       return;
     }
     try {
