@@ -80,6 +80,9 @@ export async function relay(
   );
   sinking.catch((err: unknown) => {
     failedFirst ??= 'sink';
+    // the meter no longer drains into the sink: destroyed, it stops the source's exec, which would
+    // otherwise wait forever for a drain (and keep heartbeating) once the source was stopped
+    meter.destroy(err instanceof Error ? err : new Error(String(err)));
     local.abort(err);
   });
   const [src, snk] = await Promise.allSettled([sourcing, sinking]);

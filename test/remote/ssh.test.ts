@@ -7,6 +7,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, type RetryPolicy } from '@temporalio/common';
 import { utils } from 'ssh2';
 import { createActivities, type Activities } from '../../activities';
+import { relay } from '../../activities/backup/relay';
 import { activityIO } from '../../activities/context';
 import { FailureType } from '../../activities/errors';
 import { openFleet, type Fleet } from '../../activities/fleet';
@@ -442,6 +443,27 @@ describe('streams', () => {
       for (const pid of processes(host, `yes ${word}`)) process.kill(pid, 'SIGKILL');
     }
   });
+
+  test('a relay whose sink fails while the source still streams stops the source and reports the sink', async () => {
+    // what verification sees when the DB host's MariaDB dies under a load: the sink exits, the
+    // source has megabytes still to send (this hung, heartbeating, before the relay destroyed its meter)
+    const word = `qm-relay-${id}`;
+    try {
+      const err = await failureOf(
+        relay(
+          bed.fleet.pool,
+          { host: 'host1', argv: ['yes', word] },
+          { host: 'host2', argv: ['sh', '-c', 'head -c 5000000 >/dev/null; echo "sink gives up" >&2; exit 1'] },
+          { timeoutMs: 60_000 },
+        ),
+      );
+      expect(err.type).toBe(FailureType.CommandFailed);
+      expect(err.message).toBe('host2: sh exited 1: sink gives up');
+      expect(processes('host1', `yes ${word}`)).toEqual([]);
+    } finally {
+      for (const pid of processes('host1', `yes ${word}`)) process.kill(pid, 'SIGKILL');
+    }
+  }, 30_000);
 
   test('a non-zero exit is CommandFailed (retryable) with the last line of stderr', async () => {
     const err = await failureOf(bed.fleet.pool.exec('host1', ['ls', `/nonexistent-${id}`]));
