@@ -105,8 +105,8 @@ export function makeBackupActivities(fleet: Fleet, storeFor?: (storageHost: stri
 
     /**
      * Prove the backup restores: checksums read back on the storage host, the dump loaded into a
-     * scratch database on the DB host (qm_verify_…, dropped afterwards) with every table and row
-     * count as in the manifest, the files unpacked into scratch space with the manifest's counts.
+     * scratch database on the DB host (the site's qm_verify_…, dropped afterwards) with every table
+     * and row count as in the manifest, the files unpacked into scratch space with the manifest's counts.
      * The manifest then says verified true or false, with the problems found. A backup that does
      * not restore is a result (verified: false), not an error; hosts that cannot be reached are
      * errors (retried). Safe twice: the scratch is made afresh and removed, the manifest rewritten.
@@ -131,7 +131,7 @@ export function makeBackupActivities(fleet: Fleet, storeFor?: (storageHost: stri
       let changedTablesRestored: Record<string, number> = {};
       let treeDigest: string | undefined;
       if (!problems.length) {
-        const scratch = verifyDatabaseName(i.siteId, i.backupId);
+        const scratch = verifyDatabaseName(i.siteId);
         try {
           await loadDump(st, { ...i, db: scratch, sha256: manifest.database.sha256 });
           const compared = compareRowCounts(manifest.database, await tableRowCounts(pool, i.dbHost, scratch));

@@ -40,7 +40,12 @@ export function scratchTag(siteId: string, backupId: string): string {
   return createHash('sha256').update(`${siteId}/${backupId}`).digest('hex').slice(0, 12);
 }
 
-/** The scratch database a backup is verified in, on the site's DB host (dropped afterwards). */
-export function verifyDatabaseName(siteId: string, backupId: string): string {
-  return `qm_verify_${scratchTag(siteId, backupId)}`;
+/**
+ * The scratch database the site's backups are verified in, on its DB host (dropped afterwards).
+ * One per site, not per backup: a verification cut short where the drop cannot follow (the DB
+ * host's MariaDB stopped under the load) leaves it behind, and the site's next verification
+ * replaces it and drops it. Verifications of one site never overlap (each holds the site's lock).
+ */
+export function verifyDatabaseName(siteId: string): string {
+  return `qm_verify_${createHash('sha256').update(siteId).digest('hex').slice(0, 12)}`;
 }

@@ -3,6 +3,7 @@ import { hostName, slug } from '../../schema/common';
 import { Profile } from '../../schema/profile';
 import { DomainName, HealthExpectation } from '../../schema/route';
 import { Placement, SiteId, siteNames, SiteSpec, type Placement as PlacementT } from '../../schema/site';
+import { verifyDatabaseName } from '../backup/layout';
 import { activityIO } from '../context';
 import { dropDatabase, dropUser, ensureDatabase, ensureUser } from '../db/admin';
 import { snapshotName } from '../db/names';
@@ -121,7 +122,8 @@ export function makeSiteActivities(fleet: Fleet, opts: SiteActivitiesOptions = {
     },
 
     /**
-     * Drop the site's user, its database and its kept password, in that order (so an interrupted
+     * Drop the site's user, its database (and the scratch database its backups are verified in, if
+     * a verification cut short left it) and its kept password, in that order (so an interrupted
      * drop leaves the password for a re-run to find). Safe twice: each step tolerates absence.
      * Take a snapshot first if the data matters (snapshotSiteDatabase).
      */
@@ -137,6 +139,7 @@ export function makeSiteActivities(fleet: Fleet, opts: SiteActivitiesOptions = {
       const { database, dbUser: user } = siteNames(siteId);
       const { dropped } = await dropUser(pool, dbHost, user);
       const { dropped: droppedDatabase } = await dropDatabase(pool, dbHost, database);
+      await dropDatabase(pool, dbHost, verifyDatabaseName(siteId));
       const secrets = await removeSiteSecrets(pool, dbHost, siteId);
       return { database, user, droppedAccounts: dropped, droppedDatabase, secrets };
     },

@@ -453,7 +453,10 @@ describe('streams', () => {
         relay(
           bed.fleet.pool,
           { host: 'host1', argv: ['yes', word] },
-          { host: 'host2', argv: ['sh', '-c', 'head -c 5000000 >/dev/null; echo "sink gives up" >&2; exit 1'] },
+          {
+            host: 'host2',
+            argv: ['sh', '-c', 'head -c 5000000 >/dev/null; echo "sink gives up" >&2; exit 1'],
+          },
           { timeoutMs: 60_000 },
         ),
       );

@@ -1,3 +1,4 @@
+import { verifyDatabaseName } from '../../activities/backup/layout';
 import type { Fleet } from '../../activities/fleet';
 import { probeThroughProxy, type ProbeResult } from '../../activities/proxy/probe';
 import type { SiteSpecInput } from '../../schema/site';
@@ -38,7 +39,7 @@ export async function siteContainers(fleet: Fleet, siteId: string): Promise<stri
 
 /**
  * Everything of a site still on the fleet, checked directly on the hosts (not through the code
- * under test): containers, database, database user, files, mounts, secrets, proxy routes, release
+ * under test): containers, database (and its backups' scratch database), database user, files, mounts, secrets, proxy routes, release
  * folders. (Not the site's Git repository: deprovisioning keeps it; see gitRepoOnHost.)
  */
 export async function siteLeftovers(fleet: Fleet, siteId: string): Promise<string[]> {
@@ -52,7 +53,7 @@ export async function siteLeftovers(fleet: Fleet, siteId: string): Promise<strin
       '--batch',
       '--skip-column-names',
       '-e',
-      `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='${names.database}' UNION ALL SELECT CONCAT('user ', User) FROM mysql.user WHERE User='${names.dbUser}'`,
+      `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('${names.database}', '${verifyDatabaseName(siteId)}') UNION ALL SELECT CONCAT('user ', User) FROM mysql.user WHERE User='${names.dbUser}'`,
     ]);
     for (const line of db.stdout.split('\n').filter(Boolean)) left.push(`${h.name}: database ${line}`);
     for (const path of [

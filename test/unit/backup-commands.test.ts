@@ -174,7 +174,8 @@ test('backup ids and night offsets are deterministic, valid and spread', () => {
   // spread: every hour of the 4-hour window gets a fair share (200 sites, about 50 each)
   const perHour = [0, 1, 2, 3].map((h) => offsets.filter((o) => Math.floor(o / 3_600_000) === h).length);
   expect(Math.min(...perHour)).toBeGreaterThan(30);
-  expect(verifyDatabaseName('acme', id)).toMatch(/^qm_verify_[0-9a-f]{12}$/);
+  expect(verifyDatabaseName('acme')).toMatch(/^qm_verify_[0-9a-f]{12}$/);
+  expect(verifyDatabaseName('acme')).not.toBe(verifyDatabaseName('acme2'));
 });
 
 test('the scripts are valid bash', () => {
