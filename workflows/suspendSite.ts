@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { ResumeSiteInput, SuspendSiteInput } from '../protocol/operations';
 import type { SiteRecord } from '../schema/site';
-import { step1m } from './lib/activities';
+import { long15m, step1m } from './lib/activities';
 import { siteHealthyThroughProxies } from './lib/health';
 import { parseWorkflowInput } from './lib/input';
 import { startOperation } from './lib/operation';
@@ -36,7 +36,8 @@ export async function suspendSite(input: SuspendSiteInput): Promise<{ siteId: st
 
     op.step('stop containers');
     const containerHosts = [...new Set([...placement.appHosts, placement.cacheHost])];
-    await onEveryHost(containerHosts, (host) => step1m.stopSiteContainers({ siteId, host }));
+    // long15m: a stop waits for each container to end, heartbeating; a dead worker is noticed in 15 s
+    await onEveryHost(containerHosts, (host) => long15m.stopSiteContainers({ siteId, host }));
 
     await lock.update({ state: 'suspended' });
     op.finish();
@@ -58,7 +59,8 @@ export async function resumeSite(input: ResumeSiteInput): Promise<{ siteId: stri
 
     op.step('start containers');
     const containerHosts = [...new Set([placement.cacheHost, ...placement.appHosts])];
-    await onEveryHost(containerHosts, (host) => step1m.startSiteContainers({ siteId, host }));
+    // long15m: starts and health waits, heartbeating; a dead worker is noticed in 15 s, not after a minute
+    await onEveryHost(containerHosts, (host) => long15m.startSiteContainers({ siteId, host }));
 
     op.step('routes');
     const addresses = addressesOf(await step1m.listHosts());

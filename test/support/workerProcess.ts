@@ -6,9 +6,15 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 /**
  * The real worker (workers/main.ts) as its own OS process, so a test can SIGKILL it mid-operation
- * the way a crash or an OOM kill would, and start another.
+ * the way a crash or an OOM kill would, and start another. `prebuiltBundle`: on the workflow
+ * bundle the jest setup built (as production workers run on dist/workflow-bundle.js), which
+ * starts in a second or two instead of bundling the workflows anew (without the metrics
+ * interceptors: for tests that start many workers and read no workflow metrics).
  */
-export async function startWorkerProcess(taskQueue: string): Promise<ChildProcess> {
+export async function startWorkerProcess(
+  taskQueue: string,
+  opts: { prebuiltBundle?: boolean } = {},
+): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'workers/main.ts')], {
     cwd: ROOT,
     env: {
@@ -17,6 +23,7 @@ export async function startWorkerProcess(taskQueue: string): Promise<ChildProces
       QM_TASK_QUEUE: taskQueue,
       QM_INVENTORY: INVENTORY,
       QM_SSH_KEY: CLIENT_KEY,
+      ...(opts.prebuiltBundle ? { QM_WORKFLOW_BUNDLE: process.env.QM_TEST_WORKFLOW_BUNDLE } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
