@@ -34,6 +34,8 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_DATA=$DIR/pg
 
 log() { echo "[stack] $*" >&2; }
+# Go as the machine installs it, when a non-login environment has it off PATH (CI)
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH="$PATH:/usr/local/go/bin"
 
 # Build the server and its SQL tool from the Go module, once per machine and version (.ci/setup
 # calls this). go install writes the binaries whole, so an interrupted build leaves none.
