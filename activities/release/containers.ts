@@ -7,8 +7,7 @@ import { waitHealthy } from '../docker/waitHealthy';
 import { failure, FailureType, isFailureOfType } from '../errors';
 import type { Fleet } from '../fleet';
 import { isCommitRelease, type AppSlot } from '../../schema/release';
-import { ensureImageAndNetwork, renderWithPassword } from '../site/containers';
-import { isMountedArgv } from '../storage/commands';
+import { ensureImageAndNetwork, filesMountProblem, renderWithPassword } from '../site/containers';
 import { hasReleaseArgv, RELEASE_PRESENT } from './commands';
 
 export interface ReleaseContainerInput {
@@ -29,7 +28,8 @@ export interface ReleaseContainerInput {
  * on the DB host, never returned), image, network, container, health. Safe twice: every step is
  * create-if-absent or compare-then-replace, so the same input finds the same container
  * (`unchanged`); another release replaces it. A commit release needs its folder on the host
- * (fetchRelease), and the site's files mount: either missing is a Conflict. Unhealthy at the
+ * (fetchRelease), and the site's files mount: either missing is a Conflict (a mount that does not
+ * answer, its storage host away, is retried: see filesMountProblem). Unhealthy at the
  * deadline is not retried (the deadline was the patience).
  */
 export async function ensureReleaseContainer(
@@ -45,14 +45,14 @@ export async function ensureReleaseContainer(
   return withHeartbeat(async () => {
     // the reads at once (each is a short command on its host): the spec (with the password from
     // the DB host), whether the release's folder is there, whether the site's files are mounted
-    const [spec, releasePresent, filesMounted] = await Promise.all([
+    const [spec, releasePresent, mountProblem] = await Promise.all([
       renderWithPassword(fleet, { profile, role, site, placement, release, slot }),
       isCommitRelease(release)
         ? fleet.pool
             .exec(host, hasReleaseArgv(siteId, release), { ...io, check: false })
             .then((r) => r.code === RELEASE_PRESENT)
         : true,
-      fleet.pool.exec(host, isMountedArgv(siteId), { ...io, check: false }).then((r) => r.code === 0),
+      filesMountProblem(fleet, host, siteId, placement.storageHost),
     ]);
     if (!releasePresent)
       throw failure(
@@ -64,11 +64,7 @@ export async function ensureReleaseContainer(
           release,
         },
       );
-    if (spec.mounts.some((m) => m.source === siteNames(siteId).mountDir) && !filesMounted)
-      throw failure(FailureType.Conflict, `${host}: the files of ${siteId} are not mounted`, {
-        host,
-        siteId,
-      });
+    if (spec.mounts.some((m) => m.source === siteNames(siteId).mountDir) && mountProblem) throw mountProblem;
     await ensureImageAndNetwork(fleet, host, siteId, spec);
     const { action } = await ensureContainer(fleet, host, spec);
     try {

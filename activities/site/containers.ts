@@ -1,3 +1,4 @@
+import type { ApplicationFailure } from '@temporalio/common';
 import type { Profile } from '../../schema/profile';
 import { siteNames, type Placement, type SiteSpec } from '../../schema/site';
 import { activityIO, withHeartbeat } from '../context';
@@ -15,7 +16,7 @@ import { ensureNetwork } from '../docker/network';
 import { waitHealthy } from '../docker/waitHealthy';
 import { failure, FailureType } from '../errors';
 import type { Fleet } from '../fleet';
-import { isMountedArgv } from '../storage/commands';
+import { isMountedArgv, NOT_MOUNTED } from '../storage/commands';
 import {
   LABELS,
   RenderError,
@@ -75,17 +76,8 @@ export async function ensureSiteContainer(
     const spec = await renderWithPassword(fleet, { profile, role, site, placement, release });
     // a bind of the site's files must be the shared mount, never a directory of this host alone
     if (spec.mounts.some((m) => m.type === 'bind' && m.source === siteNames(siteId).mountDir)) {
-      const mounted = await fleet.pool.exec(host, isMountedArgv(siteId), {
-        ...activityIO(),
-        timeoutMs: 30_000,
-        check: false,
-      });
-      if (mounted.code !== 0)
-        throw failure(
-          FailureType.Conflict,
-          `${host}: the files of ${siteId} are not mounted at ${siteNames(siteId).mountDir}: mountSiteFiles must run first`,
-          { host, siteId },
-        );
+      const problem = await filesMountProblem(fleet, host, siteId, placement.storageHost);
+      if (problem) throw problem;
     }
     await ensureImageAndNetwork(fleet, host, siteId, spec);
     const { id, action } = await ensureContainer(fleet, host, spec);
@@ -189,6 +181,39 @@ export async function stopSiteContainers(
       containers.push({ name: c.name, result: (await stopContainer(fleet, host, c.name)).result });
     return { containers };
   });
+}
+
+/**
+ * Why the site's files cannot be used on the host, if they cannot: not mounted (Conflict:
+ * mountSiteFiles must run first), or mounted and not answering (its sshfs cannot reach the storage
+ * host: CommandFailed naming that host, retried, since sshfs reconnects by itself once the storage
+ * host is back). Read-only.
+ */
+export async function filesMountProblem(
+  fleet: Fleet,
+  host: string,
+  siteId: string,
+  storageHost: string,
+): Promise<ApplicationFailure | undefined> {
+  const r = await fleet.pool.exec(host, isMountedArgv(siteId), {
+    ...activityIO(),
+    timeoutMs: 30_000,
+    check: false,
+  });
+  if (r.code === 0) return undefined;
+  const where = siteNames(siteId).mountDir;
+  if (r.code === NOT_MOUNTED)
+    return failure(
+      FailureType.Conflict,
+      `${host}: the files of ${siteId} are not mounted at ${where}: mountSiteFiles must run first`,
+      { host, siteId },
+    );
+  const said = r.stderr.trim().split('\n').pop() ?? '';
+  return failure(
+    FailureType.CommandFailed,
+    `${host}: the files of ${siteId} (${where}, mounted from ${storageHost}) do not answer: ${said || `exit ${r.code}`}`,
+    { host, siteId, storageHost, code: r.code },
+  );
 }
 
 /**

@@ -256,7 +256,18 @@ export function unmountArgv(siteId: string): string[] {
   return ['sh', '-c', UNMOUNT_SCRIPT, 'qm-unmount', p.mount, p.siteDir, p.log];
 }
 
-/** Exit 0 if the site's files are mounted (and answering) on this host. */
+/** isMountedArgv's exit when the mount table has no mount there (mountpoint(1)'s "not a mountpoint"). */
+export const NOT_MOUNTED = 32;
+
+/**
+ * Exit 0 if the site's files are mounted on this host and answer; NOT_MOUNTED if the mount table
+ * has no mount there; any other failure is a mount that does not answer (its sshfs cannot reach
+ * the storage host: `mountpoint` gets EIO, and says so on stderr). The mount table is read
+ * without touching the mount, which may hang or fail while its storage host is away.
+ */
+export const IS_MOUNTED_SCRIPT = `QM_MP="$1" awk '$5 == ENVIRON["QM_MP"] { found = 1 } END { exit !found }' /proc/self/mountinfo || exit ${NOT_MOUNTED}
+exec mountpoint -- "$1" >/dev/null`;
+
 export function isMountedArgv(siteId: string): string[] {
-  return ['mountpoint', '-q', '--', storagePaths(siteId).mount];
+  return ['sh', '-c', IS_MOUNTED_SCRIPT, 'qm-is-mounted', storagePaths(siteId).mount];
 }

@@ -35,6 +35,13 @@ export interface SwitchState {
   serving: AppSlot;
   /** The release every live container runs, or 'mixed' (unknown, or being replaced). */
   live: string;
+  /**
+   * Every proxy is known to route to `serving`: read so when the switch started, or told so by a
+   * flip that went through (false from the moment a flip starts until it has).
+   */
+  routed: boolean;
+  /** The release the cron container runs, or 'mixed' (unknown, or being replaced). */
+  cron: string;
 }
 
 export interface SwitchContext {
@@ -65,7 +72,8 @@ export function requireActive(record: SiteRecord): SiteRecord {
 
 /** Where a switch stands when it starts: the slot the proxies serve, and `from` live unless a switch was cut short. */
 export function switchStateFrom(serving: AppSlot, from: string): SwitchState {
-  return { serving, live: serving === 'live' ? from : 'mixed' };
+  const settled = serving === 'live' ? from : 'mixed';
+  return { serving, live: settled, routed: true, cron: settled };
 }
 
 /** The site's route with every app host's backend on the slot's port. */
@@ -94,7 +102,6 @@ export async function converge(
   target: string,
   alongside?: () => Promise<void>,
 ): Promise<void> {
-  let cronDone = false;
   if (state.live !== target) {
     if (state.serving === 'live') {
       // the standby serves nothing: (re)start it on the target, then move traffic onto it
@@ -104,16 +111,18 @@ export async function converge(
     await flip(ctx, state, 'standby');
     state.live = 'mixed';
     // the target serves from the standbys now: cron moves to it while the live containers do
-    await allOrFirstFailure([startSlot(ctx, 'live', target), startCron(ctx, target)]);
-    cronDone = true;
+    await allOrFirstFailure([startSlot(ctx, 'live', target), startCron(ctx, state, target)]);
     state.live = target;
   }
-  await flip(ctx, state, 'live');
+  // Nothing is asked of a proxy that routes to the live slot already, nor of a cron already on the
+  // target: a deploy that failed before its first flip rolls back on the app servers alone (its
+  // standbys removed), even with its proxy or storage host unreachable.
+  if (state.serving !== 'live' || !state.routed) await flip(ctx, state, 'live');
   // the live containers run the target and serve: cron (if not moved yet) and what the caller
   // does next need not wait for the standbys, which serve nothing now, to go
   await allOrFirstFailure([
     removeStandbys(ctx, target),
-    cronDone ? Promise.resolve() : startCron(ctx, target),
+    state.cron === target ? Promise.resolve() : startCron(ctx, state, target),
     alongside ? alongside() : Promise.resolve(),
   ]);
 }
@@ -128,12 +137,15 @@ export function healthThroughProxies(ctx: SwitchContext): Promise<void> {
 
 /** Every proxy routes to the slot; then, if that changed anything, wait for requests in flight. */
 async function flip(ctx: SwitchContext, state: SwitchState, slot: AppSlot): Promise<void> {
-  state.serving = slot; // set first: a flip cut short is finished (or undone) by the next converge
+  // set first: a flip cut short is finished (or undone) by the next converge
+  state.serving = slot;
+  state.routed = false;
   let changed = false;
   // every proxy at once: a route is per proxy host, so no two of these touch the same nginx
   await onEveryHost(ctx.placement.proxyHosts, async (host) => {
     changed = (await step1m.putSiteRoute({ host, route: slotRoute(ctx, slot) })).changed || changed;
   });
+  state.routed = true;
   for (const h of ctx.placement.appHosts) ctx.progress.hosts[h] = `serving from ${slot}`;
   // wait for the requests in flight on the old nginx workers (those told to shut down), drainSeconds at most
   if (changed && ctx.drainSeconds > 0)
@@ -169,7 +181,8 @@ async function startSlot(ctx: SwitchContext, slot: AppSlot, release: string): Pr
 }
 
 /** Cron on `release` beside the first app host's live container (when the profile has cron). */
-async function startCron(ctx: SwitchContext, release: string): Promise<void> {
+async function startCron(ctx: SwitchContext, state: SwitchState, release: string): Promise<void> {
+  state.cron = 'mixed';
   if (ctx.profile.containers.cron)
     await long15m.ensureReleaseContainer({
       siteId: ctx.siteId,
@@ -182,6 +195,7 @@ async function startCron(ctx: SwitchContext, release: string): Promise<void> {
       placement: ctx.placement,
       timeoutMs: ctx.healthTimeoutMs,
     });
+  state.cron = release;
 }
 
 /** The standby containers go, on every host at once (they serve nothing once the live ones do). */
