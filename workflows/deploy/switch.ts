@@ -36,8 +36,8 @@ export interface SwitchState {
   /** The release every live container runs, or 'mixed' (unknown, or being replaced). */
   live: string;
   /**
-   * Every proxy is known to route to `serving`: read so when the switch started, or told so by a
-   * flip that went through (false from the moment a flip starts until it has).
+   * Every proxy is known to route to `serving`: read so when the switch started (observeServing),
+   * or told so by a flip that went through (false from the moment a flip starts until it has).
    */
   routed: boolean;
   /** The release the cron container runs, or 'mixed' (unknown, or being replaced). */
